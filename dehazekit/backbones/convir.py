@@ -1,0 +1,1 @@
+"""Placeholder: this family lands in its own change."""

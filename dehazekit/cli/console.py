@@ -1,0 +1,37 @@
+"""Shared CLI plumbing: one rich console, logging through rich, DehazeKitError -> clean exit."""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from runtimes.errors import DehazeKitError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USER_ERROR = 2
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)], force=True)
+
+
+def cli_errors(func: F) -> F:
+    """Turn a DehazeKitError into a red one-line message and exit code 2 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DehazeKitError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from exc
+
+    return wrapper  # type: ignore[return-value]
