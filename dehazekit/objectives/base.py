@@ -1,0 +1,79 @@
+"""Objective registry. An objective scores a network's output against its own input, without labels.
+
+Protocol: an ``nn.Module`` whose ``forward(hazy, out) -> Tensor`` returns a scalar loss (mean over the
+batch); ``hazy`` and ``out`` are (B, 3, H, W) float32, ``hazy`` in [0, 1]. The search and fine-tune
+code only ever sees this protocol, never which objective it is.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+from torch import Tensor, nn
+
+from runtimes.errors import ConfigError, UnknownNameError
+
+ObjectiveFactory = Callable[..., nn.Module]
+_OBJECTIVES: dict[str, ObjectiveFactory] = {}
+
+
+def register_objective(name: str) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
+    def decorator(factory: ObjectiveFactory) -> ObjectiveFactory:
+        if name in _OBJECTIVES:
+            raise ConfigError.build("objective registered twice", got=name)
+        _OBJECTIVES[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_objectives() -> list[str]:
+    import dehazekit.objectives  # noqa: F401  (registers the built-ins)
+
+    return sorted(_OBJECTIVES)
+
+
+class WeightedSum(nn.Module):
+    """sum_i w_i * objective_i(hazy, out)."""
+
+    def __init__(self, terms: list[tuple[float, nn.Module]]) -> None:
+        super().__init__()
+        self.weights = [float(w) for w, _ in terms]
+        self.terms = nn.ModuleList([obj for _, obj in terms])
+
+    def forward(self, hazy: Tensor, out: Tensor) -> Tensor:
+        return sum(w * term(hazy, out) for w, term in zip(self.weights, self.terms))
+
+
+def parse_objective_spec(spec: str) -> list[tuple[float, str]]:
+    """'h2c' -> [(1, 'h2c')]; 'h2c+dcp' -> [(1, 'h2c'), (1, 'dcp')]; '0.5*h2c+2*dcp' -> weighted."""
+    terms = []
+    for part in spec.replace(" ", "").split("+"):
+        weight, _, name = part.rpartition("*")
+        try:
+            terms.append((float(weight) if weight else 1.0, name))
+        except ValueError:
+            raise ConfigError.build("bad objective weight", got=part, expected="NAME or WEIGHT*NAME") from None
+    if not terms or any(not name for _, name in terms):
+        raise ConfigError.build("empty objective spec", got=spec, expected="e.g. h2c, dcp, h2c+dcp")
+    return terms
+
+
+def create_objective(spec: str, options: dict[str, dict[str, Any]] | None = None) -> nn.Module:
+    """Build an objective from a spec ('h2c', 'dcp', 'h2c+dcp', '0.5*h2c+dcp').
+
+    ``options`` maps objective name -> keyword arguments for its factory (e.g. CLIP model name).
+    """
+    import dehazekit.objectives  # noqa: F401
+
+    options = options or {}
+    built = []
+    for weight, name in parse_objective_spec(spec):
+        if name not in _OBJECTIVES:
+            close = difflib.get_close_matches(name, list(_OBJECTIVES), n=3, cutoff=0.4)
+            raise UnknownNameError.build(f"unknown objective {name!r}", expected=sorted(_OBJECTIVES),
+                                         fix=f"did you mean {', '.join(close)}?" if close else None)
+        built.append((weight, _OBJECTIVES[name](**options.get(name, {}))))
+    if len(built) == 1 and built[0][0] == 1.0:
+        return built[0][1]
+    return WeightedSum(built)
