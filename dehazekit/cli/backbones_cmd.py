@@ -18,8 +18,14 @@ def backbones(tiny: bool = typer.Option(False, "--tiny", help="Also list the tin
     from dehazekit.backbones import count_parameters, get_spec, list_backbones
 
     table = Table(title="dehazekit backbones")
-    for col in ("name", "family", "params", "pad multiple", "min size", "ONNX", "notes"):
-        table.add_column(col, justify="right" if col in ("params", "pad multiple", "min size") else "left")
+    # Names and counts never wrap: users copy them; the notes column absorbs narrow terminals.
+    table.add_column("name", no_wrap=True, min_width=14)
+    table.add_column("family", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True, min_width=11)
+    table.add_column("pad", justify="right", no_wrap=True)
+    table.add_column("min size", justify="right", no_wrap=True)
+    table.add_column("ONNX", no_wrap=True)
+    table.add_column("notes", overflow="fold")
     for name in list_backbones(include_tiny=tiny):
         spec = get_spec(name)
         table.add_row(name, spec.family, f"{count_parameters(name):,}", str(spec.pad_multiple), str(spec.min_size),
