@@ -74,7 +74,8 @@ def test_reparameterisation_golden(compat_dir, entry):
     cases, tensors, _ = compat.golden_cases(compat_dir, stem)
     deploy = train.eval().reparameterize()
     ours = deploy.state_dict()
-    assert list(ours) == list(folded_expected)
+    # safetensors stores keys sorted, so compare names as sets; the keys-file test pins the order.
+    assert sorted(ours) == sorted(folded_expected)
     for key, value in folded_expected.items():
         assert torch.allclose(ours[key], value, atol=1e-5 * max(1.0, float(value.abs().max()))), key
     for case in cases:
