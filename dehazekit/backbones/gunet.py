@@ -12,7 +12,7 @@ State_dict keys, shapes and order follow the authors' ``gUNet`` so their checkpo
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -185,8 +185,8 @@ def gunet_exclude(name: str, module: nn.Module) -> bool:
 
 # Three 2x downsamples -> pad multiple 8. The reflect-padded depthwise conv at 1/8 scale needs
 # more than kernel_size // 2 pixels there, hence min_size 24 (k=5) and 16 for the tiny k=3 config.
-_COMMON = dict(family="gunet", candidates=gunet_candidates, exclude=gunet_exclude,
-               source="IDKiro/gUNet@defba832", license="MIT")
+_COMMON = {"family": "gunet", "candidates": gunet_candidates, "exclude": gunet_exclude,
+           "source": "IDKiro/gUNet@defba832", "license": "MIT"}
 
 
 @register_backbone("gunet-t", pad_multiple=8, min_size=24,

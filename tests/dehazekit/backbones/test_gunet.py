@@ -5,8 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from dehazekit.backbones import (candidate_blocks, count_parameters, create_backbone, forward_padded, get_spec,
-                                 load_weights)
+from dehazekit.backbones import (
+    candidate_blocks,
+    count_parameters,
+    create_backbone,
+    forward_padded,
+    get_spec,
+    load_weights,
+)
 from runtimes.errors import CheckpointMismatchError, ConfigError
 
 
