@@ -1,4 +1,7 @@
 """Unsupervised objectives (h2c: CLIP haze-to-clear; dcp: dark-channel prior + fidelity)."""
 from dehazekit.objectives.base import create_objective, list_objectives, parse_objective_spec, register_objective
 
+# Built-ins register themselves on import (open_clip itself is imported only when h2c is built).
+from dehazekit.objectives import dcp, h2c  # noqa: E402,F401
+
 __all__ = ["create_objective", "list_objectives", "parse_objective_spec", "register_objective"]
