@@ -1,0 +1,74 @@
+"""Backends by file suffix: .onnx -> onnxruntime, .engine -> TensorRT, .safetensors/.pt or a folder ->
+torch. The registry is overridable: ``register_backend(".xyz", factory)``.
+
+Backend modules are imported only when a model of their kind is opened, so ``import runtimes`` never
+pulls onnxruntime, tensorrt or torch.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from pathlib import Path
+from typing import Callable, Sequence
+
+from runtimes.backends.base import Backend, BaseBackend
+from runtimes.errors import ModelFileError, UnknownNameError
+
+BackendFactory = Callable[..., Backend]
+
+# suffix -> "module:Class" (lazy) or a callable registered at runtime
+_REGISTRY: dict[str, str | BackendFactory] = {
+    ".onnx": "runtimes.backends.onnx_backend:OnnxBackend",
+    ".engine": "runtimes.backends.trt_backend:TensorRTBackend",
+    ".plan": "runtimes.backends.trt_backend:TensorRTBackend",
+    ".safetensors": "runtimes.backends.torch_backend:TorchBackend",
+    ".pt": "runtimes.backends.torch_backend:TorchBackend",
+    ".pth": "runtimes.backends.torch_backend:TorchBackend",
+    "<dir>": "runtimes.backends.torch_backend:TorchBackend",
+}
+
+
+def register_backend(suffix: str, factory: BackendFactory | str, *, override: bool = False) -> None:
+    """Route files ending in ``suffix`` to ``factory(path, device=..., providers=...)``."""
+    suffix = suffix.lower()
+    if suffix in _REGISTRY and not override:
+        raise ModelFileError.build(f"a backend for '{suffix}' is already registered",
+                                   fix="pass override=True to replace it")
+    _REGISTRY[suffix] = factory
+
+
+def registered_suffixes() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _resolve(entry: str | BackendFactory) -> BackendFactory:
+    if callable(entry):
+        return entry
+    module, _, cls = entry.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def backend_key(path: Path) -> str:
+    if path.is_dir():
+        return "<dir>"
+    if not path.exists():
+        raise ModelFileError.build("model file not found", got=str(path),
+                                   fix="check the path (pass --model PATH on the command line)")
+    suffix = path.suffix.lower()
+    if suffix not in _REGISTRY:
+        close = difflib.get_close_matches(suffix, list(_REGISTRY), n=3)
+        raise UnknownNameError.build(f"no runtime backend for '{suffix}' files", got=path.name,
+                                     expected=registered_suffixes(),
+                                     fix=f"did you mean {', '.join(close)}?" if close else "export to ONNX first")
+    return suffix
+
+
+def open_backend(path: str | Path, device: str = "auto", providers: Sequence[str] | None = None,
+                 **kwargs: object) -> Backend:
+    """Open a model file with the backend its suffix maps to."""
+    path = Path(path)
+    factory = _resolve(_REGISTRY[backend_key(path)])
+    return factory(path, device=device, providers=providers, **kwargs)
+
+
+__all__ = ["Backend", "BaseBackend", "open_backend", "register_backend", "registered_suffixes"]

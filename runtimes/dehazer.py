@@ -1,0 +1,91 @@
+"""Dehazer: the embedding API for camera pipelines.
+
+    from runtimes import Dehazer
+    with Dehazer("model.onnx", bgr=True) as dehazer:      # OpenCV frames are BGR
+        clear = dehazer(frame)                              # uint8 (H, W, 3) -> same shape
+        for clear in dehazer.stream(frames):                # any iterable of frames, batched inside
+            ...
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from runtimes.backends import Backend, open_backend
+from runtimes.errors import ConfigError
+from runtimes.processing import (check_frame, crop_batch, from_layout, from_model_batch, pad_batch, plan_padding,
+                                 to_layout, to_model_batch)
+from runtimes.tiling import TileConfig, needs_tiling, tiled_infer
+
+log = logging.getLogger(__name__)
+
+
+class Dehazer:
+    """uint8 frames in, uint8 frames out; padding, tiling and batching handled here.
+
+    ``tile``: frames whose longer side exceeds it run as overlapping tiles (None: always whole).
+    ``bgr``: frames are BGR (OpenCV) rather than RGB.
+    """
+
+    def __init__(self, model: str | Path | Backend, *, device: str = "auto",
+                 providers: Sequence[str] | None = None, batch: int = 1, tile: int | None = None,
+                 overlap: int = 64, bgr: bool = False) -> None:
+        if batch < 1:
+            raise ConfigError.build("batch must be >= 1", got=batch)
+        self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers)
+        self.meta = self.backend.meta
+        self.batch = batch
+        self.bgr = bgr
+        self.tiles = TileConfig(tile=tile, overlap=overlap, batch=max(batch, 1)) if tile else None
+
+    # --- single frames and batches -------------------------------------------------------------
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Same-size uint8 (H, W, 3) frames -> dehazed frames of the same size."""
+        batch = to_model_batch(list(frames), self.meta, self.bgr)
+        _, _, height, width = batch.shape
+        if needs_tiling(height, width, self.tiles):
+            out = tiled_infer(batch, self._run_padded, self.tiles)
+        else:
+            out = self._run_padded(batch)
+        return from_model_batch(out, self.meta, self.bgr)
+
+    def _run_padded(self, batch: np.ndarray) -> np.ndarray:
+        """(B, C, H, W) float -> network output cropped back to (B, C, H, W)."""
+        pad = plan_padding(batch.shape[2], batch.shape[3], self.meta)
+        out = self.backend.infer(to_layout(pad_batch(batch, pad), self.meta))
+        return crop_batch(from_layout(out, self.meta), pad)
+
+    # --- streams -------------------------------------------------------------------------------
+    def stream(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Yield one dehazed frame per input frame, in order; same-size runs are batched."""
+        pending: list[np.ndarray] = []
+        for frame in frames:
+            check_frame(frame)
+            if pending and frame.shape != pending[0].shape:
+                yield from self.process_batch(pending)
+                pending = []
+            pending.append(frame)
+            if len(pending) >= self.batch:  # flush at once: a live camera must not wait for the next frame
+                yield from self.process_batch(pending)
+                pending = []
+        if pending:
+            yield from self.process_batch(pending)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def describe(self) -> dict[str, object]:
+        return self.backend.describe()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Dehazer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

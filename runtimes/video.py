@@ -1,0 +1,132 @@
+"""Video files through PyAV: decode with timestamps, encode H.264 (mpeg4 fallback), copy audio.
+
+Timestamps are carried from input to output unchanged, so variable-frame-rate phone footage keeps its
+timing. Damaged packets are skipped and counted; a truncated file yields every frame before the cut.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from runtimes.errors import VideoError, missing_dependency
+from runtimes.frames import FrameItem, SkipLog, SourceInfo
+from runtimes.io_utils import atomic_path
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv")
+DEFAULT_FPS = Fraction(25)
+
+
+def _av():
+    try:
+        import av
+    except ImportError as exc:
+        raise missing_dependency("av", None, "video decoding and encoding") from exc
+    return av
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+class VideoSource:
+    """Frames of a video file's first video stream as uint8 RGB (or BGR) with their pts."""
+
+    def __init__(self, path: Path, bgr: bool = False) -> None:
+        av = _av()
+        self.path, self.bgr = path, bgr
+        self.skipped = SkipLog()
+        try:
+            self.container = av.open(str(path))
+        except Exception as exc:
+            raise VideoError.build(f"cannot open video {path.name}", got=f"{type(exc).__name__}: {exc}",
+                                   fix="check the file plays (ffprobe FILE)") from exc
+        if not self.container.streams.video:
+            self.container.close()
+            raise VideoError.build(f"{path.name} has no video stream",
+                                   got=[s.type for s in self.container.streams])
+        stream = self.container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame threads: decoding keeps up with inference
+        self.stream = stream
+        self.info = SourceInfo(
+            "video", str(path), path=path, fps=stream.average_rate or stream.guessed_rate or DEFAULT_FPS,
+            time_base=stream.time_base, size=(stream.codec_context.width, stream.codec_context.height),
+            frame_count=stream.frames or None, has_audio=bool(self.container.streams.audio))
+
+    def __iter__(self) -> Iterator[FrameItem]:
+        av = _av()
+        index, bad_packets = 0, 0
+        fmt = "bgr24" if self.bgr else "rgb24"
+        try:
+            for packet in self.container.demux(self.stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    bad_packets += 1
+                    log.debug("undecodable packet at pts %s: %s", packet.pts, exc)
+                    continue
+                for frame in frames:
+                    yield FrameItem(index, frame.to_ndarray(format=fmt), f"frame_{index:06d}", frame.pts,
+                                    frame.time_base)
+                    index += 1
+        except av.FFmpegError as exc:  # demuxing itself failed: the container is cut or damaged
+            self.skipped.add(str(self.path), f"reading stopped after {index} frames: {exc}")
+        self._report_missing(index, bad_packets)
+
+    def _report_missing(self, decoded: int, bad_packets: int) -> None:
+        expected = self.info.frame_count
+        if bad_packets:
+            self.skipped.add(str(self.path), f"{bad_packets} damaged packet(s) could not be decoded")
+        if expected and decoded < expected:
+            self.skipped.add(str(self.path), f"{expected - decoded} of {expected} frames could not be decoded "
+                                             "(truncated or corrupt file)")
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class AudioCopier:
+    """Remuxes the source's first audio stream into the output, interleaved by time, without re-encoding."""
+
+    def __init__(self, source: Path, output: Any) -> None:
+        av = _av()
+        self.input = av.open(str(source))
+        in_stream = self.input.streams.audio[0]
+        self.out_stream = output.add_stream_from_template(in_stream)
+        self.output = output
+        self._packets = self.input.demux(in_stream)
+        self._pending: Any = None
+        self.done = False
+
+    def copy_until(self, seconds: float | None) -> None:
+        """Mux audio packets whose time is before ``seconds`` (None: all that remain)."""
+        while not self.done:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self.done = True
+                break
+            if packet.dts is None:  # demux's final flush packet carries no data
+                continue
+            if seconds is not None and float(packet.dts * packet.time_base) > seconds:
+                self._pending = packet
+                break
+            packet.stream = self.out_stream
+            self.output.mux(packet)
+
+    def close(self) -> None:
+        self.input.close()
+
+
+def pick_codec(preferred: str = "libx264") -> str:
+    av = _av()
+    for name in (preferred, "libx264", "mpeg4"):
+        if name in av.codecs_available:
+            return name
+    raise missing_dependency("av (with libx264 or mpeg4)", None, "video encoding")
