@@ -138,3 +138,26 @@ def test_wrong_form_checkpoint_names_keys(tmp_path, tiny_train):
 def test_bad_form_rejected():
     with pytest.raises(ConfigError, match="form"):
         create_backbone("dea", form="training")
+
+
+def test_lora_on_deploy_form_merges_to_same_outputs():
+    from dehazekit.lora import inject_lora, lora_layers, lora_parameters, merge_lora
+
+    model = _randomize(create_backbone("tiny-dea"), seed=3).eval()
+    keys = list(model.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        y_base = model(x)
+    gates = inject_lora(model, candidate_blocks(model), rank=2, lora_alpha=4.0)
+    # conv1 + conv2 in each of the 24 DE(A)Blocks, the 1x1 conv in each fusion block.
+    assert len(gates) == 26 and len(list(lora_layers(model))) == 24 * 2 + 2
+    with torch.no_grad():
+        for name, p in lora_parameters(model).items():
+            if name.endswith("lora_B"):
+                p.normal_(std=0.1)
+    with torch.no_grad():
+        y_lora = model(x)
+        assert not torch.allclose(y_lora, y_base, atol=1e-4)  # the adapters really act
+        merged = merge_lora(model)
+        assert list(merged.state_dict()) == keys
+        assert torch.allclose(merged(x), y_lora, atol=1e-5 * max(1.0, float(y_lora.abs().max())))

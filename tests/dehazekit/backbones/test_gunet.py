@@ -99,3 +99,26 @@ def test_wrong_checkpoint_names_keys(tmp_path):
 def test_bad_depths_rejected():
     with pytest.raises(ConfigError, match="odd-length"):
         create_backbone("tiny-gunet", depths=[1, 1])
+
+
+def test_lora_on_every_block_merges_to_same_outputs():
+    from dehazekit.lora import inject_lora, lora_layers, lora_parameters, merge_lora
+
+    torch.manual_seed(1)
+    model = create_backbone("tiny-gunet").eval()
+    keys = list(model.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        y_base = model(x)
+    gates = inject_lora(model, candidate_blocks(model), rank=2, lora_alpha=4.0)
+    assert len(gates) == 7 and len(list(lora_layers(model))) == 7 * 3  # Wv.0, Wg.0, proj per block
+    with torch.no_grad():
+        for name, p in lora_parameters(model).items():
+            if name.endswith("lora_B"):
+                p.normal_(std=0.1)
+    with torch.no_grad():
+        y_lora = model(x)
+        assert not torch.allclose(y_lora, y_base, atol=1e-4)  # the adapters really act
+        merged = merge_lora(model)
+        assert list(merged.state_dict()) == keys
+        assert torch.allclose(merged(x), y_lora, atol=1e-5)
