@@ -8,6 +8,7 @@ image residual at each scale. Our state_dict equals the authors' (ITS and OTS ch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -69,7 +70,7 @@ def _validate(num_res: int, base_channel: int, pool_sizes: Sequence[int], dilati
     if len(pool_sizes) != len(dilations) or not pool_sizes:
         raise ConfigError.build("ConvIR pool_sizes and dilations need the same non-zero length",
                                 got=(list(pool_sizes), list(dilations)))
-    if any(a != 2 * b for a, b in zip(pool_sizes, pool_sizes[1:])):
+    if any(a != 2 * b for a, b in pairwise(pool_sizes)):
         raise ConfigError.build("ConvIR pool_sizes must halve from level to level", got=list(pool_sizes),
                                 expected="e.g. [8, 4, 2]")
     if base_channel % 4 or base_channel % groups:
@@ -155,9 +156,9 @@ def convir_exclude(name: str, module: nn.Module) -> bool:
     return name.endswith(("square_att.conv", "H_spatial_att.conv", "W_spatial_att.conv"))
 
 
-_COMMON = dict(family="convir", pad_multiple=32, min_size=256, candidates=convir_candidates,
-               exclude=convir_exclude, source=_SOURCE, license="MIT",
-               export_note="ONNX yes: the None-size adaptive pool is written as a mean")
+_COMMON = {"family": "convir", "pad_multiple": 32, "min_size": 256, "candidates": convir_candidates,
+           "exclude": convir_exclude, "source": _SOURCE, "license": "MIT",
+           "export_note": "ONNX yes: the None-size adaptive pool is written as a mean"}
 
 
 @register_backbone("convir-s", description="ConvIR-S dehazing (4 res blocks per stage)", **_COMMON)

@@ -224,9 +224,9 @@ def msbdn_exclude(name: str, module: nn.Module) -> bool:
     return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
 
 
-_COMMON = dict(family="msbdn", pad_multiple=16, min_size=32, candidates=msbdn_candidates, exclude=msbdn_exclude,
-               source=_SOURCE, license="none stated by the authors",
-               export_note="ONNX yes (bilinear resize to the skip size)")
+_COMMON = {"family": "msbdn", "pad_multiple": 16, "min_size": 32, "candidates": msbdn_candidates,
+           "exclude": msbdn_exclude, "source": _SOURCE, "license": "none stated by the authors",
+           "export_note": "ONNX yes (bilinear resize to the skip size)"}
 
 
 @register_backbone("msbdn", description="MSBDN-DFF, 18 trunk residual blocks", **_COMMON)
