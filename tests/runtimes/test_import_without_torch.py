@@ -26,3 +26,30 @@ def test_runtimes_imports_with_torch_blocked():
 def test_blocking_really_blocks_torch():
     proc = run_blocked("import torch")
     assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr
+
+
+def test_onnx_inference_and_video_pipeline_run_with_torch_blocked(tiny_onnx, tmp_path):
+    """The camera-side package alone: Dehazer + onnxruntime + PyAV, torch unimportable."""
+    import numpy as np
+
+    from runtimes import Dehazer
+    from tests.runtimes.media import moving_frames
+
+    frame = moving_frames(1, 37, 21)[0]
+    np.save(tmp_path / "frame.npy", frame)
+    expected = Dehazer(tiny_onnx, device="cpu")(frame)  # same computation in this (torch-loaded) process
+    proc = run_blocked(f"""
+        import numpy as np
+        from runtimes import Dehazer, open_source, open_sink, run_pipeline
+        frame = np.load({str(tmp_path / 'frame.npy')!r})
+        dehazer = Dehazer({str(tiny_onnx)!r}, device="cpu")
+        np.save({str(tmp_path / 'out.npy')!r}, dehazer(frame))
+        source = open_source(iter([frame] * 3))
+        report = run_pipeline(source, open_sink({str(tmp_path / 'v.mp4')!r}, source), dehazer)
+        loaded = sorted(m for m in ("torch", "onnxruntime", "av") if sys.modules.get(m) is not None)
+        print(report.frames, report.backend["backend"], ",".join(loaded))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "3 onnxruntime av,onnxruntime"
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    assert (tmp_path / "v.mp4").stat().st_size > 0
