@@ -106,6 +106,9 @@ def _trace_to_onnx(model: nn.Module, x: torch.Tensor, opset: int, dynamic: Seque
 
 def _optimize(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Constant folding + dead-node removal (onnxscript optimizer); unchanged graph if it fails."""
+    # onnxscript/onnx_ir log every folding decision at INFO: hide that chatter for this call only
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
     try:
         import onnxscript.optimizer as optimizer
 
@@ -113,6 +116,8 @@ def _optimize(proto: onnx.ModelProto) -> onnx.ModelProto:
     except Exception as exc:  # folding is an optimisation, never a reason to lose the export
         log.warning("ONNX constant folding skipped: %s", exc)
         return proto
+    finally:
+        logging.disable(previous)
 
 
 def _finalise(proto: onnx.ModelProto, meta: ModelMeta) -> onnx.ModelProto:

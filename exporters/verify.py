@@ -130,8 +130,10 @@ class ParityReport:
         from rich.table import Table
 
         table = Table(title=f"parity {self.backbone} {self.precision} ({'PASS' if self.passed else 'FAIL'})")
-        for col in ("input", "shape", "max", "mean", "p99.9", "PSNR dB", "NaN/Inf", "result"):
-            table.add_column(col)
+        table.add_column("input", overflow="fold", min_width=16)
+        for col in ("shape", "max", "mean", "p99.9", "PSNR dB", "NaN/Inf"):
+            table.add_column(col, no_wrap=True, justify="right")
+        table.add_column("result", overflow="fold")
         for c in self.cases:
             table.add_row(c.name, "x".join(map(str, c.shape)), f"{c.max_abs:.2e}", f"{c.mean_abs:.2e}",
                           f"{c.p999_abs:.2e}", f"{c.psnr_db:.1f}", str(c.nonfinite),
