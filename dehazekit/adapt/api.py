@@ -1,0 +1,314 @@
+"""``dehazekit.adapt``: unlabeled real hazy images -> adapter + merged model + report (BiLaLoRA).
+
+Flow (each stage checkpointed atomically so ``resume=True`` continues an interrupted run):
+  load backbone (deploy form) and freeze it -> gated LoRA on every candidate block ->
+  Stage 1 BilevelSearch (gates on S_alpha, LoRA on S_w) -> top-K blocks by gate ->
+  Stage 2 FineTuner (LoRA on the K blocks only, gates fixed) -> adapter files ->
+  merge, checked against the unmerged model (atol 1e-5) before model.safetensors is written -> report.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dehazekit.adapt.config import AdaptConfig
+from dehazekit.adapt.data import UnpairedHazy
+from runtimes.errors import ConfigError, ParityError
+
+log = logging.getLogger(__name__)
+
+MERGE_ATOL = 1e-5
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class AdaptResult:
+    """What an adaptation produced; ``paths`` maps output names to files under ``out_dir``."""
+
+    out_dir: Path
+    backbone: str
+    selected_blocks: list[str]
+    gates: dict[str, float]
+    losses: dict[str, list[dict[str, Any]]]
+    timings: dict[str, float]
+    paths: dict[str, Path]
+    merge_max_abs_diff: float
+    data_digest: str
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    upscaled: list[str] = field(default_factory=list)
+    resumed_from: dict[str, Any] | None = None
+
+
+def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.Module:
+    """The frozen base network in eval mode, in its deploy form (e.g. DEA-Net without DEConv)."""
+    from dehazekit.backbones import create_backbone
+    from dehazekit.models import load_model
+
+    if backbone is not None:
+        model = copy.deepcopy(backbone)  # never put LoRA into the caller's module
+    elif config.weights is not None:
+        model = load_model(config.weights, backbone=None if _is_model_folder(config.weights) else config.backbone)
+    else:
+        log.warning("no --weights given: adapting %s with RANDOM initial weights (useful for tests only)",
+                    config.backbone)
+        model = create_backbone(config.backbone)
+    if hasattr(model, "reparameterize"):
+        model = model.reparameterize()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model.eval()
+
+
+def _is_model_folder(path: str) -> bool:
+    p = Path(path)
+    return (p / "model.json").is_file() or p.with_suffix(".json").is_file() or (p.parent / "model.json").is_file()
+
+
+def candidate_list(model: nn.Module, preset: str) -> list[str]:
+    from dehazekit.backbones import candidate_blocks, spec_of
+
+    if preset == "auto":
+        preset = "bilalora" if "bilalora" in spec_of(model).presets else "all"
+    return candidate_blocks(model, preset)
+
+
+def _check_k(config: AdaptConfig, count: int) -> None:
+    # Fail before any training: K > candidates can never be satisfied.
+    if config.top_k is not None and config.top_k > count:
+        raise ConfigError.build("--top-k is larger than the number of candidate blocks", got=config.top_k,
+                                expected=f"<= {count}", fix=f"use --top-k {count} or fewer")
+
+
+class _Run:
+    """One adaptation run's mutable state: model, samplers, history, timings, checkpoints."""
+
+    def __init__(self, config: AdaptConfig, data: UnpairedHazy, model: nn.Module, objective: nn.Module,
+                 progress: ProgressFn | None) -> None:
+        self.config, self.data, self.model, self.objective = config, data, model, objective
+        self.progress = progress
+        bs = config.batch_size
+        self.samplers = {"alpha": data.sampler("alpha", bs), "w": data.sampler("w", bs), "all": data.sampler("all", bs)}
+        self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
+        self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def _checkpoint(self, stage: str, step: int, **stage_state: Any) -> None:
+        from dehazekit.adapt.checkpoint import rng_state, save_checkpoint
+
+        save_checkpoint(self.config.out_dir, {
+            "stage": stage, "step": step, "fingerprint": self.config.fingerprint(),
+            "data_digest": self.data.digest, "history": self.history, "timings": self.timings,
+            "samplers": {k: s.state_dict() for k, s in self.samplers.items()}, "rng": rng_state(), **stage_state})
+
+    def restore(self, state: dict[str, Any]) -> None:
+        from dehazekit.adapt.checkpoint import set_rng_state
+
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.timings = dict(state["timings"])
+        for key, sampler in self.samplers.items():
+            sampler.load_state_dict(state["samplers"][key])
+        set_rng_state(state["rng"])
+
+    def _due(self, step: int, total: int) -> bool:
+        every = self.config.checkpoint_every
+        return every > 0 and (step % every == 0 or step == total)
+
+    def _report(self, stage: str, stats: dict[str, Any], total: int) -> None:
+        self.history[stage].append(stats)
+        if self.progress is not None:
+            self.progress({"stage": stage, "total": total, **stats})
+
+    # --- Stage 1 -------------------------------------------------------------------------------
+    def search(self, state: dict[str, Any] | None) -> dict[str, float]:
+        from dehazekit.bilevel import BilevelSearch, SearchConfig
+
+        c = self.config
+        search = BilevelSearch(self.model, self.objective,
+                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w))
+        if state is not None:
+            search.load_state_dict(state["search"])
+        total = c.search_steps
+        while search.step_count < total:
+            start = time.perf_counter()
+            stats = search.step(next(self.samplers["alpha"]), next(self.samplers["w"]))
+            self.timings["search"] += time.perf_counter() - start
+            self._report("search", stats, total)
+            if self._due(search.step_count, total):
+                self._checkpoint("search", search.step_count, search=search.state_dict())
+        return search.gate_values()
+
+    # --- Stage 2 -------------------------------------------------------------------------------
+    def finetune(self, selected: Sequence[str], search_gates: dict[str, float],
+                 state: dict[str, Any] | None) -> None:
+        from dehazekit.bilevel import FinetuneConfig, FineTuner
+        from dehazekit.lora import adapter_tensors
+
+        c = self.config
+        tuner = FineTuner(self.model, self.objective, list(selected), FinetuneConfig(lr=c.lr_w))
+        if state is not None and state["stage"] == "finetune":
+            self.model.load_state_dict(state["adapter"], strict=False)
+            tuner.load_state_dict(state["finetune"])
+        total = c.finetune_steps
+        if total == 0 and c.checkpoint_every > 0:
+            self._checkpoint("finetune", 0, finetune=tuner.state_dict(), adapter=adapter_tensors(self.model),
+                             selected=list(selected), search_gates=search_gates)
+        while tuner.step_count < total:
+            start = time.perf_counter()
+            stats = tuner.step(next(self.samplers["all"]))
+            self.timings["finetune"] += time.perf_counter() - start
+            self._report("finetune", stats, total)
+            if self._due(tuner.step_count, total):
+                self._checkpoint("finetune", tuner.step_count, finetune=tuner.state_dict(),
+                                 adapter=adapter_tensors(self.model), selected=list(selected),
+                                 search_gates=search_gates)
+
+
+def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | None]:
+    """(checkpoint state or None, a short description of where we resume)."""
+    if not config.resume:
+        return None, None
+    from dehazekit.adapt.checkpoint import load_checkpoint
+
+    state = load_checkpoint(config.out_dir, config.fingerprint(), run.data.digest)
+    run.restore(state)
+    log.info("resuming from checkpoint: stage %s, step %d", state["stage"], state["step"])
+    return state, {"stage": state["stage"], "step": int(state["step"])}
+
+
+def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected: list[str],
+                    adapter_digest: str, config: AdaptConfig) -> tuple[float, dict[str, Path], Tensor]:
+    """Merge LoRA into the weights, check merged == unmerged on the preview crops, then save."""
+    from dehazekit.backbones import forward_padded
+    from dehazekit.lora import merge_lora
+    from dehazekit.models import MODEL_META, save_model
+
+    with torch.no_grad():
+        unmerged = forward_padded(model, previews)
+        merge_lora(model, safe=True)
+        merged = forward_padded(model, previews)
+    diff = float((merged - unmerged).abs().max())
+    if not diff <= MERGE_ATOL:
+        raise ParityError.build("merged model does not reproduce the adapted model", got=f"max |diff| {diff:.3g}",
+                                expected=f"<= {MERGE_ATOL}", fix="report this as a bug; the adapter files are kept")
+    weights = save_model(model, out_dir, adapter_digest=adapter_digest, selected_blocks=list(selected),
+                         extra={"adapted_with": "dehazekit adapt", "objective": config.objective,
+                                "seed": config.seed})
+    return diff, {"model": weights, "model_json": out_dir / MODEL_META}, merged
+
+
+def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
+    from dehazekit.objectives import create_objective
+
+    data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames)
+    model = load_backbone(config, backbone)
+    candidates = candidate_list(model, config.candidates)
+    _check_k(config, len(candidates))
+    objective = create_objective(config.objective, config.objective_options())
+    objective.eval()
+    for param in objective.parameters():
+        param.requires_grad_(False)
+    return data, model, candidates, objective
+
+
+def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None, overrides: dict) -> AdaptConfig:
+    config = config or AdaptConfig()
+    if isinstance(backbone, str):
+        overrides = {"backbone": backbone, **overrides}
+    elif isinstance(backbone, nn.Module):
+        overrides = {"backbone": getattr(backbone, "backbone_name", None), **overrides}
+    config = dataclasses.replace(config, **overrides) if overrides else config
+    if not config.backbone:
+        raise ConfigError.build("no backbone given", fix="pass backbone='dea' (or --backbone NAME)")
+    return config
+
+
+def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module | None = None,
+          config: AdaptConfig | None = None, progress: ProgressFn | None = None, **overrides: Any) -> AdaptResult:
+    """Adapt ``backbone`` to the real hazy ``images`` (folder, list of paths or video file).
+
+    ``backbone``: a registered name (weights from ``config.weights``) or a module built by
+    ``create_backbone``/``load_model`` (copied, never modified). ``overrides`` replace config fields.
+    ``progress`` receives one dict per step: stage, step, total and that step's losses.
+    Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
+    """
+    from dehazekit.bilevel import select_top_k
+    from dehazekit.lora import inject_lora, save_adapter
+
+    config = _resolve_config(backbone, config, overrides)
+    t0 = time.perf_counter()
+    data, model, candidates, objective = _setup(images, config, backbone if isinstance(backbone, nn.Module) else None)
+    previews = data.fixed_crops(config.preview_count)
+    with torch.no_grad():
+        from dehazekit.backbones import forward_padded
+
+        before = forward_padded(model, previews)
+    torch.manual_seed(config.seed)  # LoRA A init: same seed, same run
+    gates = inject_lora(model, candidates, rank=config.rank, lora_alpha=config.lora_alpha, gated=True)
+    _check_k(config, len(gates))
+    run = _Run(config, data, model, objective, progress)
+    state, resumed = _resume_state(run, config)
+    load_s = time.perf_counter() - t0
+    if state is not None and state["stage"] == "finetune":
+        search_gates, selected = dict(state["search_gates"]), list(state["selected"])
+    else:
+        search_gates = run.search(state)
+        selected = select_top_k(search_gates, config.top_k, config.gate_threshold)
+        state = None
+    log.info("selected blocks: %s", ", ".join(selected))
+    run.finetune(selected, search_gates, state)
+    return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
+
+
+def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor, before: Tensor,
+            search_gates: dict[str, float], selected: list[str], load_s: float, t0: float,
+            resumed: dict | None) -> AdaptResult:
+    from dehazekit.adapt.report import write_report
+    from dehazekit.lora import ADAPTER_JSON, ADAPTER_TENSORS, adapter_digest, save_adapter
+
+    out_dir = config.out_dir
+    t_save = time.perf_counter()
+    save_adapter(run.model, out_dir, info={
+        "objective": config.objective, "prompts": _prompts_record(config), "data_digest": data.digest,
+        "seed": config.seed, "gates": search_gates, "selected_order": selected, "hypergrad": config.hypergrad,
+        "candidates": list(search_gates)})
+    digest = adapter_digest(out_dir)
+    diff, paths, after = _merge_and_save(run.model, previews, out_dir, selected, digest, config)
+    timings = {"load": load_s, **run.timings, "save_merge": time.perf_counter() - t_save}
+    paths.update(adapter_json=out_dir / ADAPTER_JSON, adapter_tensors=out_dir / ADAPTER_TENSORS)
+    summary = _summary(config, data, run, search_gates, selected, diff, digest, timings, resumed)
+    paths.update(write_report(out_dir, summary, search_gates, selected, run.history, (previews, before, after)))
+    timings["total"] = time.perf_counter() - t0
+    log.info("adaptation done in %.1f s; outputs in %s", timings["total"], out_dir)
+    return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
+                       gates=dict(search_gates), losses=run.history, timings=timings, paths=paths,
+                       merge_max_abs_diff=diff, data_digest=data.digest, skipped=list(data.report.skipped),
+                       upscaled=list(data.report.upscaled), resumed_from=resumed)
+
+
+def _prompts_record(config: AdaptConfig) -> Any:
+    if "h2c" not in config.objective:
+        return None
+    from dehazekit.objectives.h2c import resolve_prompts
+
+    return [list(p) for p in resolve_prompts(config.prompts)]
+
+
+def _summary(config: AdaptConfig, data: UnpairedHazy, run: _Run, gates: dict[str, float], selected: list[str],
+             diff: float, digest: str, timings: dict[str, float], resumed: dict | None) -> dict[str, Any]:
+    return {
+        "config": config.to_dict(), "backbone": config.backbone, "selected_blocks": selected, "gates": gates,
+        "timings_s": timings, "losses": run.history, "merge_max_abs_diff": diff, "merge_atol": MERGE_ATOL,
+        "adapter_digest": digest,
+        "data": {"source": data.source, "digest": data.digest, "images": len(data), "split_w": data.names("w"),
+                 "split_alpha": data.names("alpha"), "skipped": data.report.skipped,
+                 "upscaled": data.report.upscaled, "crop_size": config.size},
+        "resumed_from": resumed,
+    }
