@@ -1,0 +1,214 @@
+"""Stage 1: bilevel search over gated LoRA. Upper level = gate logits alpha, lower level = LoRA weights w.
+
+Each ``step`` does, in plain sight:
+  upper_step(batch_alpha, batch_w): hypergradient for alpha (rank1 by default), AdamW on alpha only.
+  lower_step(batch_w):              gradient of the objective for w only, clip, Adam on w only.
+Parameters are split by NAME (``lora_parameters`` / ``gate_parameters``), so alpha can never leak into
+the w optimizer. The objective is any ``objective(hazy, out) -> scalar``; this code never knows which.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dehazekit.bilevel import hypergrad as hg
+from dehazekit.lora import gate_parameters, gates_of, lora_parameters
+from runtimes.errors import ConfigError, InputError
+
+Objective = Callable[[Tensor, Tensor], Tensor]
+StepCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SearchConfig:
+    """Optimiser settings of the bilevel search (defaults follow the paper)."""
+
+    hypergrad: str = "rank1"
+    lr_alpha: float = 3e-4
+    betas_alpha: tuple[float, float] = (0.5, 0.999)
+    weight_decay_alpha: float = 1e-3
+    lr_w: float = 1e-4
+    grad_clip: float = 5.0
+    eps: float = 1e-8
+    unrolled_xi: float | None = None  # virtual lower step for 'unrolled'; None -> lr_w
+    unrolled_r: float = 0.01
+
+    def __post_init__(self) -> None:
+        self.betas_alpha = tuple(float(b) for b in self.betas_alpha)  # type: ignore[assignment]
+        if self.hypergrad not in hg.METHODS:
+            raise ConfigError.build("unknown hypergradient method", got=self.hypergrad, expected=list(hg.METHODS))
+        for name in ("lr_alpha", "lr_w", "grad_clip", "eps", "unrolled_r"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError.build(f"SearchConfig.{name} must be > 0", got=value)
+        if self.weight_decay_alpha < 0:
+            raise ConfigError.build("SearchConfig.weight_decay_alpha must be >= 0", got=self.weight_decay_alpha)
+        if len(self.betas_alpha) != 2 or not all(0 <= b < 1 for b in self.betas_alpha):
+            raise ConfigError.build("SearchConfig.betas_alpha invalid", got=self.betas_alpha, expected="two in [0, 1)")
+        if self.unrolled_xi is not None and not self.unrolled_xi > 0:
+            raise ConfigError.build("SearchConfig.unrolled_xi must be > 0", got=self.unrolled_xi)
+
+
+def check_batch(batch: Tensor, name: str) -> None:
+    """Batches are (B, 3, S, S) floating tensors in [0, 1]."""
+    if not isinstance(batch, Tensor) or batch.ndim != 4 or batch.shape[1] != 3 or not batch.is_floating_point():
+        got = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
+        raise InputError.build(f"{name} must be a (B, 3, H, W) float tensor", got=got)
+
+
+def trainable_split(model: nn.Module) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
+    """(trainable gate logits, LoRA factors) by name; freeze every other parameter of the model."""
+    alpha = {n: p for n, p in gate_parameters(model).items() if not _ungated(model, n)}
+    w = lora_parameters(model)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in alpha or name in w)
+    return alpha, w
+
+
+def _ungated(model: nn.Module, alpha_name: str) -> bool:
+    block = alpha_name[: -len(".lora_gate.alpha")]
+    return bool(gates_of(model)[block].ungated)
+
+
+class BilevelSearch:
+    """Alternating upper (alpha) / lower (w) optimisation on a model with gated LoRA injected.
+
+    The network runs through ``forward_padded`` (any crop size reaches the backbone's multiple and
+    minimum size, e.g. ConvIR's 256 px).
+    """
+
+    def __init__(self, model: nn.Module, objective: Objective, config: SearchConfig | None = None,
+                 callback: StepCallback | None = None) -> None:
+        self.model, self.objective = model, objective
+        self.config = config or SearchConfig()
+        self.callback = callback
+        # The backbone is frozen, normalisation statistics included: eval mode keeps BatchNorm layers
+        # (gUNet) on their running stats instead of re-estimating them from the unlabeled batches.
+        model.eval()
+        self.alpha, self.w = trainable_split(model)
+        if not self.alpha or not self.w:
+            raise ConfigError.build("bilevel search needs gated LoRA in the model",
+                                    got=f"{len(self.alpha)} gates, {len(self.w)} LoRA tensors",
+                                    fix="call dehazekit.lora.inject_lora(model, blocks, gated=True) first")
+        c = self.config
+        self.opt_alpha = torch.optim.AdamW(list(self.alpha.values()), lr=c.lr_alpha, betas=c.betas_alpha,
+                                           weight_decay=c.weight_decay_alpha)
+        self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_w)
+        self.step_count = 0
+
+    # --- the two levels ------------------------------------------------------------------------
+    def _net(self, x: Tensor) -> Tensor:
+        from dehazekit.backbones import forward_padded
+
+        return forward_padded(self.model, x)
+
+    def _grads(self, batch: Tensor, want_alpha: bool = True) -> tuple[Tensor, hg.Grads, hg.Grads]:
+        """Loss at the current (w, alpha) and its gradients w.r.t. alpha and w (zeros where unused)."""
+        loss = self.objective(batch, self._net(batch))
+        alpha = list(self.alpha.values()) if want_alpha else []
+        params = alpha + list(self.w.values())
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        return loss.detach(), grads[: len(alpha)], grads[len(alpha):]
+
+    def upper_step(self, batch_alpha: Tensor, batch_w: Tensor) -> dict[str, float]:
+        """One AdamW step on alpha with the configured hypergradient (F on batch_alpha, f on batch_w)."""
+        check_batch(batch_alpha, "batch_alpha")
+        check_batch(batch_w, "batch_w")
+        method, eps, stats = self.config.hypergrad, self.config.eps, {}
+        if method == "unrolled":
+            record: dict[str, Tensor] = {}
+
+            def upper() -> tuple[hg.Grads, hg.Grads]:
+                record["F"], ga, gw = self._grads(batch_alpha)
+                return ga, gw
+
+            xi = self.config.unrolled_xi or self.config.lr_w
+            g_alpha = hg.unrolled(list(self.w.values()), upper, lambda: self._grads(batch_w)[1:], xi,
+                                  self.config.unrolled_r)
+            stats["upper_loss"] = float(record["F"])  # F at the virtual point w' (DARTS)
+        else:
+            F, dF_da, dF_dw = self._grads(batch_alpha)
+            stats["upper_loss"] = float(F)
+            if method == "first-order":
+                g_alpha = hg.first_order(dF_da)
+            else:
+                f, df_da, df_dw = self._grads(batch_w)
+                coef = hg.implicit_coefficient(dF_dw, df_dw, eps)
+                stats.update(lower_loss_upper=float(f), implicit_coef=float(coef))
+                g_alpha = (hg.rank1(dF_da, dF_dw, df_da, df_dw, eps) if method == "rank1"
+                           else hg.reference(dF_da, dF_dw, df_da, df_dw, self.config.lr_w, eps))
+        for p, g in zip(self.alpha.values(), g_alpha):
+            p.grad = g.detach().clone()
+        stats["alpha_grad_norm"] = float(hg.sq_norm(g_alpha).sqrt())
+        self.opt_alpha.step()
+        self.opt_alpha.zero_grad(set_to_none=True)
+        return stats
+
+    def lower_step(self, batch_w: Tensor) -> dict[str, float]:
+        """One Adam step on the LoRA weights w only (alpha gets no gradient), norm clipped."""
+        check_batch(batch_w, "batch_w")
+        loss, _, grads = self._grads(batch_w, want_alpha=False)
+        for p, g in zip(self.w.values(), grads):
+            p.grad = g
+        norm = torch.nn.utils.clip_grad_norm_(list(self.w.values()), self.config.grad_clip)
+        self.opt_w.step()
+        self.opt_w.zero_grad(set_to_none=True)
+        return {"lower_loss": float(loss), "w_grad_norm": float(norm)}
+
+    def step(self, batch_alpha: Tensor, batch_w: Tensor) -> dict[str, Any]:
+        """upper_step then lower_step; returns (and passes to the callback) the step's numbers."""
+        stats: dict[str, Any] = {**self.upper_step(batch_alpha, batch_w), **self.lower_step(batch_w)}
+        self.step_count += 1
+        stats["step"] = self.step_count
+        if self.callback is not None:
+            self.callback(stats)
+        return stats
+
+    def run(self, batches: Iterable[tuple[Tensor, Tensor]], steps: int) -> list[dict[str, Any]]:
+        """Run ``steps`` steps over an iterable of (batch_alpha, batch_w) pairs."""
+        history = []
+        for _, (batch_alpha, batch_w) in zip(range(steps), batches):
+            history.append(self.step(batch_alpha, batch_w))
+        return history
+
+    def gate_values(self) -> dict[str, float]:
+        """{block: sigmoid(alpha)} of every gated block."""
+        return {n[: -len(".lora_gate.alpha")]: float(torch.sigmoid(p.detach())) for n, p in self.alpha.items()}
+
+    # --- resume --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step_count,
+            "config": dataclasses.asdict(self.config),
+            "alpha": {n: p.detach().clone() for n, p in self.alpha.items()},
+            "w": {n: p.detach().clone() for n, p in self.w.items()},
+            "opt_alpha": self.opt_alpha.state_dict(),
+            "opt_w": self.opt_w.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_named(self.alpha, state["alpha"], "gate logits")
+        load_named(self.w, state["w"], "LoRA weights")
+        self.opt_alpha.load_state_dict(state["opt_alpha"])
+        self.opt_w.load_state_dict(state["opt_w"])
+        self.step_count = int(state["step"])
+
+
+def load_named(params: dict[str, nn.Parameter], values: dict[str, Tensor], what: str) -> None:
+    """Copy saved tensors into parameters with exactly the same names and shapes."""
+    if set(params) != set(values):
+        missing, extra = sorted(set(params) - set(values)), sorted(set(values) - set(params))
+        raise ConfigError.build(f"checkpoint {what} do not match the model", got=f"missing {missing[:4]}, "
+                                f"unexpected {extra[:4]}", fix="resume with the same backbone, blocks and rank")
+    with torch.no_grad():
+        for name, p in params.items():
+            if p.shape != values[name].shape:
+                raise ConfigError.build(f"checkpoint {what} shape mismatch at {name}",
+                                        got=tuple(values[name].shape), expected=tuple(p.shape))
+            p.copy_(values[name])
