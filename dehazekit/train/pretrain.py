@@ -1,0 +1,270 @@
+"""Supervised pretraining on synthetic haze: L1 (+ optional 1 - SSIM), Adam, cosine decay.
+
+Reads top to bottom like nanoGPT's train.py: build data, model and optimiser; optionally resume from
+``checkpoint.pt``; then loop: sample a batch, step (plain or BILD-reweighted), validate now and then on
+a fixed held-out synthetic set, keep the best weights as ``model.safetensors`` + ``model.json``,
+checkpoint atomically. A checkpoint holds model, optimiser, scheduler, reweighter, RNG states and
+history, so a resumed run continues the same sample stream.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from runtimes.errors import ConfigError, ModelFileError
+from runtimes.io_utils import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    clear: Path
+    backbone: str
+    out: Path = Path("runs/pretrain")
+    presets: str = "homogeneous"
+    depth: Path | None = None
+    steps: int = 2000
+    crop: int = 256
+    batch_size: int = 4
+    lr: float = 5e-4
+    ssim_weight: float = 0.0
+    reweight: str = "none"
+    resume: bool = False
+    seed: int = 0
+    val_fraction: float = 0.1
+    val_count: int = 16
+    val_size: int = 128
+    val_every: int = 200
+    ckpt_every: int = 100
+    max_side: int = 512
+    bild_lr: float = 1e-3
+    bild_entropy: float = 1e-3
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from dehazekit.data.datasets import parse_presets
+
+        self.clear, self.out = Path(self.clear), Path(self.out)
+        self.depth = Path(self.depth) if self.depth else None
+        self.presets = "+".join(parse_presets(self.presets))
+        for name in ("steps", "crop", "batch_size", "val_count", "val_size", "val_every", "ckpt_every", "max_side"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError.build(f"--{name.replace('_', '-')} must be >= 1", got=getattr(self, name))
+        if not (0 < self.lr < 1):
+            raise ConfigError.build("--lr out of range", got=self.lr, expected="0 < lr < 1")
+        if self.reweight not in ("none", "bild"):
+            raise ConfigError.build("unknown --reweight", got=self.reweight, expected="none or bild")
+        if self.ssim_weight < 0:
+            raise ConfigError.build("--ssim-weight must be >= 0", got=self.ssim_weight)
+        if self.crop < 16:
+            raise ConfigError.build("--crop too small", got=self.crop, expected=">= 16")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class PretrainResult:
+    out: Path
+    step: int
+    best: dict[str, Any]
+    hazy_baseline: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def per_patch_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
+    """(B,) L1 (+ ssim_weight * (1 - SSIM)) per patch."""
+    loss = (pred - target).abs().mean(dim=(1, 2, 3))
+    if ssim_weight > 0:
+        from dehazekit.metrics.psnr_ssim import ssim_torch
+
+        loss = loss + ssim_weight * (1 - ssim_torch(pred.clamp(0, 1), target))
+    return loss
+
+
+def _val_tensors(cfg: PretrainConfig, files: list[Path]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    from dehazekit.data.datasets import fixed_pairs
+
+    sets = {}
+    for i, preset in enumerate(cfg.presets.split("+")):
+        pairs = fixed_pairs(files, preset, cfg.val_count, seed=cfg.seed + 1000 + i, size=cfg.val_size,
+                            depth_dir=cfg.depth)
+        side = min(min(p[1].shape[:2]) for p in pairs)  # all centre crops share one square size
+        hazy = torch.from_numpy(np.stack([p[1][:side, :side] for p in pairs])).permute(0, 3, 1, 2).contiguous()
+        clear = torch.from_numpy(np.stack([p[2][:side, :side] for p in pairs])).permute(0, 3, 1, 2).contiguous()
+        sets[preset] = (hazy, clear)
+    return sets
+
+
+@torch.no_grad()
+def evaluate_sets(model: nn.Module | None, sets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                  chunk: int = 8) -> dict[str, dict[str, float]]:
+    """Mean PSNR/SSIM per preset; ``model=None`` scores the hazy input itself (the baseline)."""
+    from dehazekit.backbones import forward_padded
+    from dehazekit.metrics.psnr_ssim import psnr_torch, ssim_torch
+
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    out = {}
+    for preset, (hazy, clear) in sets.items():
+        psnrs, ssims = [], []
+        for i in range(0, len(hazy), chunk):
+            x, y = hazy[i:i + chunk], clear[i:i + chunk]
+            pred = x if model is None else forward_padded(model, x).clamp(0, 1)
+            psnrs.append(psnr_torch(pred, y))
+            ssims.append(ssim_torch(pred, y))
+        out[preset] = {"psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
+    if model is not None and was_training:
+        model.train()
+    return out
+
+
+def _mean_psnr(scores: dict[str, dict[str, float]]) -> float:
+    return float(np.mean([s["psnr"] for s in scores.values()]))
+
+
+def _cosine(total: int):
+    # Cosine from 1 to 0.02 of the base lr; a floor keeps the last steps useful.
+    return lambda step: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt/foreign files
+        raise ModelFileError.build("cannot read training checkpoint", got=f"{path}: {exc}",
+                                   fix="delete it or run without --resume") from exc
+
+
+def _build(cfg: PretrainConfig):
+    from dehazekit.backbones import create_backbone
+    from dehazekit.data.datasets import PairedHaze, split_holdout
+    from dehazekit.data.images import list_images
+
+    files = list_images(cfg.clear, "clear image folder")
+    train_files, val_files = split_holdout(files, cfg.val_fraction)
+    presets = cfg.presets.split("+")
+    data = PairedHaze(train_files, presets, cfg.crop, cfg.max_side, cfg.depth)
+    model = create_backbone(cfg.backbone)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.steps))
+    reweighter = None
+    if cfg.reweight == "bild":
+        from dehazekit.train.bild import BildConfig, BildReweighter
+
+        outer = PairedHaze(val_files, presets, cfg.crop, cfg.max_side, cfg.depth)
+        reweighter = BildReweighter(BildConfig(lr=cfg.bild_lr, entropy_weight=cfg.bild_entropy), outer,
+                                    cfg.batch_size, seed=cfg.seed + 7)
+    return data, val_files, model, opt, sched, reweighter
+
+
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
+    """Run (or resume) pretraining; returns the best validation scores and where the model is."""
+    from dehazekit.train.artifacts import save_trained
+
+    torch.manual_seed(cfg.seed)
+    data, val_files, model, opt, sched, reweighter = _build(cfg)
+    val_sets = _val_tensors(cfg, val_files)
+    baseline = evaluate_sets(None, val_sets)
+    rng = np.random.default_rng(cfg.seed)
+    ckpt_path = cfg.out / "checkpoint.pt"
+    step, best, history, wall = 0, {"psnr": -math.inf}, [], 0.0
+    if cfg.resume and ckpt_path.is_file():
+        ck = _load_checkpoint(ckpt_path)
+        if ck["config"]["backbone"] != cfg.backbone:
+            raise ConfigError.build("--resume with a different backbone", got=cfg.backbone,
+                                    expected=ck["config"]["backbone"], fix="use another --out")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        if reweighter is not None and ck.get("reweighter"):
+            reweighter.load_state_dict(ck["reweighter"])
+        step, best, history, wall = ck["step"], ck["best"], ck["history"], ck.get("wall_s", 0.0)
+        log.info("resumed from %s at step %d", ckpt_path, step)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    model.train()
+    t0 = time.perf_counter() - wall
+    with _progress(cfg) as (bar, task):
+        bar.update(task, completed=step)
+        while step < cfg.steps:
+            hazy, clear, _ = data.batch(rng, cfg.batch_size)
+            if reweighter is None:
+                loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_value = float(loss.detach())
+            else:
+                loss_value = reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight))
+            sched.step()
+            step += 1
+            bar.update(task, completed=step, description=f"pretrain loss {loss_value:.4f}")
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                scores = evaluate_sets(model, val_sets)
+                record = {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
+                history.append(record)
+                log.info("step %d  val %s", step, _fmt(scores))
+                if _mean_psnr(scores) > best["psnr"]:
+                    best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
+                    save_trained(model, cfg.out, _provenance(cfg, step, scores, baseline))
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                _save_checkpoint(ckpt_path, {
+                    "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
+                    "best": best, "history": history, "config": cfg.to_dict(), "wall_s": time.perf_counter() - t0,
+                    "reweighter": reweighter.state_dict() if reweighter is not None else None,
+                })
+    wall = time.perf_counter() - t0
+    result = PretrainResult(cfg.out, step, best, baseline, history, wall)
+    atomic_write_text(cfg.out / "history.json", json.dumps(
+        {"best": best, "hazy_input": baseline, "history": history, "wall_s": wall}, indent=2) + "\n")
+    return result
+
+
+def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) -> dict[str, Any]:
+    return {"trained_by": "dehazekit pretrain", "step": step, "presets": cfg.presets, "crop": cfg.crop,
+            "batch_size": cfg.batch_size, "reweight": cfg.reweight, "val": scores, "val_hazy_input": baseline}
+
+
+def _fmt(scores: dict[str, dict[str, float]]) -> str:
+    return "  ".join(f"{k}: {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in scores.items())
+
+
+class _progress:
+    """Rich progress bar on stderr (disabled with progress=False, e.g. in background runs)."""
+
+    def __init__(self, cfg: PretrainConfig) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from dehazekit.cli.console import err_console
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=err_console, disable=not cfg.progress)
+        self.total = cfg.steps
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self.bar, self.bar.add_task("pretrain", total=self.total)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
