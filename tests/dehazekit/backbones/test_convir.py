@@ -146,3 +146,25 @@ def test_tiny_exports_to_onnx_with_dynamic_size(tmp_path):
         y = model(x)
     assert y_ort.shape == tuple(y.shape)
     assert float((torch.from_numpy(y_ort) - y).abs().max()) <= 1e-4 * max(1.0, float(y.abs().max()))
+
+
+def test_lora_on_all_candidates_merges_back_and_skips_generators():
+    from dehazekit.lora import inject_lora, merge_lora
+
+    model = _tiny()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        reference = model(x)
+    inject_lora(model, candidate_blocks(model), rank=2, lora_alpha=4.0)
+    wrapped = {n.rsplit(".", 1)[0] for n, _ in model.named_parameters() if "lora_A" in n}
+    assert wrapped and not any(n.endswith(("square_att.conv", "_spatial_att.conv")) for n in wrapped)
+    assert "Decoder.2.layers.1.main.1.conv_sum" in wrapped
+    with torch.no_grad():
+        assert torch.equal(model(x), reference)  # B starts at zero
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.05)
+        adapted = model(x)
+        merged = merge_lora(model)(x)
+    assert not torch.allclose(adapted, reference)
+    assert torch.allclose(merged, adapted, atol=1e-5)
