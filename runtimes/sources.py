@@ -89,6 +89,26 @@ class CallbackSink:
         pass
 
 
+class SideBySideSink:
+    """Writes ``[input | dehazed]`` frames to ``inner``: a quick visual check of the effect."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+
+    @property
+    def written(self) -> int:
+        return self.inner.written
+
+    def write(self, item: FrameItem, frame: np.ndarray) -> None:
+        self.inner.write(item, np.concatenate([item.image, frame], axis=1))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
 def default_output(source: Source) -> Path:
     """``x.mp4`` -> ``x_dehazed.mp4``; ``dir/`` -> ``dir_dehazed/``; streams need an explicit --out."""
     info = source.info

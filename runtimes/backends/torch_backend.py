@@ -39,7 +39,7 @@ class TorchBackend(BaseBackend):
         self._torch = torch
         self.device = self._pick_device(device)
         model = load_model(path)
-        meta = _sidecar_meta(path) or meta_for(model)
+        meta = getattr(model, "dehazekit_meta", None) or _sidecar_meta(path) or meta_for(model)
         super().__init__(meta)
         self.model = model.to(self.device).eval()
 

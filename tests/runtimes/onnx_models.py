@@ -53,3 +53,19 @@ def export_tiny(path: Path, *, width: int = 4, depth: int = 0, seed: int = 0, pa
         onnx.save(proto, str(path))
     return path
 
+
+
+def export_registered(out_dir: Path, backbone: str = "tiny-gunet") -> tuple[Path, Path]:
+    """A tiny registered backbone saved as a model folder and exported with exporters.export_onnx.
+
+    Returns (model folder, .onnx). Needs the dehazekit/exporters packages (other helpers' work).
+    """
+    from dehazekit.backbones import create_backbone
+    from dehazekit.models import save_model
+    from exporters.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_backbone(backbone).eval()
+    folder = out_dir / "model"
+    save_model(model, folder)
+    return folder, export_onnx(folder, out_dir / f"{backbone}.onnx")

@@ -128,3 +128,20 @@ def test_engine_without_tensorrt_names_the_extra(tmp_path):
     (tmp_path / "model.engine.json").write_text(json.dumps(ModelMeta(backbone="x").to_dict()))
     with pytest.raises(MissingDependencyError, match=r"dehazekit\[trt\]"):
         open_backend(engine)
+
+
+def test_torch_backend_and_onnx_export_of_one_registered_model_agree(tmp_path):
+    """Model folder (torch backend, lazy torch) vs its exporters.export_onnx file (onnxruntime)."""
+    pytest.importorskip("exporters.onnx_export", reason="exporters.export_onnx not available")
+    from runtimes import Dehazer
+    from tests.runtimes.media import moving_frames
+    from tests.runtimes.onnx_models import export_registered
+
+    folder, onnx_path = export_registered(tmp_path, "tiny-gunet")
+    x = np.random.default_rng(0).random((2, 3, 16, 24), dtype=np.float32)
+    with open_backend(folder, device="cpu") as torch_backend, open_backend(onnx_path, device="cpu") as onnx_backend:
+        assert torch_backend.name == "torch" and torch_backend.meta.backbone == onnx_backend.meta.backbone
+        np.testing.assert_allclose(torch_backend.infer(x), onnx_backend.infer(x), atol=1e-5)
+        frame = moving_frames(1, 13, 11)[0]  # below min_size 16 and off the pad multiple: padded both ways
+        a, b = Dehazer(torch_backend)(frame), Dehazer(onnx_backend)(frame)
+        assert a.shape == frame.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 1  # rounding only

@@ -1,0 +1,101 @@
+"""Throughput measurements shared by `dehazekit bench` and benchmarks/runtime.py.
+
+model-only: ``backend.infer`` on a ready, padded float batch (what the network costs).
+end-to-end: uint8 frames through the threaded pipeline (pre/post, padding, batching, queues) into
+a sink; the ratio says how much of the model's speed the pipeline keeps.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtimes.backends import open_backend
+from runtimes.dehazer import Dehazer
+from runtimes.errors import ConfigError
+from runtimes.pipeline import run_pipeline
+from runtimes.processing import plan_padding, to_layout
+from runtimes.sources import CallbackSink
+from runtimes.streams import IterableSource
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> (1280, 720) as (width, height)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError.build("size must look like WIDTHxHEIGHT", got=text, expected="e.g. 1280x720") from exc
+    if width < 1 or height < 1:
+        raise ConfigError.build("size must be positive", got=text)
+    return width, height
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError.build("batch list must be integers", got=text, expected="e.g. 1,4") from exc
+    if not values or min(values) < 1:
+        raise ConfigError.build("batch sizes must be >= 1", got=text)
+    return values
+
+
+def model_only_fps(backend: Any, width: int, height: int, batch: int, seconds: float = 2.0,
+                   warmup: int = 2) -> float:
+    """Frames per second of ``backend.infer`` alone on a padded random batch."""
+    meta = backend.meta
+    pad = plan_padding(height, width, meta)
+    low, high = meta.value_range
+    rng = np.random.default_rng(0)
+    x = rng.uniform(low, high, (batch, 3, height + pad.pad_h, width + pad.pad_w)).astype(np.float32)
+    x = to_layout(x, meta)
+    for _ in range(warmup):
+        backend.infer(x)
+    runs, start = 0, time.perf_counter()
+    while runs < 2 or time.perf_counter() - start < seconds:
+        backend.infer(x)
+        runs += 1
+    return runs * batch / (time.perf_counter() - start)
+
+
+def end_to_end_fps(dehazer: Dehazer, width: int, height: int, frames: int) -> float:
+    """Frames per second of the full pipeline on ``frames`` synthetic uint8 frames to a null sink."""
+    rng = np.random.default_rng(0)
+    pool = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+    source = IterableSource(pool[i % len(pool)] for i in range(frames))
+    dehazer.process_batch(pool[: dehazer.batch])  # warm-up outside the timing
+    report = run_pipeline(source, CallbackSink(lambda item, frame: None), dehazer)
+    return report.fps
+
+
+def backend_variants(model: Path, device: str) -> list[dict[str, Any]]:
+    """One entry per backend to compare: each usable ONNX Runtime provider alone, else the file's backend."""
+    if model.suffix.lower() != ".onnx":
+        return [{"label": model.suffix.lstrip("."), "device": device, "providers": None}]
+    import onnxruntime as ort
+
+    from runtimes.backends.onnx_backend import choose_providers
+
+    chosen = choose_providers(device, None, ort.get_available_providers())
+    return [{"label": f"onnxruntime/{p.replace('ExecutionProvider', '')}", "device": device, "providers": [p]}
+            for p in chosen]
+
+
+def bench(model: Path, size: tuple[int, int], batches: Sequence[int], device: str = "auto",
+          frames: int = 32, seconds: float = 2.0) -> list[dict[str, Any]]:
+    """Rows of {backend, batch, model_fps, pipeline_fps, ratio} for every backend variant and batch."""
+    width, height = size
+    rows = []
+    for variant in backend_variants(Path(model), device):
+        backend = open_backend(model, device=variant["device"], providers=variant["providers"])
+        try:
+            for batch in batches:
+                model_fps = model_only_fps(backend, width, height, batch, seconds)
+                pipe_fps = end_to_end_fps(Dehazer(backend, batch=batch), width, height, max(frames, 2 * batch))
+                rows.append({"backend": variant["label"], "batch": batch, "model_fps": model_fps,
+                             "pipeline_fps": pipe_fps, "ratio": pipe_fps / model_fps if model_fps else 0.0})
+        finally:
+            backend.close()
+    return rows
