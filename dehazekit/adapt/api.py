@@ -244,6 +244,9 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
 
     config = _resolve_config(backbone, config, overrides)
     t0 = time.perf_counter()
+    # Seed first: a backbone or CLIP without weights is randomly initialised, and a resumed run must
+    # rebuild exactly the same one.
+    torch.manual_seed(config.seed)
     data, model, candidates, objective = _setup(images, config, backbone if isinstance(backbone, nn.Module) else None)
     previews = data.fixed_crops(config.preview_count)
     with torch.no_grad():

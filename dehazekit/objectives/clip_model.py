@@ -13,11 +13,12 @@ names ``--clip-weights`` and ``--objective dcp`` instead of hanging in a downloa
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from torch import nn
 
@@ -163,14 +164,33 @@ def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAI
     else:
         checkpoint = resolve_pretrained(name, str(pretrained))
     try:
-        model = open_clip.create_model(name, pretrained=checkpoint, precision="fp32", device="cpu")
+        with _quiet_open_clip():
+            model = open_clip.create_model(name, pretrained=checkpoint, precision="fp32", device="cpu")
     except Exception as exc:
         raise ModelFileError.build(f"could not load CLIP {name}", got=f"{checkpoint}: {str(exc)[:300]}",
                                    fix="check that the checkpoint matches the --clip architecture") from exc
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    return model, open_clip.get_tokenizer(name)
+    with _quiet_open_clip():
+        tokenizer = open_clip.get_tokenizer(name)
+    return model, tokenizer
+
+
+class _DropOpenClipInfo(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "open_clip" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    # open_clip logs its config dumps at INFO on the ROOT logger; keep them out of our CLI output.
+    root, drop = logging.getLogger(), _DropOpenClipInfo()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def image_size_of(model: nn.Module) -> tuple[int, int]:
