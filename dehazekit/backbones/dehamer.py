@@ -18,13 +18,14 @@ keys are dropped on the way in), and :func:`prune_unused` drops them from a mode
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dehazekit.backbones.dehamer_layers import MultiScaleResidualBlock, SwinEncoder
+from dehazekit.backbones.dehamer_layers import DualAttentionUnit, Resample, SelectiveKernelFusion, SwinEncoder
 from dehazekit.backbones.registry import register_backbone
 from runtimes.errors import ConfigError
 
@@ -78,6 +79,59 @@ class PyramidPooling(nn.Module):
         size = (x.shape[2], x.shape[3])
         pyramid = [F.interpolate(f(x), size=size, mode="bilinear", align_corners=True) for f in self.features]
         return torch.cat([x, *pyramid], dim=1)
+
+
+class MultiScaleResidualBlock(nn.Module):
+    """MIRNet MSRB with height 3 and width 1, as DeHamer builds it: (B, C, H, W) -> same, H, W % 4 == 0.
+
+    Three DAU streams at full, 1/2 and 1/4 resolution (each fed by downsampling the previous),
+    brought back to full resolution by ``last_up`` and fused by ``selective_kernel[0]``, then
+    ``conv_out`` and a residual. With width 1 the mesh exchange never runs, so ``down['C_4']``,
+    every ``up`` and ``selective_kernel[1:]`` exist only for checkpoint compatibility
+    (:meth:`unused_paths` lists them for pruning).
+    """
+
+    def __init__(self, c: int, height: int = 3) -> None:
+        super().__init__()
+        self.height = height
+        feats = [c * 2 ** i for i in range(height)]
+        scales = [2 ** i for i in range(height - 1, 0, -1)]  # e.g. [4, 2]
+        self.blocks = nn.ModuleList(nn.ModuleList([DualAttentionUnit(f)]) for f in feats)
+        self.last_up = nn.ModuleDict({str(i): Resample(feats[i], i, up=True) for i in range(1, height)})
+        self.down = nn.ModuleDict()
+        for i, f in enumerate(feats):
+            for s in scales[i:]:
+                self.down[f"{f}_{s}"] = Resample(f, int(math.log2(s)), up=False)
+        self.up = nn.ModuleDict()
+        for i, f in enumerate(reversed(feats)):
+            for s in scales[i:]:
+                self.up[f"{f}_{s}"] = Resample(f, int(math.log2(s)), up=True)
+        self.conv_out = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.selective_kernel = nn.ModuleList(SelectiveKernelFusion(f, height) for f in feats)
+        self._feats = feats
+
+    def unused_paths(self) -> list[str]:
+        """Submodules (relative paths) that the width-1 forward never touches."""
+        unused = [f"down.{f}_{s}" for f in self._feats for s in (2 ** k for k in range(2, self.height))]
+        unused += [f"up.{key}" for key in self.up]
+        unused += [f"selective_kernel.{i}" for i in range(1, self.height)]
+        return [p for p in unused if _has_path(self, p)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        streams = [self.blocks[0][0](x)]
+        for j in range(1, self.height):
+            down = self.down[f"{self._feats[j - 1]}_2"]
+            streams.append(self.blocks[j][0](down(streams[-1])))
+        ups = [streams[0]] + [self.last_up[str(k)](streams[k]) for k in range(1, self.height)]
+        return self.conv_out(self.selective_kernel[0](ups)) + x
+
+
+def _has_path(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
 
 
 def _conv_block(cin: int, cout: int, tail: nn.Module | None, relu_last: bool = True) -> nn.Sequential:
@@ -148,10 +202,21 @@ class DeHamer(nn.Module):
         if prune_unused:
             prune_unused_modules(self)
 
+    def filter_checkpoint(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` without the keys of pruned modules (identity on an unpruned model).
+
+        For loaders that compare keys before ``load_state_dict`` (the pre-hook does the same inside it).
+        """
+        heads = tuple(f"{p}." for p in self.pruned)
+        return {k: v for k, v in state.items() if not (heads and k.startswith(heads))}
+
     @staticmethod
     def _modulate(skip: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        # Instance norm without affine/running stats (the authors' IN_* layers hold no state).
-        return F.instance_norm(skip, eps=1e-5) * beta + gamma
+        # Instance norm without affine/running stats (the authors' IN_* layers hold no state),
+        # spelled out: the ONNX exporter rejects instance_norm when the channel count is symbolic.
+        mean = skip.mean(dim=(2, 3), keepdim=True)
+        var = (skip - mean).pow(2).mean(dim=(2, 3), keepdim=True)
+        return (skip - mean) / torch.sqrt(var + 1e-5) * beta + gamma
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         swin = self.swin_1(x)  # (B, e, H/2), (B, 2e, H/4), (B, 4e, H/8)
@@ -248,11 +313,11 @@ PRUNED_PARAMS = 29_460_837
 _EXPORT_NOTE = ("exports with dynamic batch/H/W: pyramid pooling is written as bin-weight matrices "
                 "(same numbers as adaptive pooling on non-divisible sizes) and the shifted-window mask "
                 "from comparisons")
-_COMMON = dict(family="dehamer", pad_multiple=16, candidates=dehamer_candidates, exclude=dehamer_exclude,
-               source="Li-Chongyi/Dehamer@70916700", license="MIT", export_note=_EXPORT_NOTE)
+_COMMON = {"family": "dehamer", "pad_multiple": 16, "candidates": dehamer_candidates, "exclude": dehamer_exclude,
+               "source": "Li-Chongyi/Dehamer@70916700", "license": "MIT", "export_note": _EXPORT_NOTE}
 
 
-@register_backbone("dehamer", min_size=32,
+@register_backbone("dehamer", min_size=16,
                    description=f"DeHamer UNet_emb (Swin + CNN, 3D position embedding); prune_unused=True: "
                    f"{PRUNED_PARAMS:,} params ({FULL_PARAMS - PRUNED_PARAMS:,} never used dropped)", **_COMMON)
 def dehamer(width: int = 32, embed_dim: int = 96, depths: Sequence[int] = (2, 2, 2),
@@ -260,7 +325,7 @@ def dehamer(width: int = 32, embed_dim: int = 96, depths: Sequence[int] = (2, 2,
     return DeHamer(width, embed_dim, depths, num_heads, window_size, prune_unused)
 
 
-@register_backbone("tiny-dehamer", min_size=32, tiny=True,
+@register_backbone("tiny-dehamer", min_size=16, tiny=True,
                    description="tiny DeHamer for tests (width 8, embed 12)", **_COMMON)
 def tiny_dehamer(width: int = 8, embed_dim: int = 12, depths: Sequence[int] = (2, 2, 2),
                  num_heads: Sequence[int] = (1, 2, 2), window_size: int = 4, prune_unused: bool = False) -> DeHamer:

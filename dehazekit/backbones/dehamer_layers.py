@@ -4,7 +4,7 @@ Two families, each named and laid out so the authors' state_dict keys come out u
 
 * a three-stage Swin transformer whose patch embedding gets a transmission-aware 3D sinusoidal
   position embedding (x, y and the dark channel of the input as a haze-density "depth");
-* MIRNet's multi-scale residual block (MSRB) with dual-attention units, antialiased residual
+* the parts of MIRNet's multi-scale residual block (MSRB, assembled in dehamer.py): dual-attention units, antialiased residual
   down/up-sampling and selective-kernel fusion, used in the decoder.
 
 Everything is written export-friendly: shapes stay tensors (no ``int(...)`` of a traced size), the
@@ -14,7 +14,7 @@ a min-pool rather than a 225-way unfold (same numbers: a minimum is exact).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -381,55 +381,3 @@ class SelectiveKernelFusion(nn.Module):
         logits = torch.stack([fc(z) for fc in self.fcs], dim=1)
         return (stacked * torch.softmax(logits, dim=1)).sum(dim=1)
 
-
-class MultiScaleResidualBlock(nn.Module):
-    """MIRNet MSRB with height 3 and width 1, as DeHamer builds it: (B, C, H, W) -> same, H, W % 4 == 0.
-
-    Three DAU streams at full, 1/2 and 1/4 resolution (each fed by downsampling the previous),
-    brought back to full resolution by ``last_up`` and fused by ``selective_kernel[0]``, then
-    ``conv_out`` and a residual. With width 1 the mesh exchange never runs, so ``down['C_4']``,
-    every ``up`` and ``selective_kernel[1:]`` exist only for checkpoint compatibility
-    (:meth:`unused_paths` lists them for pruning).
-    """
-
-    def __init__(self, c: int, height: int = 3) -> None:
-        super().__init__()
-        self.height = height
-        feats = [c * 2 ** i for i in range(height)]
-        scales = [2 ** i for i in range(height - 1, 0, -1)]  # e.g. [4, 2]
-        self.blocks = nn.ModuleList(nn.ModuleList([DualAttentionUnit(f)]) for f in feats)
-        self.last_up = nn.ModuleDict({str(i): Resample(feats[i], i, up=True) for i in range(1, height)})
-        self.down = nn.ModuleDict()
-        for i, f in enumerate(feats):
-            for s in scales[i:]:
-                self.down[f"{f}_{s}"] = Resample(f, int(math.log2(s)), up=False)
-        self.up = nn.ModuleDict()
-        for i, f in enumerate(reversed(feats)):
-            for s in scales[i:]:
-                self.up[f"{f}_{s}"] = Resample(f, int(math.log2(s)), up=True)
-        self.conv_out = nn.Conv2d(c, c, 3, padding=1, bias=False)
-        self.selective_kernel = nn.ModuleList(SelectiveKernelFusion(f, height) for f in feats)
-        self._feats = feats
-
-    def unused_paths(self) -> list[str]:
-        """Submodules (relative paths) that the width-1 forward never touches."""
-        unused = [f"down.{f}_{s}" for f in self._feats for s in (2 ** k for k in range(2, self.height))]
-        unused += [f"up.{key}" for key in self.up]
-        unused += [f"selective_kernel.{i}" for i in range(1, self.height)]
-        return [p for p in unused if _has_path(self, p)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        streams = [self.blocks[0][0](x)]
-        for j in range(1, self.height):
-            down = self.down[f"{self._feats[j - 1]}_2"]
-            streams.append(self.blocks[j][0](down(streams[-1])))
-        ups = [streams[0]] + [self.last_up[str(k)](streams[k]) for k in range(1, self.height)]
-        return self.conv_out(self.selective_kernel[0](ups)) + x
-
-
-def _has_path(module: nn.Module, path: str) -> bool:
-    try:
-        module.get_submodule(path)
-    except AttributeError:
-        return False
-    return True

@@ -20,7 +20,7 @@ persistent buffer); checkpoints are ``{'state_dict': ...}`` with a ``module.`` p
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -351,8 +351,8 @@ def dehazeformer_exclude(name: str, module: nn.Module) -> bool:
     return not any(name == s or name.endswith("." + s) for s in _LORA_SUFFIXES)
 
 
-_COMMON = dict(family="dehazeformer", pad_multiple=1, candidates=dehazeformer_candidates,
-               exclude=dehazeformer_exclude, source="IDKiro/DehazeFormer@5af7c34d", license="MIT")
+_COMMON = {"family": "dehazeformer", "pad_multiple": 1, "candidates": dehazeformer_candidates,
+               "exclude": dehazeformer_exclude, "source": "IDKiro/DehazeFormer@5af7c34d", "license": "MIT"}
 
 
 @register_backbone("dehazeformer-t", min_size=32, description="DehazeFormer-T, windowed transformer U-Net "
