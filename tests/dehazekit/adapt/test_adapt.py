@@ -1,0 +1,103 @@
+"""dehazekit.adapt end to end on a tiny backbone: outputs, merge parity, adapter round trip, resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dehazekit.adapt import AdaptConfig, adapt
+from runtimes.errors import CheckpointMismatchError, ConfigError
+
+BACKBONE = "tiny-gunet"  # 7 candidate blocks, fast on CPU
+
+
+def _config(out: Path, **changes) -> AdaptConfig:
+    base = dict(objective="dcp", search_steps=4, finetune_steps=3, batch_size=2, size=32, seed=0,
+                checkpoint_every=1, preview_count=2, out=str(out), lr_w=1e-3, lr_alpha=1e-2)
+    return AdaptConfig(**{**base, **changes})
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_at(stage: str, step: int):
+    def callback(event: dict) -> None:
+        if event["stage"] == stage and event["step"] == step:
+            raise _Interrupt(f"{stage} {step}")
+    return callback
+
+
+def test_end_to_end_outputs_and_parity(hazy_dir: Path, tmp_path: Path) -> None:
+    from dehazekit.backbones import create_backbone, forward_padded
+    from dehazekit.lora import load_adapter
+    from dehazekit.models import load_model
+
+    (hazy_dir / "readme.txt").write_text("skip me")
+    events: list[dict] = []
+    result = adapt(hazy_dir, BACKBONE, _config(tmp_path / "out"), progress=events.append)
+    out = tmp_path / "out"
+    for name in ("adapter.json", "adapter.safetensors", "model.safetensors", "model.json", "report/summary.json",
+                 "report/gates.png", "report/loss.png", "report/before_after.png", "checkpoint/state.pt"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert [e["stage"] for e in events] == ["search"] * 4 + ["finetune"] * 3
+    assert len(result.selected_blocks) == 3 and len(result.gates) == 7
+    assert result.merge_max_abs_diff <= 1e-5
+    info = json.loads((out / "adapter.json").read_text())
+    assert sorted(info["blocks"]) == sorted(result.selected_blocks) and len(info["gates"]) == 7
+    assert info["objective"] == "dcp" and info["seed"] == 0 and info["rank"] == 8
+    assert info["data_digest"] == result.data_digest
+    summary = json.loads((out / "report/summary.json").read_text())
+    assert [Path(s["path"]).name for s in summary["data"]["skipped"]] == ["readme.txt"]
+    assert set(summary["timings_s"]) >= {"load", "search", "finetune"}
+    assert set(summary["data"]["split_w"]).isdisjoint(summary["data"]["split_alpha"])
+    # Files on disk agree: merged model == base backbone + adapter, unmerged.
+    merged = load_model(out)
+    assert merged.dehazekit_meta.selected_blocks == result.selected_blocks
+    assert merged.dehazekit_meta.adapter_digest == info["digest"]
+    torch.manual_seed(0)
+    base = create_backbone(BACKBONE)  # adapt seeds before building the random backbone
+    load_adapter(base, out)
+    x = torch.rand(2, 3, 40, 48)
+    with torch.no_grad():
+        assert torch.allclose(forward_padded(merged, x), forward_padded(base.eval(), x), atol=1e-5)
+        assert not torch.allclose(forward_padded(merged, x), forward_padded(_fresh_base(), x), atol=1e-6)
+
+
+def _fresh_base():
+    from dehazekit.backbones import create_backbone
+
+    torch.manual_seed(0)
+    return create_backbone(BACKBONE).eval()
+
+
+def test_k_larger_than_candidates_fails_before_training(hazy_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="top-k"):
+        adapt(hazy_dir, BACKBONE, _config(tmp_path / "out", top_k=8))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stage,step", [("search", 3), ("finetune", 2)])
+def test_interrupted_run_resumes_to_the_same_result(hazy_dir: Path, tmp_path: Path, stage: str, step: int) -> None:
+    from safetensors.torch import load_file
+
+    full = adapt(hazy_dir, BACKBONE, _config(tmp_path / "full"))
+    with pytest.raises(_Interrupt):
+        adapt(hazy_dir, BACKBONE, _config(tmp_path / "cut"), progress=_stop_at(stage, step))
+    assert not (tmp_path / "cut" / "adapter.json").exists()
+    resumed = adapt(hazy_dir, BACKBONE, _config(tmp_path / "cut", resume=True))
+    assert resumed.resumed_from == {"stage": stage, "step": step - 1}
+    assert resumed.selected_blocks == full.selected_blocks
+    assert resumed.gates == full.gates
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
+    assert [h["loss"] for h in resumed.losses["finetune"]] == [h["loss"] for h in full.losses["finetune"]]
+
+
+def test_resume_refuses_other_settings(hazy_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(_Interrupt):
+        adapt(hazy_dir, BACKBONE, _config(tmp_path / "out"), progress=_stop_at("search", 2))
+    with pytest.raises(CheckpointMismatchError, match="seed"):
+        adapt(hazy_dir, BACKBONE, _config(tmp_path / "out", resume=True, seed=1))
