@@ -13,8 +13,9 @@ import collections
 import io
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -31,6 +32,7 @@ _STORAGE_TYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "
                   "LongStorage": torch.int64, "IntStorage": torch.int32, "ByteStorage": torch.uint8,
                   "BoolStorage": torch.bool, "BFloat16Storage": torch.bfloat16, "ShortStorage": torch.int16,
                   "CharStorage": torch.int8}
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of every torch < 1.6 checkpoint
 _WRAPPERS = ("model", "state_dict", "net", "params", "params_ema", "model_state_dict")
 
 
@@ -103,45 +105,96 @@ def _to_plain(obj: Any, depth: int = 0) -> Any:
     return obj
 
 
-def _unpickle(zf: zipfile.ZipFile) -> Any:
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Builds tensors and plain containers; every other global becomes an inert placeholder."""
+
+    def __init__(self, file: BinaryIO, storage_for: Callable[[tuple], torch.storage.TypedStorage]) -> None:
+        super().__init__(file)
+        self._storage_for = storage_for
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
+            return _SAFE_BUILTINS[name]
+        if module == "torch" and name in _STORAGE_TYPES:
+            return _STORAGE_TYPES[name]
+        return _inert_factory(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        # Legacy files also reference each module class with its source text; the class is inert here.
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
+            if isinstance(pid[1], type) and issubclass(pid[1], _Inert):
+                return pid[1]
+            raise pickle.UnpicklingError(f"unsupported module reference {pid[1]!r:.80}")
+        # zip format: (tag, type, key, location, numel); legacy format adds view metadata.
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
+        if not isinstance(pid[1], torch.dtype):
+            raise pickle.UnpicklingError(f"unsupported storage type {pid[1]!r:.80}")
+        return self._storage_for(pid)
+
+
+def _typed(buffer: torch.Tensor, dtype: torch.dtype) -> torch.storage.TypedStorage:
+    return torch.storage.TypedStorage(wrap_storage=buffer.untyped_storage(), dtype=dtype, _internal=True)
+
+
+def _unpickle_zip(zf: zipfile.ZipFile) -> Any:
     names = zf.namelist()
     pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
     if pkl is None:
         raise ModelFileError.build("zip checkpoint has no data.pkl", got=names[:5])
     root = pkl[: -len("data.pkl")]
-    storages: dict[str, torch.UntypedStorage] = {}
+    buffers: dict[str, torch.Tensor] = {}
 
-    def load_storage(key: str) -> torch.UntypedStorage:
-        # Tensors that share a storage (views, tied weights) share it here too.
-        if key not in storages:
+    def storage_for(pid: tuple) -> torch.storage.TypedStorage:
+        key = str(pid[2])
+        if key not in buffers:  # tensors sharing a storage (views, tied weights) share it here too
             raw = bytearray(zf.read(f"{root}data/{key}"))
-            storages[key] = (torch.frombuffer(raw, dtype=torch.uint8).untyped_storage() if raw
-                             else torch.UntypedStorage(0))
-        return storages[key]
+            buffers[key] = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+        return _typed(buffers[key], pid[1])
 
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if (module, name) in _ALLOWED:
-                return super().find_class(module, name)
-            if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
-                return _SAFE_BUILTINS[name]
-            if module == "torch" and name in _STORAGE_TYPES:
-                return _STORAGE_TYPES[name]
-            return _inert_factory(module, name)
+    return _RestrictedUnpickler(io.BytesIO(zf.read(pkl)), storage_for).load()
 
-        def persistent_load(self, pid: Any) -> Any:
-            if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-                raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
-            _, dtype, key, _location, _numel = pid
-            if not isinstance(dtype, torch.dtype):
-                raise pickle.UnpicklingError(f"unsupported storage type {dtype!r:.80}")
-            return torch.storage.TypedStorage(wrap_storage=load_storage(str(key)), dtype=dtype, _internal=True)
 
-    return Unpickler(io.BytesIO(zf.read(pkl))).load()
+def _no_storage(pid: tuple) -> torch.storage.TypedStorage:
+    raise pickle.UnpicklingError("storage reference in a checkpoint header")
+
+
+def _unpickle_legacy(f: BinaryIO) -> Any:
+    """torch < 1.6 format: magic, protocol, sys_info pickles, the object pickle, storage keys, raw storages."""
+    magic = _RestrictedUnpickler(f, _no_storage).load()
+    if magic != _LEGACY_MAGIC:
+        raise ModelFileError.build("not a torch checkpoint (neither zip nor legacy pickle format)",
+                                   got=f"first pickle {str(magic)[:40]}")
+    _protocol, sys_info = (_RestrictedUnpickler(f, _no_storage).load() for _ in range(2))
+    if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
+        raise ModelFileError.build("big-endian legacy checkpoint is not supported", got="little_endian=False")
+    buffers: dict[str, tuple[torch.Tensor, int]] = {}
+
+    def storage_for(pid: tuple) -> torch.storage.TypedStorage:
+        if len(pid) == 6 and pid[5] is not None:
+            raise pickle.UnpicklingError("storage views (torch < 0.4 checkpoints) are not supported")
+        dtype, key, numel = pid[1], str(pid[2]), int(pid[4])
+        if key not in buffers:  # filled from the file after the object pickle, as torch does
+            elsize = torch.empty((), dtype=dtype).element_size()
+            buffers[key] = (torch.empty(numel * elsize, dtype=torch.uint8), elsize)
+        return _typed(buffers[key][0], dtype)
+
+    obj = _RestrictedUnpickler(f, storage_for).load()
+    keys = _RestrictedUnpickler(f, _no_storage).load()
+    for key in keys:
+        buffer, elsize = buffers[str(key)]
+        numel = int.from_bytes(f.read(8), "little")
+        data = f.read(numel * elsize)
+        if numel * elsize != buffer.numel() or len(data) != buffer.numel():
+            raise ModelFileError.build("legacy checkpoint storage is truncated or inconsistent", got=str(key))
+        buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    return obj
 
 
 def load_tensors_only(path: str | Path) -> dict[str, torch.Tensor]:
-    """Extract a state_dict from a zip-format torch checkpoint without executing anything from it.
+    """Extract a state_dict from a torch checkpoint (zip or legacy format) without executing anything from it.
 
     Handles whole pickled modules (``torch.save(model)``), dicts wrapping them or a state_dict under
     the usual keys, and 'module.' prefixes. Raises ModelFileError when no tensors can be found.
@@ -149,12 +202,13 @@ def load_tensors_only(path: str | Path) -> dict[str, torch.Tensor]:
     from dehazekit.backbones.weights import unwrap_state_dict
 
     path = Path(path)
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError.build("legacy (non-zip) pickled checkpoint cannot be read safely", got=str(path),
-                                   fix="re-save it with torch.save(model.state_dict(), 'x.pth') in the authors' code")
     try:
-        with zipfile.ZipFile(path) as zf:
-            obj = _unpickle(zf)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                obj = _unpickle_zip(zf)
+        else:
+            with open(path, "rb") as f:
+                obj = _unpickle_legacy(f)
     except ModelFileError:
         raise
     except Exception as exc:  # corrupt or hostile pickles raise anything from struct to KeyError

@@ -103,12 +103,13 @@ def test_lora_wraps_conv_and_keeps_reflection_padding():
     assert all(type(model.get_submodule(f"{b}.conv1.conv2d")) is nn.Conv2d for b in blocks)
 
 
-def test_whole_pickled_module_loads_safely(tmp_path, caplog):
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_whole_pickled_module_loads_safely(tmp_path, caplog, legacy):
     # The authors release torch.save(model); our reader extracts tensors without unpickling classes.
     caplog.set_level(logging.INFO, logger="dehazekit.backbones.weights")
     source = _perturb(_tiny())
     path = tmp_path / "msbdn_whole.pkl"
-    torch.save(source, path)
+    torch.save(source, path, _use_new_zipfile_serialization=not legacy)  # torch < 1.6 wrote legacy files
     target = _tiny()
     load_weights(target, path)
     assert "tensor-only unpickler" in caplog.text  # weights_only refused the module, the safe path ran

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import textwrap
 import uuid
@@ -47,19 +48,21 @@ def whole_module_checkpoint(tmp_path):
             for p in model.parameters():
                 p.add_(torch.randn_like(p))
         expected = {k: v.clone() for k, v in model.state_dict().items()}
-        path = tmp_path / "whole.pth"
-        torch.save(model, path)
+        torch.save(model, tmp_path / "whole.pth")
+        # torch < 1.6 wrote the legacy (non-zip) format; checkpoints from 2020 (MSBDN's) may use it.
+        torch.save(model, tmp_path / "whole_legacy.pth", _use_new_zipfile_serialization=False)
     finally:
         sys.path.remove(str(src_dir))
         sys.modules.pop(name, None)
     for file in src_dir.rglob("*"):
         if file.is_file():
             file.unlink()
-    return name, path, expected
+    return {False: (name, tmp_path / "whole.pth", expected), True: (name, tmp_path / "whole_legacy.pth", expected)}
 
 
-def test_whole_module_state_dict_without_importing_it(whole_module_checkpoint):
-    name, path, expected = whole_module_checkpoint
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_whole_module_state_dict_without_importing_it(whole_module_checkpoint, legacy):
+    name, path, expected = whole_module_checkpoint[legacy]
     with pytest.raises(ModuleNotFoundError):  # a normal unpickle would need the class's module
         torch.load(path, weights_only=False)
     got = read_state_dict(path)
@@ -77,14 +80,15 @@ class _Evil:
         return os.system, (f"touch {self.marker}",)
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 @pytest.mark.parametrize("with_weights", [False, True])
-def test_malicious_reduce_never_runs(tmp_path, with_weights):
+def test_malicious_reduce_never_runs(tmp_path, with_weights, legacy):
     marker = tmp_path / "pwned"
     payload = {"hook": _Evil(marker)}
     if with_weights:
         payload["state_dict"] = {"w": torch.arange(6.0).reshape(2, 3)}
     path = tmp_path / "evil.pth"
-    torch.save(payload, path)
+    torch.save(payload, path, _use_new_zipfile_serialization=not legacy)
     if with_weights:
         got = read_state_dict(path)
         assert list(got) == ["w"] and torch.equal(got["w"], torch.arange(6.0).reshape(2, 3))
@@ -103,11 +107,28 @@ def test_module_wrapped_in_dict_and_data_parallel_prefix(tmp_path):
     assert list(got) == list(model.state_dict())
 
 
+def test_legacy_shared_storage_and_dtypes(tmp_path):
+    base = torch.arange(12, dtype=torch.float64)
+    payload = {"state_dict": {"a": base[:6].view(2, 3), "b": base[6:], "c": torch.tensor([True, False]),
+                              "d": torch.arange(4, dtype=torch.int64)}, "extra": _Evil(tmp_path / "x")}
+    path = tmp_path / "legacy_dict.pth"
+    torch.save(payload, path, _use_new_zipfile_serialization=False)
+    got = load_tensors_only(path)
+    for key, value in payload["state_dict"].items():
+        assert got[key].dtype == value.dtype and torch.equal(got[key], value), key
+    assert got["a"].untyped_storage().data_ptr() == got["b"].untyped_storage().data_ptr()
+
+
 def test_unreadable_files_raise_model_file_error(tmp_path):
-    legacy = tmp_path / "legacy.pth"
-    torch.save(torch.nn.Conv2d(1, 1, 1), legacy, _use_new_zipfile_serialization=False)
-    with pytest.raises(ModelFileError, match="legacy"):
-        load_tensors_only(legacy)
+    not_torch = tmp_path / "plain.pkl"
+    not_torch.write_bytes(pickle.dumps({"w": [1, 2, 3]}))
+    with pytest.raises(ModelFileError, match="not a torch checkpoint"):
+        load_tensors_only(not_torch)
+    truncated = tmp_path / "truncated.pth"
+    torch.save({"w": torch.ones(100)}, truncated, _use_new_zipfile_serialization=False)
+    truncated.write_bytes(truncated.read_bytes()[:-40])
+    with pytest.raises(ModelFileError, match="truncated"):
+        load_tensors_only(truncated)
     broken = tmp_path / "broken.pth"
     with zipfile.ZipFile(broken, "w") as zf:
         zf.writestr("archive/data.pkl", b"\x80\x02garbage")
