@@ -5,7 +5,8 @@ runs the authors' code. This unpickler maps every non-tensor global to an inert 
 records its state, so tensors (and the module's ``_parameters``/``_buffers`` dicts) come back while
 nothing from the file is executed. The only real globals are torch's tensor-rebuild functions and
 plain containers (OrderedDict, set); the state_dict is rebuilt in nn.Module order, without
-non-persistent buffers.
+non-persistent buffers. Both the zip format (torch >= 1.6) and the legacy stream format (what 2020-era
+releases such as MSBDN-DFF's were written with) are read.
 """
 from __future__ import annotations
 
