@@ -93,3 +93,17 @@ def test_model_with_mismatched_channels_fails_before_writing(tmp_path):
         _run(src, tmp_path / "out.mp4", model)
     assert not (tmp_path / "out.mp4").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_damaged_middle_keeps_the_frames_after_the_damage(tmp_path, tiny_onnx):
+    data = bytearray(make_video(tmp_path / "ok.mp4", count=24).read_bytes())
+    start, stop = len(data) * 45 // 100, len(data) * 55 // 100
+    data[start:stop] = b"\x5a" * (stop - start)  # overwrite a tenth of the media data mid-file
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    report = _run(bad, tmp_path / "out.mp4", tiny_onnx)
+    reasons = " ".join(s.reason for s in report.skipped)
+    missing = 24 - report.frames
+    assert 0 < missing < 12  # frames past the damage were decoded too
+    assert f"{missing} of 24 frames could not be decoded" in reasons
+    assert probe(tmp_path / "out.mp4")["frames"] == report.frames

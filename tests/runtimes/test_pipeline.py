@@ -101,3 +101,16 @@ def test_queues_are_bounded_so_decoding_waits_for_inference(tiny_onnx):
     assert written == list(range(30))
     # inbox 2 + outbox 2 + one batch in flight + one frame each held by decoder/encoder
     assert max(ahead) <= 2 + 2 + 1 + 2
+
+
+def test_mpeg4_fallback_codec_writes_a_playable_video(tmp_path, tiny_onnx):
+    from runtimes.video_sink import VideoSink
+
+    source = open_source(make_video(tmp_path / "in.mp4", count=5, width=48, height=32))
+    sink = VideoSink(tmp_path / "out.mp4", source.info, codec="mpeg4")
+    run_pipeline(source, sink, Dehazer(tiny_onnx))
+    import av
+
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert probe(tmp_path / "out.mp4")["frames"] == 5
