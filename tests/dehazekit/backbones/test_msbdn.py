@@ -124,3 +124,19 @@ def test_wrong_checkpoint_names_keys():
         load_weights(_tiny(), state)
     with pytest.raises(CheckpointMismatchError, match=r"shape mismatch .*conv_input\.conv2d\.weight"):
         load_weights(_tiny(), _tiny(width=8).state_dict())
+
+
+def test_tiny_exports_to_onnx_with_dynamic_size(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = _perturb(_tiny())
+    path = tmp_path / "tiny_msbdn.onnx"
+    axes = {0: "B", 2: "H", 3: "W"}
+    torch.onnx.export(model, (torch.rand(1, 3, 32, 32),), str(path), opset_version=17, dynamo=False,
+                      input_names=["input"], output_names=["output"], dynamic_axes={"input": axes, "output": axes})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(2, 3, 48, 64)  # other batch and size than traced: the skip-size resize must stay dynamic
+    (y_ort,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        y = model(x)
+    assert y_ort.shape == tuple(y.shape)
+    assert float((torch.from_numpy(y_ort) - y).abs().max()) <= 1e-4 * max(1.0, float(y.abs().max()))
