@@ -23,18 +23,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from runtimes import Dehazer, open_sink, run_pipeline  # noqa: E402
-from runtimes.backends import open_backend  # noqa: E402
-from runtimes.bench import model_only_fps, parse_batches  # noqa: E402
-from runtimes.frames import FrameItem  # noqa: E402
-from runtimes.io_utils import atomic_write_text  # noqa: E402
-from runtimes.video import VideoSource  # noqa: E402
+from runtimes import Dehazer, open_sink, run_pipeline
+from runtimes.backends import open_backend
+from runtimes.bench import model_only_fps, parse_batches
+from runtimes.frames import FrameItem
+from runtimes.io_utils import atomic_write_text
+from runtimes.video import VideoSource
 
 log = logging.getLogger("runtime_bench")
 RESULTS = REPO / "benchmarks" / "results"
@@ -140,7 +141,7 @@ def measure(model: Path, video: Path, batches: list[int], loops: int) -> dict[st
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"| batch | model-only fps | end-to-end fps | ratio |\n|---|---|---|---|")
+    print("| batch | model-only fps | end-to-end fps | ratio |\n|---|---|---|---|")
     for row in result["rows"]:
         print(f"| {row['batch']} | {row['model_only_fps']:.2f} | {row['end_to_end_fps']:.2f} | {row['ratio']:.2f} |")
     for key, value in result["memory"].items():

@@ -9,8 +9,8 @@ imported lazily inside the backends, sources and sinks that use them.
 """
 __version__ = "0.1.0"
 
-from runtimes.errors import DehazeKitError  # noqa: E402
-from runtimes.meta import ModelMeta  # noqa: E402
+from runtimes.errors import DehazeKitError
+from runtimes.meta import ModelMeta
 
 
 def __getattr__(name: str):

@@ -7,8 +7,9 @@ a sink; the ratio says how much of the model's speed the pipeline keeps.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,15 +9,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from runtimes.backends import Backend, open_backend
 from runtimes.errors import ConfigError
-from runtimes.processing import (check_frame, crop_batch, from_layout, from_model_batch, pad_batch, plan_padding,
-                                 to_layout, to_model_batch)
+from runtimes.processing import (
+    check_frame,
+    crop_batch,
+    from_layout,
+    from_model_batch,
+    pad_batch,
+    plan_padding,
+    to_layout,
+    to_model_batch,
+)
 from runtimes.tiling import TileConfig, needs_tiling, tiled_infer
 
 log = logging.getLogger(__name__)
@@ -84,7 +92,7 @@ class Dehazer:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Dehazer":
+    def __enter__(self) -> Dehazer:
         return self
 
     def __exit__(self, *exc: object) -> None:

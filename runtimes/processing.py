@@ -6,8 +6,8 @@ Frames at the edges: uint8 (H, W, 3) RGB, or BGR when the caller says so (OpenCV
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -6,9 +6,10 @@ Sinks: image file, folder, video file, callback.
 from __future__ import annotations
 
 import glob as globlib
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -3,8 +3,9 @@ iterables of frames."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 

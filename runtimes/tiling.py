@@ -7,8 +7,8 @@ instead of real context, therefore contribute almost nothing and no seam appears
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -5,17 +5,14 @@ timing. Damaged packets are skipped and counted; a truncated file yields every f
 """
 from __future__ import annotations
 
-import contextlib
 import logging
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
-
-import numpy as np
+from typing import Any
 
 from runtimes.errors import VideoError, missing_dependency
 from runtimes.frames import FrameItem, SkipLog, SourceInfo
-from runtimes.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -64,6 +64,8 @@ def dehaze_gstreamer(model: str, source: str, out: str, fps: int = 25) -> int:
                 writer.set_state(Gst.State.PLAYING)
             buffer = sample.get_buffer()
             ok, info = buffer.map(Gst.MapFlags.READ)
+            if not ok:
+                raise RuntimeError(f"cannot map GStreamer buffer of frame {frames}")
             try:
                 clear = dehazer(frame_from_buffer(bytes(info.data), width, height))
             finally:

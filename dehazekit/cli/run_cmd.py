@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -35,7 +35,7 @@ def _default_model() -> Path:
     return Path(path)
 
 
-def _progress(total: Optional[int]):
+def _progress(total: int | None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("[bold]dehazing"), BarColumn(), MofNCompleteColumn(),
@@ -70,15 +70,15 @@ def _summary(report: Any) -> None:
 @cli_errors
 def run(
     source: str = typer.Argument(..., help="Image, folder, glob, video, rtsp:// URL or camera index."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model file (.onnx, .engine, .safetensors)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file or folder (default: beside input)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model file (.onnx, .engine, .safetensors)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output file or folder (default: beside input)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per inference call."),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Run frames larger than this as overlapping tiles."),
+    tile: int | None = typer.Option(None, "--tile", help="Run frames larger than this as overlapping tiles."),
     overlap: int = typer.Option(64, "--overlap", min=0, help="Tile overlap in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or trt."),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="Write input and dehazed frames side by side."),
     bgr: bool = typer.Option(False, "--bgr", help="Carry frames as BGR end to end (saves swaps for OpenCV)."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop a camera/stream after N."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop a camera/stream after N."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the audio track."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from runtimes.backends.base import Backend, BaseBackend
 from runtimes.errors import ModelFileError, UnknownNameError

@@ -65,7 +65,7 @@ class BaseBackend:
     def describe(self) -> dict[str, object]:
         return {"backend": self.name, "providers": [], "backbone": self.meta.backbone}
 
-    def __enter__(self) -> "BaseBackend":
+    def __enter__(self) -> BaseBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import onnx
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from runtimes.meta import META_KEY, ModelMeta
 

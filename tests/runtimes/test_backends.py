@@ -9,8 +9,14 @@ import pytest
 
 from runtimes.backends import BaseBackend, open_backend, register_backend, registered_suffixes
 from runtimes.backends.onnx_backend import choose_providers
-from runtimes.errors import (BackendError, ConfigError, InputError, MissingDependencyError, ModelFileError,
-                             UnknownNameError)
+from runtimes.errors import (
+    BackendError,
+    ConfigError,
+    InputError,
+    MissingDependencyError,
+    ModelFileError,
+    UnknownNameError,
+)
 from runtimes.meta import ModelMeta
 from tests.runtimes.onnx_models import export_tiny
 
@@ -35,9 +41,8 @@ def test_onnx_backend_matches_a_plain_session(tiny_onnx):
     ([[1.0]], "numpy array"),
 ])
 def test_invalid_batches_are_rejected_before_inference(tiny_onnx, batch, match):
-    with open_backend(tiny_onnx, device="cpu") as backend:
-        with pytest.raises(InputError, match=match):
-            backend.infer(batch)
+    with open_backend(tiny_onnx, device="cpu") as backend, pytest.raises(InputError, match=match):
+        backend.infer(batch)
 
 
 def test_closed_backend_refuses_work(tiny_onnx):
@@ -75,9 +80,8 @@ def test_onnx_without_meta_needs_a_sidecar(tmp_path):
 
 def test_model_with_other_channel_count_rejects_rgb(tmp_path):
     model = export_tiny(tmp_path / "four.onnx", channels=4)
-    with open_backend(model, device="cpu") as backend:
-        with pytest.raises(InputError, match="channels"):
-            backend.infer(np.zeros((1, 3, 8, 8), np.float32))
+    with open_backend(model, device="cpu") as backend, pytest.raises(InputError, match="channels"):
+        backend.infer(np.zeros((1, 3, 8, 8), np.float32))
 
 
 def test_provider_choice_follows_preference_and_availability():

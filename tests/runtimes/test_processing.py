@@ -6,8 +6,14 @@ import pytest
 
 from runtimes.errors import InputError
 from runtimes.meta import ModelMeta
-from runtimes.processing import (check_frame, crop_batch, from_model_batch, pad_batch, plan_padding,
-                                 to_model_batch)
+from runtimes.processing import (
+    check_frame,
+    crop_batch,
+    from_model_batch,
+    pad_batch,
+    plan_padding,
+    to_model_batch,
+)
 
 RNG = np.random.default_rng(0)
 
