@@ -135,7 +135,8 @@ def _has_path(module: nn.Module, path: str) -> bool:
 
 
 def _conv_block(cin: int, cout: int, tail: nn.Module | None, relu_last: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1)]
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                               nn.Conv2d(cout, cout, 3, padding=1)]
     if relu_last:
         layers.append(nn.ReLU(inplace=True))
     if tail is not None:
@@ -159,13 +160,16 @@ class DeHamer(nn.Module):
     """
 
     def __init__(self, width: int = 32, embed_dim: int = 96, depths: Sequence[int] = (2, 2, 2),
-                 num_heads: Sequence[int] = (3, 6, 12), window_size: int = 7, prune_unused: bool = False) -> None:
+                 num_heads: Sequence[int] = (3, 6, 12), window_size: int = 7,
+                 prune_unused: bool = False) -> None:
         super().__init__()
         depths, num_heads = [int(d) for d in depths], [int(h) for h in num_heads]
-        if width < 8 or width % 8 or embed_dim % 6 or len(depths) != 3 or len(num_heads) != 3 or window_size < 2:
-            raise ConfigError.build("invalid DeHamer config",
-                                    got={"width": width, "embed_dim": embed_dim, "depths": depths, "num_heads": num_heads},
-                                    expected="width a multiple of 8, embed_dim a multiple of 6, 3 Swin stages")
+        stages_ok = len(depths) == 3 and len(num_heads) == 3 and window_size >= 2
+        if width < 8 or width % 8 or embed_dim % 6 or not stages_ok:
+            raise ConfigError.build(
+                "invalid DeHamer config",
+                got={"width": width, "embed_dim": embed_dim, "depths": depths, "num_heads": num_heads},
+                expected="width a multiple of 8, embed_dim a multiple of 6, 3 Swin stages, window >= 2")
         c, e = width, embed_dim
         self.conv1 = nn.Conv2d(24 * c, 8 * c, 3, padding=1)
         self.conv1_1 = nn.Conv2d(4 * e, 8 * c, 3, padding=1)
@@ -196,7 +200,8 @@ class DeHamer(nn.Module):
         self._block4 = _conv_block(4 * c, 2 * c, _up())
         self._block5 = _conv_block(2 * c, c, _up())
         self._block6 = _conv_block(46 * c // 32, 23 * c // 32, _up(), relu_last=False)  # unused
-        self._block7 = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 3, 3, padding=1))
+        self._block7 = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(c, 3, 3, padding=1))
         self.pruned: list[str] = []
         self.register_load_state_dict_pre_hook(_drop_pruned_keys)
         if prune_unused:
@@ -310,23 +315,27 @@ FULL_PARAMS = 132_501_638
 PRUNED_PARAMS = 29_460_837
 
 
-_EXPORT_NOTE = ("exports with dynamic batch/H/W: pyramid pooling is written as bin-weight matrices "
-                "(same numbers as adaptive pooling on non-divisible sizes) and the shifted-window mask "
-                "from comparisons")
-_COMMON = {"family": "dehamer", "pad_multiple": 16, "candidates": dehamer_candidates, "exclude": dehamer_exclude,
-               "source": "Li-Chongyi/Dehamer@70916700", "license": "MIT", "export_note": _EXPORT_NOTE}
+# Why ONNX works (the authors' adaptive pooling over non-divisible sizes does not export). Kept out of
+# ``export_note`` because `dehazekit backbones` shows export_note instead of the description, and the
+# description must carry the pruned count.
+EXPORT_REASON = ("ONNX yes: pyramid pooling as bin-weight matmuls (same numbers as adaptive pooling "
+                 "on non-divisible sizes), shifted-window mask from comparisons")
+_COMMON = {"family": "dehamer", "pad_multiple": 16, "candidates": dehamer_candidates,
+           "exclude": dehamer_exclude, "source": "Li-Chongyi/Dehamer@70916700", "license": "MIT"}
 
 
 @register_backbone("dehamer", min_size=16,
-                   description=f"DeHamer UNet_emb (Swin + CNN, 3D position embedding); prune_unused=True: "
-                   f"{PRUNED_PARAMS:,} params ({FULL_PARAMS - PRUNED_PARAMS:,} never used dropped)", **_COMMON)
+                   description=f"DeHamer UNet_emb; prune_unused=True: {PRUNED_PARAMS:,} params "
+                   f"({FULL_PARAMS - PRUNED_PARAMS:,} never-used dropped). {EXPORT_REASON}", **_COMMON)
 def dehamer(width: int = 32, embed_dim: int = 96, depths: Sequence[int] = (2, 2, 2),
-            num_heads: Sequence[int] = (3, 6, 12), window_size: int = 7, prune_unused: bool = False) -> DeHamer:
+            num_heads: Sequence[int] = (3, 6, 12), window_size: int = 7,
+            prune_unused: bool = False) -> DeHamer:
     return DeHamer(width, embed_dim, depths, num_heads, window_size, prune_unused)
 
 
 @register_backbone("tiny-dehamer", min_size=16, tiny=True,
                    description="tiny DeHamer for tests (width 8, embed 12)", **_COMMON)
 def tiny_dehamer(width: int = 8, embed_dim: int = 12, depths: Sequence[int] = (2, 2, 2),
-                 num_heads: Sequence[int] = (1, 2, 2), window_size: int = 4, prune_unused: bool = False) -> DeHamer:
+                 num_heads: Sequence[int] = (1, 2, 2), window_size: int = 4,
+                 prune_unused: bool = False) -> DeHamer:
     return DeHamer(width, embed_dim, depths, num_heads, window_size, prune_unused)

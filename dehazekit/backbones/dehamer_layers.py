@@ -4,8 +4,8 @@ Two families, each named and laid out so the authors' state_dict keys come out u
 
 * a three-stage Swin transformer whose patch embedding gets a transmission-aware 3D sinusoidal
   position embedding (x, y and the dark channel of the input as a haze-density "depth");
-* the parts of MIRNet's multi-scale residual block (MSRB, assembled in dehamer.py): dual-attention units, antialiased residual
-  down/up-sampling and selective-kernel fusion, used in the decoder.
+* the parts of MIRNet's multi-scale residual block (MSRB, assembled in dehamer.py): dual-attention
+  units, antialiased residual down/up-sampling and selective-kernel fusion.
 
 Everything is written export-friendly: shapes stay tensors (no ``int(...)`` of a traced size), the
 shifted-window mask is built from comparisons instead of slice assignment, and the dark channel is
@@ -96,7 +96,8 @@ class SwinWindowAttention(nn.Module):
 class SwinBlock(nn.Module):
     """Pre-norm (shifted) window attention + MLP on (B, H*W, C) tokens."""
 
-    def __init__(self, dim: int, num_heads: int, ws: int, shift: int, mlp_ratio: float, drop_path: float) -> None:
+    def __init__(self, dim: int, num_heads: int, ws: int, shift: int, mlp_ratio: float,
+                 drop_path: float) -> None:
         super().__init__()
         self.ws, self.shift = ws, shift
         self.norm1 = nn.LayerNorm(dim)
@@ -158,7 +159,8 @@ class SwinStage(nn.Module):
         super().__init__()
         self.ws = ws
         self.blocks = nn.ModuleList(
-            SwinBlock(dim, num_heads, ws, 0 if i % 2 == 0 else ws // 2, mlp_ratio, drop_paths[i]) for i in range(depth)
+            SwinBlock(dim, num_heads, ws, 0 if i % 2 == 0 else ws // 2, mlp_ratio, drop_paths[i])
+            for i in range(depth)
         )
         self.downsample = PatchMerging(dim) if downsample else None
 
@@ -275,8 +277,9 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
-        self.conv_du = nn.Sequential(nn.Conv2d(channels, channels // reduction, 1, bias=False), nn.ReLU(inplace=True),
-                                     nn.Conv2d(channels // reduction, channels, 1, bias=False), nn.Sigmoid())
+        hidden = channels // reduction
+        self.conv_du = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True),
+                                     nn.Conv2d(hidden, channels, 1, bias=False), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
@@ -327,8 +330,9 @@ class ResidualDown(nn.Module):
 
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.top = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.PReLU(), nn.Conv2d(c, c, 3, padding=1, bias=False),
-                                 nn.PReLU(), BlurPool(c), nn.Conv2d(c, 2 * c, 1, bias=False))
+        self.top = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.PReLU(),
+                                 nn.Conv2d(c, c, 3, padding=1, bias=False), nn.PReLU(), BlurPool(c),
+                                 nn.Conv2d(c, 2 * c, 1, bias=False))
         self.bot = nn.Sequential(BlurPool(c), nn.Conv2d(c, 2 * c, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -341,7 +345,8 @@ class ResidualUp(nn.Module):
     def __init__(self, c: int) -> None:
         super().__init__()
         self.top = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.PReLU(),
-                                 nn.ConvTranspose2d(c, c, 3, stride=2, padding=1, output_padding=1, bias=False),
+                                 nn.ConvTranspose2d(c, c, 3, stride=2, padding=1, output_padding=1,
+                                                    bias=False),
                                  nn.PReLU(), nn.Conv2d(c, c // 2, 1, bias=False))
         self.bot = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                                  nn.Conv2d(c, c // 2, 1, bias=False))

@@ -130,7 +130,8 @@ class WindowAttention(nn.Module):
 class Attention(nn.Module):
     """Token mixer: proj(dwconv(V(x)) [+ window attention of QK(x), V(x)]); (B, C, H, W) -> same."""
 
-    def __init__(self, dim: int, num_heads: int, ws: int, shift: int, use_attn: bool, depth_gain: float) -> None:
+    def __init__(self, dim: int, num_heads: int, ws: int, shift: int, use_attn: bool,
+                 depth_gain: float) -> None:
         super().__init__()
         self.ws, self.shift, self.use_attn = ws, shift, use_attn
         # Creation order fixes the state_dict order: conv, V, proj, QK, attn.
@@ -263,7 +264,8 @@ class SKFusion(nn.Module):
 def _five(name: str, values: Sequence, cast=float) -> list:
     values = [cast(v) for v in values]
     if len(values) != 5:
-        raise ConfigError.build(f"DehazeFormer {name} needs one value per stage", got=values, expected="5 values")
+        raise ConfigError.build(f"DehazeFormer {name} needs one value per stage", got=values,
+                                expected="5 values")
     return values
 
 
@@ -285,9 +287,10 @@ class DehazeFormer(nn.Module):
         ratios, heads = _five("mlp_ratios", mlp_ratios), _five("num_heads", num_heads, int)
         stage_depths, attn = _five("depths", depths, int), _five("attn_ratio", attn_ratio)
         if dims[1] != dims[3] or dims[0] != dims[4] or min(stage_depths) < 1 or window_size < 2:
-            raise ConfigError.build("invalid DehazeFormer config", got={"embed_dims": dims, "depths": stage_depths,
-                                    "window_size": window_size},
-                                    expected="embed_dims[1] == [3], [0] == [4], depths >= 1, window_size >= 2")
+            raise ConfigError.build(
+                "invalid DehazeFormer config",
+                got={"embed_dims": dims, "depths": stage_depths, "window_size": window_size},
+                expected="embed_dims[1] == [3], [0] == [4], depths >= 1, window_size >= 2")
         gain = (8 * sum(stage_depths)) ** (-1 / 4)
 
         def stage(i: int) -> BasicLayer:
@@ -331,10 +334,13 @@ class DehazeFormer(nn.Module):
 
 def dehazeformer_candidates(model: nn.Module) -> list[str]:
     """Every transformer block in forward order (layer1 .. layer5)."""
-    return [f"layer{i}.blocks.{j}" for i in range(1, 6) for j in range(len(getattr(model, f"layer{i}").blocks))]
+    return [f"layer{i}.blocks.{j}" for i in range(1, 6)
+            for j in range(len(getattr(model, f"layer{i}").blocks))]
 
 
-_LORA_SUFFIXES = ("attn.V", "attn.QK", "attn.proj", "mlp.mlp.0", "mlp.mlp.2", "V", "QK", "proj", "mlp.0", "mlp.2")
+# Block-relative paths of the LoRA targets (full names end with them; "mlp.0" etc. cover the inner Mlp).
+_LORA_SUFFIXES = ("attn.V", "attn.QK", "attn.proj", "mlp.mlp.0", "mlp.mlp.2",
+                  "V", "QK", "proj", "mlp.0", "mlp.2")
 
 
 def dehazeformer_exclude(name: str, module: nn.Module) -> bool:
@@ -352,32 +358,37 @@ def dehazeformer_exclude(name: str, module: nn.Module) -> bool:
 
 
 _COMMON = {"family": "dehazeformer", "pad_multiple": 1, "candidates": dehazeformer_candidates,
-               "exclude": dehazeformer_exclude, "source": "IDKiro/DehazeFormer@5af7c34d", "license": "MIT"}
+           "exclude": dehazeformer_exclude, "source": "IDKiro/DehazeFormer@5af7c34d", "license": "MIT"}
+_T = {"embed_dims": (24, 48, 96, 48, 24), "mlp_ratios": (2.0, 4.0, 4.0, 2.0, 2.0), "depths": (4, 4, 4, 2, 2),
+      "num_heads": (2, 4, 6, 1, 1), "attn_ratio": (0.0, 0.5, 1.0, 0.0, 0.0)}
+_S = {**_T, "depths": (8, 8, 8, 4, 4), "attn_ratio": (0.25, 0.5, 0.75, 0.0, 0.0)}
+_TINY = {"embed_dims": (8, 16, 16, 16, 8), "mlp_ratios": (2.0,) * 5, "depths": (1, 2, 2, 1, 1),
+         "num_heads": (1, 2, 2, 1, 1), "attn_ratio": (0.0, 1.0, 1.0, 0.0, 0.0)}
+_ABOUT = "windowed transformer U-Net; pads internally; authors' I/O in [-1, 1]; ONNX yes, dynamic batch"
 
 
-@register_backbone("dehazeformer-t", min_size=32, description="DehazeFormer-T, windowed transformer U-Net "
-                   "(pads internally; authors' I/O in [-1, 1])", **_COMMON)
-def dehazeformer_t(embed_dims: Sequence[int] = (24, 48, 96, 48, 24),
-                   mlp_ratios: Sequence[float] = (2.0, 4.0, 4.0, 2.0, 2.0), depths: Sequence[int] = (4, 4, 4, 2, 2),
-                   num_heads: Sequence[int] = (2, 4, 6, 1, 1), attn_ratio: Sequence[float] = (0.0, 0.5, 1.0, 0.0, 0.0),
-                   window_size: int = 8) -> DehazeFormer:
+@register_backbone("dehazeformer-t", min_size=32, description=f"DehazeFormer-T, {_ABOUT}", **_COMMON)
+def dehazeformer_t(embed_dims: Sequence[int] = _T["embed_dims"],
+                   mlp_ratios: Sequence[float] = _T["mlp_ratios"],
+                   depths: Sequence[int] = _T["depths"], num_heads: Sequence[int] = _T["num_heads"],
+                   attn_ratio: Sequence[float] = _T["attn_ratio"], window_size: int = 8) -> DehazeFormer:
     return DehazeFormer(embed_dims, mlp_ratios, depths, num_heads, attn_ratio, window_size)
 
 
-@register_backbone("dehazeformer-s", min_size=32, description="DehazeFormer-S, windowed transformer U-Net "
-                   "(pads internally; authors' I/O in [-1, 1])", **_COMMON)
-def dehazeformer_s(embed_dims: Sequence[int] = (24, 48, 96, 48, 24),
-                   mlp_ratios: Sequence[float] = (2.0, 4.0, 4.0, 2.0, 2.0), depths: Sequence[int] = (8, 8, 8, 4, 4),
-                   num_heads: Sequence[int] = (2, 4, 6, 1, 1),
-                   attn_ratio: Sequence[float] = (0.25, 0.5, 0.75, 0.0, 0.0), window_size: int = 8) -> DehazeFormer:
+@register_backbone("dehazeformer-s", min_size=32, description=f"DehazeFormer-S, {_ABOUT}", **_COMMON)
+def dehazeformer_s(embed_dims: Sequence[int] = _S["embed_dims"],
+                   mlp_ratios: Sequence[float] = _S["mlp_ratios"],
+                   depths: Sequence[int] = _S["depths"], num_heads: Sequence[int] = _S["num_heads"],
+                   attn_ratio: Sequence[float] = _S["attn_ratio"], window_size: int = 8) -> DehazeFormer:
     return DehazeFormer(embed_dims, mlp_ratios, depths, num_heads, attn_ratio, window_size)
 
 
 # Window 4 at 1/4 scale: reflect padding of up to 3 pixels needs >= 4 pixels there, hence 16.
 @register_backbone("tiny-dehazeformer", min_size=16, tiny=True,
                    description="tiny DehazeFormer for tests (dims 8/16, window 4)", **_COMMON)
-def tiny_dehazeformer(embed_dims: Sequence[int] = (8, 16, 16, 16, 8),
-                      mlp_ratios: Sequence[float] = (2.0, 2.0, 2.0, 2.0, 2.0), depths: Sequence[int] = (1, 2, 2, 1, 1),
-                      num_heads: Sequence[int] = (1, 2, 2, 1, 1), attn_ratio: Sequence[float] = (0.0, 1.0, 1.0, 0.0, 0.0),
+def tiny_dehazeformer(embed_dims: Sequence[int] = _TINY["embed_dims"],
+                      mlp_ratios: Sequence[float] = _TINY["mlp_ratios"],
+                      depths: Sequence[int] = _TINY["depths"], num_heads: Sequence[int] = _TINY["num_heads"],
+                      attn_ratio: Sequence[float] = _TINY["attn_ratio"],
                       window_size: int = 4) -> DehazeFormer:
     return DehazeFormer(embed_dims, mlp_ratios, depths, num_heads, attn_ratio, window_size)

@@ -8,10 +8,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dehazekit.backbones import (candidate_blocks, count_parameters, create_backbone, forward_padded, get_spec,
-                                 load_weights, read_state_dict)
-from dehazekit.backbones.dehamer import (FULL_PARAMS, PRUNED_PARAMS, adaptive_avg_pool, prune_unused,
-                                         unused_module_paths)
+from dehazekit.backbones import (
+    candidate_blocks,
+    count_parameters,
+    create_backbone,
+    forward_padded,
+    get_spec,
+    load_weights,
+    read_state_dict,
+)
+from dehazekit.backbones.dehamer import (
+    FULL_PARAMS,
+    PRUNED_PARAMS,
+    adaptive_avg_pool,
+    prune_unused,
+    unused_module_paths,
+)
 from dehazekit.backbones.dehamer_layers import dark_channel, shifted_window_mask
 from runtimes.errors import CheckpointMismatchError
 
@@ -106,7 +118,8 @@ def test_unused_parameters_get_no_gradient():
     model(torch.rand(1, 3, 32, 32)).square().mean().backward()
     no_grad = {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
     unused = unused_module_paths(model)
-    in_unused = {n for n, p in model.named_parameters() if p.requires_grad and n.startswith(tuple(f"{u}." for u in unused))}
+    heads = tuple(f"{u}." for u in unused)
+    in_unused = {n for n, p in model.named_parameters() if p.requires_grad and n.startswith(heads)}
     assert no_grad == in_unused and in_unused
 
 
@@ -148,7 +161,8 @@ def test_onnx_export_dynamic_batch_and_size(tmp_path):
     path = tmp_path / "tiny-dehamer.onnx"
     axes = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(model, (torch.rand(1, 3, 32, 48),), str(path), dynamo=False, opset_version=17,
-                      input_names=["hazy"], output_names=["clear"], dynamic_axes={"hazy": axes, "clear": axes})
+                      input_names=["hazy"], output_names=["clear"],
+                      dynamic_axes={"hazy": axes, "clear": axes})
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     # 80x48 -> 5x3 at 1/16 scale: pyramid bins 2, 3, 4 do not divide it.
     for shape in [(2, 3, 80, 48), (1, 3, 48, 112)]:

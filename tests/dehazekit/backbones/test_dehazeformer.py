@@ -67,7 +67,8 @@ def test_candidates_and_exclusions():
     model = create_backbone("dehazeformer-t")
     spec = get_spec("dehazeformer-t")
     blocks = candidate_blocks(model)
-    assert len(blocks) == 4 + 4 + 4 + 2 + 2 and blocks[0] == "layer1.blocks.0" and blocks[-1] == "layer5.blocks.1"
+    assert len(blocks) == 4 + 4 + 4 + 2 + 2
+    assert blocks[0] == "layer1.blocks.0" and blocks[-1] == "layer5.blocks.1"
     for block_path in blocks:
         block = model.get_submodule(block_path)
         kept = {name for name, m in block.named_modules()
@@ -102,7 +103,8 @@ def test_onnx_export_keeps_dynamic_batch(tmp_path):
     path = tmp_path / "tiny.onnx"
     axes = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(model, (torch.rand(1, 3, 32, 48),), str(path), dynamo=False, opset_version=17,
-                      input_names=["hazy"], output_names=["clear"], dynamic_axes={"hazy": axes, "clear": axes})
+                      input_names=["hazy"], output_names=["clear"],
+                      dynamic_axes={"hazy": axes, "clear": axes})
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(2, 3, 40, 56), (3, 3, 37, 51)]:  # other batch, other (also non-multiple) size
         x = torch.rand(*shape)
