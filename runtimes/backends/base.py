@@ -38,6 +38,10 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, object]: ...
 
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 class BaseBackend:
     """Shared plumbing: context manager, input validation, a readable description."""
