@@ -172,3 +172,32 @@ def test_onnx_export_dynamic_batch_and_size(tmp_path):
         got = session.run(None, {"hazy": x.numpy()})[0]
         assert got.shape == expected.shape
         assert float(abs(got - expected).max()) <= 1e-4 * max(1.0, float(abs(expected).max()))
+
+
+def test_lora_merge_parity_and_one_search_and_finetune_step():
+    from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig, select_top_k
+    from dehazekit.lora import inject_lora, lora_layers, lora_parameters, merge_lora
+    from dehazekit.objectives import create_objective
+
+    model = _jitter(create_backbone("tiny-dehamer", prune_unused=True))
+    keys = list(model.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        y_base = model(x)
+    gates = inject_lora(model, candidate_blocks(model), rank=2, lora_alpha=4.0)
+    assert len(gates) == 10 and len(list(lora_layers(model))) == 4 * 2 + 6 * 4
+    objective = create_objective("dcp")
+    search = BilevelSearch(model, objective, SearchConfig(lr_w=1e-3, lr_alpha=0.05))
+    history = search.run(iter([(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))]), steps=1)
+    assert torch.isfinite(torch.tensor(history[0]["lower_loss"]))
+    tuner = FineTuner(model, objective, select_top_k(search.gate_values(), k=3), FinetuneConfig(lr=1e-3))
+    assert torch.isfinite(torch.tensor(tuner.step(torch.rand(1, 3, 32, 32))["loss"]))
+    with torch.no_grad():
+        for name, p in lora_parameters(model).items():
+            if name.endswith("lora_B"):
+                p.normal_(std=0.1)
+        y_lora = model.eval()(x)
+        assert not torch.allclose(y_lora, y_base, atol=1e-4)  # the adapters really act
+        merged = merge_lora(model)
+        assert list(merged.state_dict()) == keys
+        assert torch.allclose(merged(x), y_lora, atol=1e-5)
