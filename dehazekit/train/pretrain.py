@@ -50,6 +50,8 @@ class PretrainConfig:
     bild_lr: float = 1e-3
     bild_entropy: float = 1e-3
     progress: bool = True
+    stop_after: int | None = None   # end this session at this step (checkpointed); --resume continues
+
 
     def __post_init__(self) -> None:
         from dehazekit.data.datasets import parse_presets
@@ -206,7 +208,8 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     t0 = time.perf_counter() - wall
     with _progress(cfg) as (bar, task):
         bar.update(task, completed=step)
-        while step < cfg.steps:
+        end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
+        while step < end:
             hazy, clear, _ = data.batch(rng, cfg.batch_size)
             if reweighter is None:
                 loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight).mean()
@@ -227,7 +230,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                 if _mean_psnr(scores) > best["psnr"]:
                     best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
                     save_trained(model, cfg.out, _provenance(cfg, step, scores, baseline))
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step % cfg.ckpt_every == 0 or step == end:
                 _save_checkpoint(ckpt_path, {
                     "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,

@@ -1,0 +1,73 @@
+"""Haze synthesis: the scattering formula, seeding, presets, pseudo-depth, Make3D depth."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dehazekit.data.haze import PRESETS, HazeConfig, get_preset, load_make3d_depth, pseudo_depth, synthesize
+from runtimes.errors import ConfigError
+
+
+def _clear(seed: int = 0, h: int = 24, w: int = 32) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 1, (h, w, 3)).astype(np.float32)
+
+
+def test_formula_with_given_depth_matches_koschmieder():
+    clear = _clear()
+    depth_m = np.linspace(5, 60, clear.shape[0] * clear.shape[1], dtype=np.float32).reshape(clear.shape[:2])
+    cfg = HazeConfig(beta=(1.3, 1.3), airlight=(0.8, 0.8))
+    out = synthesize(clear, np.random.default_rng(0), cfg, depth_m=depth_m)
+    t = np.exp(-1.3 * depth_m / cfg.depth_scale)
+    expected = clear * t[..., None] + 0.8 * (1 - t[..., None])
+    np.testing.assert_allclose(out.hazy, expected, atol=1e-6)
+    np.testing.assert_allclose(out.transmission, t, rtol=1e-6)
+    assert out.params["beta"] == pytest.approx(1.3)
+
+
+def test_beta_override_and_denser_haze_lowers_contrast():
+    clear = _clear()
+    cfg = get_preset("homogeneous")
+    light = synthesize(clear, np.random.default_rng(3), cfg, beta=0.3)
+    dense = synthesize(clear, np.random.default_rng(3), cfg, beta=3.0)
+    assert light.params["mean_t"] > dense.params["mean_t"]
+    assert dense.hazy.std() < light.hazy.std() < clear.std()
+
+
+def test_seeded_reproducible_and_seed_sensitive():
+    clear = _clear()
+    cfg = get_preset("realistic")
+    a = synthesize(clear, np.random.default_rng(5), cfg).hazy
+    b = synthesize(clear, np.random.default_rng(5), cfg).hazy
+    c = synthesize(clear, np.random.default_rng(6), cfg).hazy
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+    assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
+
+
+def test_pseudo_depth_far_at_top_and_in_range():
+    cfg = get_preset("homogeneous")
+    d = pseudo_depth((40, 30), np.random.default_rng(0), cfg)
+    assert d.min() >= cfg.depth_near - 1e-6 and d.max() <= 1 + 1e-6
+    assert d[:5].mean() > d[-5:].mean()
+
+
+def test_realistic_airlight_is_tinted_homogeneous_is_grey():
+    clear = _clear()
+    grey = synthesize(clear, np.random.default_rng(1), PRESETS["homogeneous"]).params["airlight"]
+    tinted = synthesize(clear, np.random.default_rng(1), PRESETS["realistic"]).params["airlight"]
+    assert len(set(grey)) == 1 and len(set(tinted)) == 3
+
+
+def test_bad_config_and_unknown_preset_raise():
+    with pytest.raises(ConfigError):
+        HazeConfig(beta=(2.0, 1.0))
+    with pytest.raises(ConfigError, match="did you mean"):
+        get_preset("homogenous")
+
+
+def test_make3d_depth_loads_and_resizes(shared_data):
+    mats = sorted((shared_data / "depth" / "make3d").glob("*.mat"))
+    if not mats:
+        pytest.skip("no Make3D depth files")
+    depth = load_make3d_depth(mats[0], (64, 48))
+    assert depth.shape == (64, 48) and 0 < depth.max() <= 81

@@ -1,0 +1,74 @@
+"""Pretraining loop: runs, keeps the best model, resumes to the same weights; BILD's parts are honest."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dehazekit.data.images import write_image
+from dehazekit.train.pretrain import PretrainConfig, per_patch_loss, pretrain
+from runtimes.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def clear_dir(tmp_path_factory):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("clear")
+    for i in range(6):
+        img = ndimage.gaussian_filter(rng.uniform(0, 1, (48, 56, 3)), (2, 2, 0))
+        write_image(folder / f"im{i}.png", (img - img.min()) / (img.max() - img.min()))
+    return folder
+
+
+def _cfg(clear_dir, out, **kw):
+    base = dict(clear=clear_dir, backbone="tiny-gunet", out=out, steps=6, crop=32, batch_size=2, lr=2e-3,
+                val_every=3, ckpt_every=3, val_count=2, val_size=32, max_side=64, progress=False, val_fraction=0.3)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_resume_reproduces_an_uninterrupted_run(clear_dir, tmp_path):
+    full = pretrain(_cfg(clear_dir, tmp_path / "full"))
+    pretrain(_cfg(clear_dir, tmp_path / "split", stop_after=3))
+    resumed = pretrain(_cfg(clear_dir, tmp_path / "split", steps=6, resume=True))
+    assert full.step == resumed.step == 6
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    hist = json.loads((tmp_path / "full" / "history.json").read_text())
+    assert [h["step"] for h in hist["history"]] == [3, 6]
+    meta = json.loads((tmp_path / "full" / "model.json").read_text())
+    assert meta["backbone"] == "tiny-gunet" and meta["extra"]["step"] == full.best["step"]
+    assert set(_weights(tmp_path / "full")) == set(a)
+
+
+def test_resume_refuses_other_backbone(clear_dir, tmp_path):
+    pretrain(_cfg(clear_dir, tmp_path / "r", steps=3))
+    with pytest.raises(ConfigError):
+        pretrain(_cfg(clear_dir, tmp_path / "r", steps=6, resume=True, backbone="tiny-msbdn"))
+
+
+def test_bad_config_raises(clear_dir, tmp_path):
+    with pytest.raises(ConfigError):
+        _cfg(clear_dir, tmp_path, reweight="magic")
+    with pytest.raises(ConfigError):
+        _cfg(clear_dir, tmp_path, steps=0)
+
+
+def test_per_patch_loss_shapes_and_ssim_term():
+    x, y = torch.rand(3, 3, 24, 24), torch.rand(3, 3, 24, 24)
+    l1 = per_patch_loss(x, y, 0.0)
+    both = per_patch_loss(x, y, 0.5)
+    assert l1.shape == (3,) and torch.all(both > l1)
+    assert torch.all(per_patch_loss(y, y, 0.5) < 1e-6)
