@@ -207,11 +207,12 @@ def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected:
 def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
     from dehazekit.objectives import create_objective
 
+    # The objective first: a missing CLIP download should fail before any image is decoded.
+    objective = create_objective(config.objective, config.objective_options())
     data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames)
     model = load_backbone(config, backbone)
     candidates = candidate_list(model, config.candidates)
     _check_k(config, len(candidates))
-    objective = create_objective(config.objective, config.objective_options())
     objective.eval()
     for param in objective.parameters():
         param.requires_grad_(False)

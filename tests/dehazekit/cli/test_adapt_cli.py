@@ -49,3 +49,20 @@ def test_adapt_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--prompt" in result.output
     result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o4", "--objective", "dcp", "--resume"))
     assert result.exit_code == 2 and "no checkpoint" in result.output
+
+
+def test_adapt_cli_offline_clip_names_the_ways_out(tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    write_hazy_images(tmp_path / "hazy", 3)
+    start = time.monotonic()
+    result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "out", "--objective", "h2c"))
+    assert time.monotonic() - start < 10
+    assert result.exit_code == 2
+    assert "--clip-weights" in result.output and "--objective dcp" in result.output
+    assert not (tmp_path / "out").exists()
