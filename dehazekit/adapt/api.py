@@ -241,7 +241,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
     """
     from dehazekit.bilevel import select_top_k
-    from dehazekit.lora import inject_lora, save_adapter
+    from dehazekit.lora import inject_lora
 
     config = _resolve_config(backbone, config, overrides)
     t0 = time.perf_counter()

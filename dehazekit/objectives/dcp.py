@@ -21,7 +21,6 @@ replication so borders see only real pixels.
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

@@ -22,7 +22,11 @@ from torch import Tensor, nn
 
 from dehazekit.objectives.base import register_objective
 from dehazekit.objectives.clip_model import (
-    DEFAULT_CLIP, DEFAULT_PRETRAINED, image_size_of, load_clip, mean_std_of,
+    DEFAULT_CLIP,
+    DEFAULT_PRETRAINED,
+    image_size_of,
+    load_clip,
+    mean_std_of,
 )
 from runtimes.errors import ConfigError, UnknownNameError
 
