@@ -50,12 +50,11 @@ class AdaptResult:
 def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.Module:
     """The frozen base network in eval mode, in its deploy form (e.g. DEA-Net without DEConv)."""
     from dehazekit.backbones import create_backbone
-    from dehazekit.models import load_model
 
     if backbone is not None:
         model = copy.deepcopy(backbone)  # never put LoRA into the caller's module
     elif config.weights is not None:
-        model = load_model(config.weights, backbone=None if _is_model_folder(config.weights) else config.backbone)
+        model = _load_weights(str(config.backbone), config.weights)
     else:
         log.warning("no --weights given: adapting %s with RANDOM initial weights (useful for tests only)",
                     config.backbone)
@@ -67,9 +66,23 @@ def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.
     return model.eval()
 
 
-def _is_model_folder(path: str) -> bool:
-    p = Path(path)
-    return (p / "model.json").is_file() or p.with_suffix(".json").is_file() or (p.parent / "model.json").is_file()
+def _load_weights(name: str, weights: str) -> nn.Module:
+    """A saved model folder/file (its model.json must name ``name``) or an official checkpoint."""
+    import inspect
+
+    from dehazekit.backbones import get_spec
+    from dehazekit.models import load_model
+    from runtimes.errors import CheckpointMismatchError
+
+    try:
+        return load_model(weights, backbone=name)
+    except CheckpointMismatchError:
+        # Official training checkpoints (e.g. DEA-Net with DEConv) only fit the training form; load
+        # that form, and load_backbone folds it into the deploy form LoRA is injected into.
+        if "form" not in inspect.signature(get_spec(name).factory).parameters:
+            raise
+        log.info("%s does not fit the deploy form of %s; loading the training form", weights, name)
+        return load_model(weights, backbone=name, form="train")
 
 
 def candidate_list(model: nn.Module, preset: str) -> list[str]:

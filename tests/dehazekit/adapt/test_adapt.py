@@ -101,3 +101,23 @@ def test_resume_refuses_other_settings(hazy_dir: Path, tmp_path: Path) -> None:
         adapt(hazy_dir, BACKBONE, _config(tmp_path / "out"), progress=_stop_at("search", 2))
     with pytest.raises(CheckpointMismatchError, match="seed"):
         adapt(hazy_dir, BACKBONE, _config(tmp_path / "out", resume=True, seed=1))
+
+
+def test_weights_official_train_form_and_saved_model_folder(hazy_dir: Path, tmp_path: Path) -> None:
+    from dehazekit.adapt.api import load_backbone
+    from dehazekit.backbones import create_backbone
+
+    torch.manual_seed(3)
+    train_form = create_backbone("tiny-dea", form="train").eval()
+    torch.save({"model": {f"module.{k}": v for k, v in train_form.state_dict().items()}}, tmp_path / "dea.pth")
+    deploy = load_backbone(AdaptConfig(backbone="tiny-dea", weights=str(tmp_path / "dea.pth")))
+    assert deploy.form == "deploy" and not any(p.requires_grad for p in deploy.parameters())
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(deploy(x), train_form(x), atol=1e-5)
+    # An adapt output folder is a valid --weights (adapting an adapted model); its backbone must match.
+    first = adapt(hazy_dir, BACKBONE, _config(tmp_path / "first", search_steps=2, finetune_steps=1))
+    again = load_backbone(AdaptConfig(backbone=BACKBONE, weights=str(first.out_dir)))
+    assert again.backbone_name == BACKBONE
+    with pytest.raises(ConfigError, match="does not match"):
+        load_backbone(AdaptConfig(backbone="tiny-dea", weights=str(first.out_dir)))
