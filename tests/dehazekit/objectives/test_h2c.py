@@ -114,3 +114,21 @@ def test_registry_builds_h2c_and_mix() -> None:
     assert isinstance(h2c, H2CObjective) and isinstance(dcp, DCPObjective)
     hazy, out = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     assert torch.allclose(mix(hazy, out), h2c(hazy, out) + dcp(hazy, out), atol=1e-6)
+
+
+@pytest.mark.clip_weights
+def test_pretrained_clip_prefers_dehazed_over_hazier(shared_data) -> None:
+    """With real CLIP weights: removing haze must score better than adding more (needs DEHAZEKIT_CLIP_WEIGHTS)."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    obj = make_h2c(clip=os.environ.get("DEHAZEKIT_CLIP_MODEL", "ViT-B-32"),
+                   weights=os.environ["DEHAZEKIT_CLIP_WEIGHTS"])
+    files = sorted((shared_data / "clear" / "kodak24").glob("*"))[:4]
+    clear = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize((224, 224))).copy())
+                         .permute(2, 0, 1).float() / 255 for f in files])
+    hazy = 0.6 * clear + 0.4 * 0.9
+    hazier = 0.3 * clear + 0.7 * 0.9
+    assert obj(hazy, clear) < obj(hazy, hazier)
