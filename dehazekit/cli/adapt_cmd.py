@@ -82,8 +82,10 @@ def adapt(
     backbone: str = typer.Option(..., "--backbone", help="Registered backbone name (see `dehazekit backbones`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder or official checkpoint."),
     objective: str = typer.Option("h2c", "--objective", help="h2c (CLIP), dcp (CLIP-free) or h2c+dcp."),
-    top_k: Optional[int] = typer.Option(3, "--top-k", help="Blocks kept after the search."),
-    gate_threshold: Optional[float] = typer.Option(None, "--gate-threshold", help="Keep blocks with gate >= this."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Blocks kept after the search [default: 3, "
+                                        "or no cap when --gate-threshold is given]."),
+    gate_threshold: Optional[float] = typer.Option(None, "--gate-threshold",
+                                                   help="Keep blocks whose gate >= this (capped by --top-k)."),
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
     lora_alpha: float = typer.Option(16.0, "--lora-alpha", help="LoRA scaling numerator (scaling = alpha/rank)."),
     search_steps: int = typer.Option(300, "--search-steps", help="Stage 1 (bilevel search) steps."),
@@ -114,7 +116,7 @@ def adapt(
         backbone=backbone, weights=str(weights) if weights else None, objective=objective, clip=clip,
         clip_pretrained=None if clip_pretrained.lower() in ("none", "") else clip_pretrained,
         clip_weights=str(clip_weights) if clip_weights else None, prompts=_prompt_pairs(prompts, prompt),
-        top_k=top_k, gate_threshold=gate_threshold, rank=rank, lora_alpha=lora_alpha, search_steps=search_steps,
+        top_k=3 if top_k is None and gate_threshold is None else top_k, gate_threshold=gate_threshold, rank=rank, lora_alpha=lora_alpha, search_steps=search_steps,
         finetune_steps=finetune_steps, batch_size=batch_size, size=size, seed=seed, lr_w=lr_w, lr_alpha=lr_alpha,
         hypergrad=hypergrad, candidates=candidates, checkpoint_every=checkpoint_every, out=str(out), resume=resume)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),

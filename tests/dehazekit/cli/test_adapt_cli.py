@@ -49,6 +49,20 @@ def test_adapt_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--prompt" in result.output
     result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o4", "--objective", "dcp", "--resume"))
     assert result.exit_code == 2 and "no checkpoint" in result.output
+    result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o5", "--objective", "dcp",
+                                      "--gate-threshold", "0.99"))
+    assert result.exit_code == 2 and "threshold" in result.output
+
+
+def test_adapt_cli_gate_threshold_without_cap(tmp_path: Path) -> None:
+    write_hazy_images(tmp_path / "hazy", 4)
+    out = tmp_path / "out"
+    result = runner.invoke(app, _args(tmp_path / "hazy", out, "--objective", "dcp", "--gate-threshold", "0.4",
+                                      "--checkpoint-every", "0"))
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "adapter.json").read_text())
+    assert len(info["blocks"]) == 7  # every gate is near 0.5 after 3 steps: all pass 0.4, no top-k cap
+    assert not (out / "checkpoint").exists()
 
 
 def test_adapt_cli_offline_clip_names_the_ways_out(tmp_path: Path, monkeypatch) -> None:
