@@ -57,7 +57,8 @@ def time_adaptation(args, data, objective) -> dict[str, float]:
     for _ in range(args.finetune_steps):
         tuner.step(next(all_s))
     t_ft = time.perf_counter() - start
-    return {"search_s": t_search, "finetune_s": t_ft, "total_s": t_search + t_ft, "candidates": len(candidates)}
+    return {"search_s": t_search, "finetune_s": t_ft, "total_s": t_search + t_ft,
+            "candidates": len(candidates)}
 
 
 def time_full_finetune(args, data, objective) -> dict[str, float]:
@@ -82,7 +83,8 @@ def time_full_finetune(args, data, objective) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", default=str(Path(__file__).resolve().parents[2] / "shared/data/real_hazy/fattal_bilalora"))
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    parser.add_argument("--images", default=str(shared / "data/real_hazy/fattal_bilalora"))
     parser.add_argument("--backbone", default="gunet-t")
     parser.add_argument("--objective", default="dcp")
     parser.add_argument("--hypergrad", default="rank1")
@@ -106,7 +108,8 @@ def main() -> None:
         runs["full"].append(time_full_finetune(args, data, objective))
     med = {k: statistics.median(r["total_s"] for r in v) for k, v in runs.items()}
     result = {
-        "args": vars(args), "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "args": vars(args), "torch_threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
         "images": len(data), "adapt_median_s": med["adapt"], "full_median_s": med["full"],
         "ratio_adapt_over_full": med["adapt"] / med["full"],
         "search_median_s": statistics.median(r["search_s"] for r in runs["adapt"]),
@@ -114,7 +117,8 @@ def main() -> None:
         "full_trainable_params": runs["full"][0]["trainable_params"],
         "per_step_s": {
             "search": statistics.median(r["search_s"] for r in runs["adapt"]) / args.search_steps,
-            "finetune_topk": statistics.median(r["finetune_s"] for r in runs["adapt"]) / max(args.finetune_steps, 1),
+            "finetune_topk": statistics.median(r["finetune_s"] for r in runs["adapt"])
+            / max(args.finetune_steps, 1),
             "full": med["full"] / (args.search_steps + args.finetune_steps),
         },
         "runs": runs,

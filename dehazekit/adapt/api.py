@@ -108,7 +108,7 @@ class _Run:
         self.config, self.data, self.model, self.objective = config, data, model, objective
         self.progress = progress
         bs = config.batch_size
-        self.samplers = {"alpha": data.sampler("alpha", bs), "w": data.sampler("w", bs), "all": data.sampler("all", bs)}
+        self.samplers = {name: data.sampler(name, bs) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
         self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
 
@@ -119,7 +119,8 @@ class _Run:
         save_checkpoint(self.config.out_dir, {
             "stage": stage, "step": step, "fingerprint": self.config.fingerprint(),
             "data_digest": self.data.digest, "history": self.history, "timings": self.timings,
-            "samplers": {k: s.state_dict() for k, s in self.samplers.items()}, "rng": rng_state(), **stage_state})
+            "samplers": {k: s.state_dict() for k, s in self.samplers.items()}, "rng": rng_state(),
+            **stage_state})
 
     def restore(self, state: dict[str, Any]) -> None:
         from dehazekit.adapt.checkpoint import set_rng_state
@@ -209,8 +210,9 @@ def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected:
         merged = forward_padded(model, previews)
     diff = float((merged - unmerged).abs().max())
     if not diff <= MERGE_ATOL:
-        raise ParityError.build("merged model does not reproduce the adapted model", got=f"max |diff| {diff:.3g}",
-                                expected=f"<= {MERGE_ATOL}", fix="report this as a bug; the adapter files are kept")
+        raise ParityError.build("merged model does not reproduce the adapted model",
+                                got=f"max |diff| {diff:.3g}", expected=f"<= {MERGE_ATOL}",
+                                fix="report this as a bug; the adapter files are kept")
     weights = save_model(model, out_dir, adapter_digest=adapter_digest, selected_blocks=list(selected),
                          extra={"adapted_with": "dehazekit adapt", "objective": config.objective,
                                 "seed": config.seed})
@@ -232,7 +234,8 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
     return data, model, candidates, objective
 
 
-def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None, overrides: dict) -> AdaptConfig:
+def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None,
+                    overrides: dict) -> AdaptConfig:
     config = config or AdaptConfig()
     if isinstance(backbone, str):
         overrides = {"backbone": backbone, **overrides}
@@ -245,7 +248,8 @@ def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None
 
 
 def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module | None = None,
-          config: AdaptConfig | None = None, progress: ProgressFn | None = None, **overrides: Any) -> AdaptResult:
+          config: AdaptConfig | None = None, progress: ProgressFn | None = None,
+          **overrides: Any) -> AdaptResult:
     """Adapt ``backbone`` to the real hazy ``images`` (folder, list of paths or video file).
 
     ``backbone``: a registered name (weights from ``config.weights``) or a module built by
@@ -261,7 +265,8 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     # Seed first: a backbone or CLIP without weights is randomly initialised, and a resumed run must
     # rebuild exactly the same one.
     torch.manual_seed(config.seed)
-    data, model, candidates, objective = _setup(images, config, backbone if isinstance(backbone, nn.Module) else None)
+    module = backbone if isinstance(backbone, nn.Module) else None
+    data, model, candidates, objective = _setup(images, config, module)
     previews = data.fixed_crops(config.preview_count)
     with torch.no_grad():
         from dehazekit.backbones import forward_padded
@@ -301,7 +306,8 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
     timings = {"load": load_s, **run.timings, "save_merge": time.perf_counter() - t_save}
     paths.update(adapter_json=out_dir / ADAPTER_JSON, adapter_tensors=out_dir / ADAPTER_TENSORS)
     summary = _summary(config, data, run, search_gates, selected, diff, digest, timings, resumed)
-    paths.update(write_report(out_dir, summary, search_gates, selected, run.history, (previews, before, after)))
+    previews_grid = (previews, before, after)
+    paths.update(write_report(out_dir, summary, search_gates, selected, run.history, previews_grid))
     timings["total"] = time.perf_counter() - t0
     log.info("adaptation done in %.1f s; outputs in %s", timings["total"], out_dir)
     return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
@@ -324,7 +330,8 @@ def _summary(config: AdaptConfig, data: UnpairedHazy, run: _Run, gates: dict[str
         "config": config.to_dict(), "backbone": config.backbone, "selected_blocks": selected, "gates": gates,
         "timings_s": timings, "losses": run.history, "merge_max_abs_diff": diff, "merge_atol": MERGE_ATOL,
         "adapter_digest": digest,
-        "data": {"source": data.source, "digest": data.digest, "images": len(data), "split_w": data.names("w"),
+        "data": {"source": data.source, "digest": data.digest, "images": len(data),
+                 "split_w": data.names("w"),
                  "split_alpha": data.names("alpha"), "skipped": data.report.skipped,
                  "upscaled": data.report.upscaled, "crop_size": config.size},
         "resumed_from": resumed,

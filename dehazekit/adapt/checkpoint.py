@@ -57,7 +57,8 @@ def load_checkpoint(out_dir: str | Path, fingerprint: dict[str, Any], data_diges
     if changed:
         raise CheckpointMismatchError.build(
             "the checkpoint was written with other settings", got={k: fingerprint.get(k) for k in changed},
-            expected={k: saved.get(k) for k in changed}, fix="resume with the original options or use another --out")
+            expected={k: saved.get(k) for k in changed},
+            fix="resume with the original options or use another --out")
     if state.get("data_digest") != data_digest:
         raise CheckpointMismatchError.build("the images changed since the checkpoint", got=data_digest[:12],
                                             expected=str(state.get("data_digest"))[:12],

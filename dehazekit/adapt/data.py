@@ -61,7 +61,8 @@ def _load_images(paths: Sequence[Path], report: LoadReport) -> list[Item]:
         try:
             pixels = _read_image(path)
         except Exception as exc:  # PIL raises many types for corrupt data; each means "skip it"
-            report.skipped.append({"path": str(path), "reason": f"unreadable: {type(exc).__name__}: {exc}"[:200]})
+            reason = f"unreadable: {type(exc).__name__}: {exc}"[:200]
+            report.skipped.append({"path": str(path), "reason": reason})
             continue
         items.append(Item(path.name, path.stat().st_size, pixels))
     return items
@@ -78,7 +79,8 @@ def _load_video(path: Path, frames: int) -> list[Item]:
         with av.open(str(path)) as container:
             decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     except Exception as exc:
-        raise VideoError.build("could not decode video", got=f"{path}: {exc}", fix="check the file plays") from exc
+        raise VideoError.build("could not decode video", got=f"{path}: {exc}",
+                               fix="check the file plays") from exc
     if not decoded:
         raise VideoError.build("video has no frames", got=str(path))
     # evenly spaced frames: neighbours are near duplicates, spread gives the split more variety
@@ -111,7 +113,8 @@ class UnpairedHazy:
         self.source = self._describe(source)
         self.items = self._load(source, video_frames)
         if not self.items:
-            raise InputError.build("no usable image", got=f"{self.source} ({len(self.report.skipped)} skipped)",
+            skipped = len(self.report.skipped)
+            raise InputError.build("no usable image", got=f"{self.source} ({skipped} skipped)",
                                    expected="PNG/JPEG/... images or a video file",
                                    fix="point --images at a folder of hazy photos or a video")
         if len(self.items) < 2:
@@ -142,7 +145,8 @@ class UnpairedHazy:
             return _load_video(path, video_frames)
         if path.is_file():
             return _load_images([path], self.report)
-        raise InputError.build("--images path not found", got=str(path), expected="a folder, image or video file")
+        raise InputError.build("--images path not found", got=str(path),
+                               expected="a folder, image or video file")
 
     def _fit_sizes(self) -> None:
         """Upscale images smaller than a crop (listed); downscale huge ones (memory, crop context)."""
@@ -158,7 +162,8 @@ class UnpairedHazy:
             item.pixels = t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
             if short < self.size:
                 self.report.upscaled.append(item.name)
-                log.warning("upscaled %s from %dx%d to %dx%d: its short side is below --size %d", item.name, w, h,
+                log.warning("upscaled %s from %dx%d to %dx%d: its short side is below --size %d",
+                            item.name, w, h,
                             new[1], new[0], self.size)
 
     def __len__(self) -> int:
@@ -185,7 +190,8 @@ class UnpairedHazy:
             side = min(h, w)
             top, left = (h - side) // 2, (w - side) // 2
             crop = pixels[:, top:top + side, left:left + side][None]
-            crops.append(F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False,
+            crops.append(F.interpolate(crop, size=(self.size, self.size), mode="bilinear",
+                                       align_corners=False,
                                        antialias=True))
         return torch.cat(crops).clamp(0, 1)
 
@@ -217,7 +223,8 @@ class CropSampler:
         size = self.data.size
         side = size + self._rand(min(h, w, MAX_CROP_FACTOR * size) - size + 1)
         top, left = self._rand(h - side + 1), self._rand(w - side + 1)
-        crop = torch.from_numpy(item.pixels[top:top + side, left:left + side]).permute(2, 0, 1).float() / 255.0
+        pixels = item.pixels[top:top + side, left:left + side]
+        crop = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
         if side != size:
             crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False,
                                  antialias=True)[0].clamp(0, 1)

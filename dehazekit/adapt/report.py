@@ -87,7 +87,8 @@ def plot_before_after(path: Path, inputs: Tensor, before: Tensor, after: Tensor)
     rows = inputs.shape[0]
     fig, axes = plt.subplots(rows, 3, figsize=(7.5, 2.5 * rows + 0.3), squeeze=False)
     for r in range(rows):
-        for c, (title, batch) in enumerate((("hazy input", inputs), ("base model", before), ("adapted", after))):
+        columns = (("hazy input", inputs), ("base model", before), ("adapted", after))
+        for c, (title, batch) in enumerate(columns):
             image = batch[r].detach().clamp(0, 1).permute(1, 2, 0).to(torch.float32).numpy()
             axes[r][c].imshow(image)
             axes[r][c].axis("off")
@@ -96,8 +97,9 @@ def plot_before_after(path: Path, inputs: Tensor, before: Tensor, after: Tensor)
     return _save(fig, path)
 
 
-def write_report(out_dir: Path, summary: Mapping[str, Any], gates: Mapping[str, float], selected: Sequence[str],
-                 history: Mapping[str, Sequence[Mapping[str, Any]]], previews: Sequence[Tensor]) -> dict[str, Path]:
+def write_report(out_dir: Path, summary: Mapping[str, Any], gates: Mapping[str, float],
+                 selected: Sequence[str], history: Mapping[str, Sequence[Mapping[str, Any]]],
+                 previews: Sequence[Tensor]) -> dict[str, Path]:
     """Write everything under ``out_dir/report``; returns {name: path}."""
     folder = Path(out_dir) / REPORT_DIR
     paths = {

@@ -39,7 +39,8 @@ class _ProgressBar:
         stage, step, total = event["stage"], int(event["step"]), int(event["total"])
         if stage not in self.tasks:
             label = "search (gates + LoRA)" if stage == "search" else "fine-tune (top-K LoRA)"
-            self.tasks[stage] = self.progress.add_task(label, total=total, completed=step - 1, loss="", rate="")
+            self.tasks[stage] = self.progress.add_task(label, total=total, completed=step - 1, loss="",
+                                                       rate="")
             self.started[stage] = (time.perf_counter(), step - 1)
         start, first = self.started[stage]
         rate = (step - first) / max(time.perf_counter() - start, 1e-9)
@@ -64,8 +65,9 @@ def _summary_table(result: Any) -> Any:
 def _print_result(result: Any) -> None:
     console.print(_summary_table(result))
     t = result.timings
-    console.print(f"time: load {t['load']:.1f} s, search {t['search']:.1f} s, fine-tune {t['finetune']:.1f} s, "
-                  f"total {t['total']:.1f} s;  merged == unmerged (max |diff| {result.merge_max_abs_diff:.2e})")
+    console.print(f"time: load {t['load']:.1f} s, search {t['search']:.1f} s, "
+                  f"fine-tune {t['finetune']:.1f} s, total {t['total']:.1f} s;  "
+                  f"merged == unmerged (max |diff| {result.merge_max_abs_diff:.2e})")
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} file(s)[/]: "
                       + ", ".join(Path(s["path"]).name for s in result.skipped[:8]), highlight=False)
@@ -79,15 +81,15 @@ def _print_result(result: Any) -> None:
 @cli_errors
 def adapt(
     images: Path = typer.Option(..., "--images", help="Folder of real hazy images, or a video file."),
-    backbone: str = typer.Option(..., "--backbone", help="Registered backbone name (see `dehazekit backbones`)."),
+    backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `dehazekit backbones`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder or official checkpoint."),
     objective: str = typer.Option("h2c", "--objective", help="h2c (CLIP), dcp (CLIP-free) or h2c+dcp."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Blocks kept after the search [default: 3, "
                                         "or no cap when --gate-threshold is given]."),
     gate_threshold: Optional[float] = typer.Option(None, "--gate-threshold",
-                                                   help="Keep blocks whose gate >= this (capped by --top-k)."),
+                                                   help="Keep blocks with gate >= this (capped by --top-k)."),
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
-    lora_alpha: float = typer.Option(16.0, "--lora-alpha", help="LoRA scaling numerator (scaling = alpha/rank)."),
+    lora_alpha: float = typer.Option(16.0, "--lora-alpha", help="LoRA scaling = lora_alpha / rank."),
     search_steps: int = typer.Option(300, "--search-steps", help="Stage 1 (bilevel search) steps."),
     finetune_steps: int = typer.Option(600, "--finetune-steps", help="Stage 2 (top-K fine-tune) steps."),
     batch_size: int = typer.Option(4, "--batch-size", help="Crops per batch."),
@@ -95,14 +97,14 @@ def adapt(
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the crops and LoRA init."),
     out: Path = typer.Option(Path("adapt_out"), "--out", help="Output folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
-    checkpoint_every: int = typer.Option(50, "--checkpoint-every", help="Steps between checkpoints (0: never)."),
+    checkpoint_every: int = typer.Option(50, "--checkpoint-every", help="Steps per checkpoint (0: never)."),
     clip: str = typer.Option("ViT-B-32", "--clip", help="open_clip model name (or a model-config JSON)."),
     clip_pretrained: str = typer.Option("openai", "--clip-pretrained", help="open_clip pretrained tag."),
-    clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="Local open_clip/OpenAI checkpoint."),
+    clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="Local CLIP checkpoint file."),
     prompts: Optional[str] = typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night."),
-    prompt: Optional[list[str]] = typer.Option(None, "--prompt", help='Prompt pair "hazy|clear" (repeatable).'),
+    prompt: Optional[list[str]] = typer.Option(None, "--prompt", help='Prompt pair "hazy|clear" (repeat).'),
     hypergrad: str = typer.Option("rank1", "--hypergrad", help="rank1, first-order, unrolled or reference."),
-    candidates: str = typer.Option("auto", "--candidates", help="Candidate preset: auto, all or a backbone preset."),
+    candidates: str = typer.Option("auto", "--candidates", help="auto, all or a backbone preset."),
     lr_w: float = typer.Option(1e-4, "--lr-w", help="LoRA learning rate (Adam)."),
     lr_alpha: float = typer.Option(3e-4, "--lr-alpha", help="Gate learning rate (AdamW)."),
 ) -> None:
@@ -116,11 +118,13 @@ def adapt(
         backbone=backbone, weights=str(weights) if weights else None, objective=objective, clip=clip,
         clip_pretrained=None if clip_pretrained.lower() in ("none", "") else clip_pretrained,
         clip_weights=str(clip_weights) if clip_weights else None, prompts=_prompt_pairs(prompts, prompt),
-        top_k=3 if top_k is None and gate_threshold is None else top_k, gate_threshold=gate_threshold, rank=rank, lora_alpha=lora_alpha, search_steps=search_steps,
-        finetune_steps=finetune_steps, batch_size=batch_size, size=size, seed=seed, lr_w=lr_w, lr_alpha=lr_alpha,
-        hypergrad=hypergrad, candidates=candidates, checkpoint_every=checkpoint_every, out=str(out), resume=resume)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-               TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn())
+        top_k=3 if top_k is None and gate_threshold is None else top_k, gate_threshold=gate_threshold,
+        rank=rank, lora_alpha=lora_alpha, search_steps=search_steps, finetune_steps=finetune_steps,
+        batch_size=batch_size, size=size, seed=seed, lr_w=lr_w, lr_alpha=lr_alpha, hypergrad=hypergrad,
+        candidates=candidates, checkpoint_every=checkpoint_every, out=str(out), resume=resume)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"), TextColumn("ETA"),
+               TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         result = run_adapt(str(images), config=config, progress=_ProgressBar(progress))
     _print_result(result)

@@ -66,7 +66,8 @@ def _hf_cached_file(hf_hub: str) -> str | None:
     filename = filename or "open_clip_pytorch_model.bin"
     filenames = [filename]
     if filename.endswith((".bin", ".pth")):  # open_clip prefers a safetensors twin when the hub has one
-        twin = "open_clip_model.safetensors" if filename == "open_clip_pytorch_model.bin" else filename[:-4] + ".safetensors"
+        default = filename == "open_clip_pytorch_model.bin"
+        twin = "open_clip_model.safetensors" if default else filename[:-4] + ".safetensors"
         filenames.insert(0, twin)
     for name in filenames:
         found = try_to_load_from_cache(repo_id=repo_id, filename=name)
@@ -122,7 +123,8 @@ def resolve_pretrained(name: str, tag: str) -> str:
     cfg = open_clip.get_pretrained_cfg(name, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(name)
-        raise UnknownNameError.build(f"unknown CLIP pretrained tag {tag!r} for {name}", expected=tags or "none",
+        raise UnknownNameError.build(f"unknown CLIP pretrained tag {tag!r} for {name}",
+                                     expected=tags or "none",
                                      fix="pick a listed tag or pass --clip-weights PATH")
     cached = (_hf_cached_file(cfg["hf_hub"]) if cfg.get("hf_hub") else None) or \
         (_url_cached_file(cfg["url"]) if cfg.get("url") else None)
@@ -153,7 +155,8 @@ def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAI
 
         close = difflib.get_close_matches(name, open_clip.list_models(), n=3, cutoff=0.5)
         raise UnknownNameError.build(f"unknown CLIP model {name!r}", expected="an open_clip model name",
-                                     fix=f"did you mean {', '.join(close)}?" if close else "see open_clip.list_models()")
+                                     fix=f"did you mean {', '.join(close)}?" if close
+                                     else "see open_clip.list_models()")
     if weights is not None:
         if not Path(weights).is_file():
             raise ModelFileError.build("--clip-weights file not found", got=str(weights))

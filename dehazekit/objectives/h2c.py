@@ -53,7 +53,8 @@ def resolve_prompts(prompts: Sequence[Sequence[str]] | str | None) -> tuple[Prom
         return PROMPT_PRESETS["default"]
     if isinstance(prompts, str):
         if prompts not in PROMPT_PRESETS:
-            raise UnknownNameError.build(f"unknown prompt preset {prompts!r}", expected=sorted(PROMPT_PRESETS))
+            raise UnknownNameError.build(f"unknown prompt preset {prompts!r}",
+                                         expected=sorted(PROMPT_PRESETS))
         return PROMPT_PRESETS[prompts]
     pairs = tuple(tuple(p) for p in prompts)
     if not pairs or any(len(p) != 2 or not all(isinstance(s, str) and s.strip() for s in p) for p in pairs):
@@ -80,8 +81,8 @@ class H2CObjective(nn.Module):
         self.prompts = tuple(tuple(p) for p in prompts)
         self.image_size = image_size_of(clip_model)
         mean, std = mean_std_of(clip_model)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean).float().view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).float().view(1, 3, 1, 1), persistent=False)
         self.register_buffer("text_direction", self._text_direction(tokenizer), persistent=False)
 
     @torch.no_grad()
@@ -99,7 +100,8 @@ class H2CObjective(nn.Module):
     def preprocess(self, image: Tensor) -> Tensor:
         """[0, 1] image -> CLIP input: resize to the model size, then mean/std (exactly once)."""
         if tuple(image.shape[-2:]) != self.image_size:
-            image = F.interpolate(image, size=self.image_size, mode="bilinear", align_corners=False, antialias=True)
+            image = F.interpolate(image, size=self.image_size, mode="bilinear", align_corners=False,
+                                  antialias=True)
         return (image - self.mean) / self.std
 
     def image_features(self, image: Tensor) -> Tensor:

@@ -39,7 +39,8 @@ def test_end_to_end_outputs_and_parity(hazy_dir: Path, tmp_path: Path) -> None:
     events: list[dict] = []
     result = adapt(hazy_dir, BACKBONE, _config(tmp_path / "out"), progress=events.append)
     out = tmp_path / "out"
-    for name in ("adapter.json", "adapter.safetensors", "model.safetensors", "model.json", "report/summary.json",
+    for name in ("adapter.json", "adapter.safetensors", "model.safetensors", "model.json",
+                 "report/summary.json",
                  "report/gates.png", "report/loss.png", "report/before_after.png", "checkpoint/state.pt"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert [e["stage"] for e in events] == ["search"] * 4 + ["finetune"] * 3
@@ -80,7 +81,8 @@ def test_k_larger_than_candidates_fails_before_training(hazy_dir: Path, tmp_path
 
 
 @pytest.mark.parametrize("stage,step", [("search", 3), ("finetune", 2)])
-def test_interrupted_run_resumes_to_the_same_result(hazy_dir: Path, tmp_path: Path, stage: str, step: int) -> None:
+def test_interrupted_run_resumes_to_the_same_result(hazy_dir: Path, tmp_path: Path, stage: str,
+                                                     step: int) -> None:
     from safetensors.torch import load_file
 
     full = adapt(hazy_dir, BACKBONE, _config(tmp_path / "full"))
@@ -91,7 +93,8 @@ def test_interrupted_run_resumes_to_the_same_result(hazy_dir: Path, tmp_path: Pa
     assert resumed.resumed_from == {"stage": stage, "step": step - 1}
     assert resumed.selected_blocks == full.selected_blocks
     assert resumed.gates == full.gates
-    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "cut" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
     assert [h["loss"] for h in resumed.losses["finetune"]] == [h["loss"] for h in full.losses["finetune"]]
 
@@ -109,7 +112,8 @@ def test_weights_official_train_form_and_saved_model_folder(hazy_dir: Path, tmp_
 
     torch.manual_seed(3)
     train_form = create_backbone("tiny-dea", form="train").eval()
-    torch.save({"model": {f"module.{k}": v for k, v in train_form.state_dict().items()}}, tmp_path / "dea.pth")
+    wrapped = {"model": {f"module.{k}": v for k, v in train_form.state_dict().items()}}
+    torch.save(wrapped, tmp_path / "dea.pth")
     deploy = load_backbone(AdaptConfig(backbone="tiny-dea", weights=str(tmp_path / "dea.pth")))
     assert deploy.form == "deploy" and not any(p.requires_grad for p in deploy.parameters())
     x = torch.rand(1, 3, 32, 32)

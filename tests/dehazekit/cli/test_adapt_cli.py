@@ -42,7 +42,8 @@ def test_adapt_cli_errors_are_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, _args(tmp_path / "empty", tmp_path / "o1", "--objective", "dcp"))
     assert result.exit_code == 2 and "no usable image" in result.output
     write_hazy_images(tmp_path / "hazy", 3)
-    result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o2", "--objective", "dcp", "--top-k", "9"))
+    result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o2", "--objective", "dcp",
+                                      "--top-k", "9"))
     assert result.exit_code == 2 and "top-k" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o3", "--objective", "dcp",
                                       "--prompt", "no separator"))

@@ -118,7 +118,7 @@ def test_registry_builds_h2c_and_mix() -> None:
 
 @pytest.mark.clip_weights
 def test_pretrained_clip_prefers_dehazed_over_hazier(shared_data) -> None:
-    """With real CLIP weights: removing haze must score better than adding more (needs DEHAZEKIT_CLIP_WEIGHTS)."""
+    """Real CLIP weights (DEHAZEKIT_CLIP_WEIGHTS): removing haze scores better than adding more."""
     import os
 
     import numpy as np
