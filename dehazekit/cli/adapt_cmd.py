@@ -84,8 +84,8 @@ def adapt(
     backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `dehazekit backbones`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder or official checkpoint."),
     objective: str = typer.Option("h2c", "--objective", help="h2c (CLIP), dcp (CLIP-free) or h2c+dcp."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Blocks kept after the search [default: 3, "
-                                        "or no cap when --gate-threshold is given]."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Blocks kept after the search (3 by default; "
+                                        "no cap when only --gate-threshold is given)."),
     gate_threshold: Optional[float] = typer.Option(None, "--gate-threshold",
                                                    help="Keep blocks with gate >= this (capped by --top-k)."),
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
