@@ -124,7 +124,7 @@ def default_output(source: Source) -> Path:
 
 
 def open_sink(target: Any, source: Source, *, bgr: bool = False, copy_audio: bool = True,
-              codec: str = "libx264", fps: float | None = None) -> Sink:
+              codec: str = "libx264", fps: float | None = None, preset: str | None = None) -> Sink:
     """A callable -> CallbackSink; an image suffix -> one image (single-image sources only); a video
     suffix -> VideoSink; anything else -> a folder of images. None -> ``default_output(source)``."""
     if callable(target):
@@ -138,7 +138,8 @@ def open_sink(target: Any, source: Source, *, bgr: bool = False, copy_audio: boo
         return ImageFileSink(path, bgr)
     if is_video(path):
         rate = Fraction(fps).limit_denominator(1001) if fps else None
-        return VideoSink(path, source.info, codec=codec, copy_audio=copy_audio, bgr=bgr, fps=rate)
+        extra = {"preset": preset} if preset else {}
+        return VideoSink(path, source.info, codec=codec, copy_audio=copy_audio, bgr=bgr, fps=rate, **extra)
     if single:
         return FolderSink(path, bgr, suffix=Path(source.info.description).suffix or ".png")
     return FolderSink(path, bgr, suffix=".png" if source.info.kind in ("video", "camera", "stream") else None)

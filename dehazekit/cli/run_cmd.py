@@ -80,6 +80,7 @@ def run(
     bgr: bool = typer.Option(False, "--bgr", help="Carry frames as BGR end to end (saves swaps for OpenCV)."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop a camera/stream after N."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the audio track."),
+    preset: str = typer.Option("superfast", "--preset", help="x264 preset for video output (speed vs size)."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream."""
     import time
@@ -92,7 +93,7 @@ def run(
     dehazer = Dehazer(model_path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr)
     src = open_source(source, bgr=bgr, max_frames=max_frames)
     target = out or default_output(src)
-    sink = open_sink(target, src, bgr=bgr, copy_audio=not no_audio)
+    sink = open_sink(target, src, bgr=bgr, copy_audio=not no_audio, preset=preset)
     if side_by_side:
         sink = SideBySideSink(sink)
     progress, on_frame = _progress(src.info.frame_count)
