@@ -76,17 +76,33 @@ def _load_video(path: Path, frames: int) -> list[Item]:
 
         raise missing_dependency("av", None, "reading video frames") from exc
     try:
-        with av.open(str(path)) as container:
-            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        kept = _decode_spread(av, path, frames)
     except Exception as exc:
         raise VideoError.build("could not decode video", got=f"{path}: {exc}",
                                fix="check the file plays") from exc
-    if not decoded:
+    if not kept:
         raise VideoError.build("video has no frames", got=str(path))
-    # evenly spaced frames: neighbours are near duplicates, spread gives the split more variety
-    picks = np.unique(np.linspace(0, len(decoded) - 1, num=min(frames, len(decoded))).round().astype(int))
+    picks = np.unique(np.linspace(0, len(kept) - 1, num=min(frames, len(kept))).round().astype(int))
     size = path.stat().st_size
-    return [Item(f"{path.name}#{i:06d}", size, decoded[i]) for i in picks]
+    return [Item(f"{path.name}#{kept[i][0]:06d}", size, kept[i][1]) for i in picks]
+
+
+def _decode_spread(av, path: Path, frames: int) -> list[tuple[int, np.ndarray]]:
+    """Evenly spaced (index, RGB frame) pairs in one pass with memory bounded by 2 * frames.
+
+    Frame counts in container metadata are often missing or wrong, so we keep every stride-th
+    frame and double the stride (dropping every other kept frame) whenever 2 * frames are held.
+    """
+    kept: list[tuple[int, np.ndarray]] = []
+    stride = 1
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % stride:
+                continue
+            kept.append((index, frame.to_ndarray(format="rgb24")))
+            if len(kept) >= 2 * frames:
+                kept, stride = kept[::2], stride * 2
+    return kept
 
 
 def _digest(items: Sequence[Item]) -> str:
