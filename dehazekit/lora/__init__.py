@@ -15,9 +15,11 @@ from dehazekit.lora.inject import (
     gates_of,
     has_lora,
     inject_lora,
+    lora_blocks,
     lora_layers,
     lora_parameters,
     merge_lora,
+    remove_gates,
     remove_lora,
     resolve_blocks,
     unmerge_lora,
@@ -27,6 +29,6 @@ from dehazekit.lora.layers import LoRAConv2d, LoRALayer, LoRALinear
 __all__ = [
     "ADAPTER_JSON", "ADAPTER_TENSORS", "GATE_ATTR", "Gate", "LoRAConv2d", "LoRALayer", "LoRALinear",
     "adapter_digest", "adapter_tensors", "gate_parameters", "gate_values", "gates_of", "has_lora",
-    "inject_lora", "load_adapter", "lora_layers", "lora_parameters", "merge_lora", "read_adapter_info",
-    "remove_lora", "resolve_blocks", "save_adapter", "unmerge_lora",
+    "inject_lora", "load_adapter", "lora_blocks", "lora_layers", "lora_parameters", "merge_lora", "read_adapter_info",
+    "remove_gates", "remove_lora", "resolve_blocks", "save_adapter", "unmerge_lora",
 ]

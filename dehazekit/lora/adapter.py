@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dehazekit.lora.gates import GATE_ATTR
-from dehazekit.lora.inject import gate_values, gates_of, inject_lora, lora_layers
+from dehazekit.lora.inject import gate_values, gates_of, inject_lora, lora_blocks, lora_layers, remove_gates
 from runtimes.errors import ConfigError, ModelFileError
 from runtimes.io_utils import atomic_write_bytes, atomic_write_text
 
@@ -66,7 +66,7 @@ def save_adapter(model: nn.Module, out_dir: str | Path, info: Mapping[str, Any] 
         "backbone_config": dict(getattr(model, "backbone_config", {}) or {}),
         "rank": rank,
         "lora_alpha": lora_alpha,
-        "blocks": list(model_gates),
+        "blocks": lora_blocks(model),
         "gated": {b: not bool(g.ungated) for b, g in model_gates.items()},
         "gates": gates,
         "digest": hashlib.sha256(blob).hexdigest(),
@@ -132,6 +132,9 @@ def load_adapter(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
         raise ModelFileError.build("adapter.safetensors does not match adapter.json's digest",
                                    got=str(tensor_file), fix="the files come from different runs; re-save them")
     inject_lora(model, info["blocks"], rank=int(info["rank"]), lora_alpha=float(info["lora_alpha"]))
+    gateless = [b for b in info["blocks"] if b not in (info.get("gated") or {})]
+    if gateless:  # saved after remove_gates: those blocks run ungated and store no gate tensors
+        remove_gates(model, gateless)
     tensors = load_file(str(tensor_file))
     own = adapter_tensors(model)
     missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))

@@ -94,7 +94,9 @@ def inject_lora(model: nn.Module, blocks: Iterable[str], rank: int = 8, lora_alp
         gate.to(device=_get(model, names[0]).weight.device)
         resolved[block].add_module(GATE_ATTR, gate)
         for name in names:
-            _replace(model, name, wrap_layer(_get(model, name), rank, lora_alpha, gate))
+            layer = wrap_layer(_get(model, name), rank, lora_alpha, gate)
+            layer.block = block
+            _replace(model, name, layer)
         gates[block] = gate
     return gates
 
@@ -154,6 +156,36 @@ def remove_lora(model: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
         if block not in keep:
             delattr(model.get_submodule(block), GATE_ATTR)
     return model
+
+
+def remove_gates(model: nn.Module, blocks: Iterable[str] | None = None) -> nn.Module:
+    """Fold each gate's current value into its block's ``lora_B`` and delete the gate (outputs unchanged).
+
+    ``blocks`` limits it to some blocks (default: all). Their LoRA then runs ungated (factor 1).
+    """
+    import torch
+
+    gates = gates_of(model)
+    chosen = list(gates) if blocks is None else list(blocks)
+    unknown = [b for b in chosen if b not in gates]
+    if unknown:
+        raise ConfigError.build("blocks have no gate", got=unknown, expected=sorted(gates))
+    with torch.no_grad():
+        for name, layer in lora_layers(model):
+            if layer.gate is None or layer.block not in chosen:
+                continue
+            if layer.merged:
+                raise ConfigError.build(f"layer {name} is merged", fix="unmerge_lora(model) before removing gates")
+            layer.lora_B.mul_(layer.gate.value().to(layer.lora_B.dtype))
+            layer.set_gate(None)
+    for block in chosen:
+        delattr(model.get_submodule(block), GATE_ATTR)
+    return model
+
+
+def lora_blocks(model: nn.Module) -> list[str]:
+    """Blocks holding LoRA layers (gated or not), in module order."""
+    return list(dict.fromkeys(layer.block for _, layer in lora_layers(model)))
 
 
 def merge_lora(model: nn.Module, safe: bool = True, unload: bool = True) -> nn.Module:

@@ -39,6 +39,7 @@ class LoRALayer(nn.Module):
         # Same init as loralib: A kaiming-uniform, B zero, so the wrapped layer starts as the base layer.
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.set_gate(gate)
+        self.block = ""  # the candidate block this layer belongs to (set by inject_lora)
         self._saved_weight: Tensor | None = None  # base weight before an in-place merge (exact unmerge)
 
     # The gate lives at <block>.lora_gate; keep only a plain reference here so it is not registered

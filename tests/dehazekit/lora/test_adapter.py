@@ -84,3 +84,20 @@ def test_adapter_needs_lora_and_json_info(tmp_path, toy_backbone: str) -> None:
         save_adapter(model, tmp_path, {"bad": object()})
     with pytest.raises(ModelFileError):
         read_adapter_info(tmp_path / "nowhere")
+
+
+def test_adapter_without_gates_round_trips(tmp_path, toy_backbone: str) -> None:
+    from dehazekit.lora import gates_of, remove_gates
+
+    model = _adapted(toy_backbone)
+    remove_gates(model, ["x1"])
+    save_adapter(model, tmp_path)
+    info = read_adapter_info(tmp_path)
+    assert info["blocks"] == ["x1", "x2", "x4"] and sorted(info["gated"]) == ["x2", "x4"]
+    fresh = create_backbone(toy_backbone, channels=4, depth=4)
+    fresh.load_state_dict({k.replace(".base_layer", ""): v for k, v in model.state_dict().items() if "lora" not in k})
+    load_adapter(fresh, tmp_path)
+    assert sorted(gates_of(fresh)) == ["x2", "x4"]
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x), atol=0, rtol=0)

@@ -209,3 +209,20 @@ def test_tiny_backbones_merged_matches_unmerged(name: str) -> None:
         assert not lora_parameters(model) and not gate_parameters(model)
         assert set(model.state_dict()) == set(create_backbone(name).state_dict())
         torch.testing.assert_close(forward_padded(model, x), unmerged, atol=1e-5, rtol=0)
+
+
+def test_remove_gates_folds_values_and_keeps_outputs(toy_backbone: str) -> None:
+    from dehazekit.lora import remove_gates
+
+    model = create_backbone(toy_backbone, channels=4, depth=3)
+    gates = inject_lora(model, ["x1", "x3"])
+    randomize_lora(model)
+    with torch.no_grad():
+        gates["x1"].alpha.fill_(-1.2)
+        x = torch.rand(1, 3, 16, 16)
+        before = model(x)
+        remove_gates(model)
+        after = model(x)
+    assert not gates_of(model) and not gate_parameters(model) and lora_parameters(model)
+    assert all(layer.gate is None for _, layer in lora_layers(model))
+    torch.testing.assert_close(after, before, atol=1e-6, rtol=0)
