@@ -125,3 +125,12 @@ def test_weights_official_train_form_and_saved_model_folder(hazy_dir: Path, tmp_
     assert again.backbone_name == BACKBONE
     with pytest.raises(ConfigError, match="does not match"):
         load_backbone(AdaptConfig(backbone="tiny-dea", weights=str(first.out_dir)))
+
+
+@pytest.mark.parametrize("method", ["first-order", "unrolled", "reference"])
+def test_every_hypergradient_option_runs(hazy_dir: Path, tmp_path: Path, method: str) -> None:
+    result = adapt(hazy_dir, BACKBONE, _config(tmp_path / method, hypergrad=method, search_steps=2,
+                                               finetune_steps=1, checkpoint_every=0))
+    info = json.loads((tmp_path / method / "adapter.json").read_text())
+    assert info["hypergrad"] == method and len(result.selected_blocks) == 3
+    assert any(abs(g - 0.5) > 1e-6 for g in result.gates.values())  # the gates did move
