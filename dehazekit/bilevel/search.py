@@ -37,6 +37,10 @@ class SearchConfig:
     eps: float = 1e-8
     unrolled_xi: float | None = None  # virtual lower step for 'unrolled'; None -> lr_w
     unrolled_r: float = 0.01
+    # rank1/reference already evaluate df/dw on batch_w in the upper step; reusing it for the lower step
+    # saves one of three forward/backward passes. It was taken at alpha before the upper update, which
+    # moves alpha by ~lr_alpha, so the lower step's gradient is off by O(lr_alpha) only.
+    reuse_lower_grad: bool = True
 
     def __post_init__(self) -> None:
         self.betas_alpha = tuple(float(b) for b in self.betas_alpha)  # type: ignore[assignment]
@@ -100,6 +104,7 @@ class BilevelSearch:
                                            weight_decay=c.weight_decay_alpha)
         self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_w)
         self.step_count = 0
+        self._lower_cache: tuple[Tensor, Tensor, hg.Grads] | None = None  # (batch_w, f, df/dw) of upper_step
 
     # --- the two levels ------------------------------------------------------------------------
     def _net(self, x: Tensor) -> Tensor:
@@ -139,6 +144,8 @@ class BilevelSearch:
                 g_alpha = hg.first_order(dF_da)
             else:
                 f, df_da, df_dw = self._grads(batch_w)
+                if self.config.reuse_lower_grad:
+                    self._lower_cache = (batch_w, f, df_dw)
                 coef = hg.implicit_coefficient(dF_dw, df_dw, eps)
                 stats.update(lower_loss_upper=float(f), implicit_coef=float(coef))
                 g_alpha = (hg.rank1(dF_da, dF_dw, df_da, df_dw, eps) if method == "rank1"
@@ -153,7 +160,11 @@ class BilevelSearch:
     def lower_step(self, batch_w: Tensor) -> dict[str, float]:
         """One Adam step on the LoRA weights w only (alpha gets no gradient), norm clipped."""
         check_batch(batch_w, "batch_w")
-        loss, _, grads = self._grads(batch_w, want_alpha=False)
+        cache, self._lower_cache = self._lower_cache, None
+        if cache is not None and cache[0] is batch_w:
+            loss, grads = cache[1], cache[2]
+        else:
+            loss, _, grads = self._grads(batch_w, want_alpha=False)
         for p, g in zip(self.w.values(), grads):
             p.grad = g
         norm = torch.nn.utils.clip_grad_norm_(list(self.w.values()), self.config.grad_clip)

@@ -107,3 +107,29 @@ def test_search_refuses_models_without_gates_and_bad_batches() -> None:
         SearchConfig(hypergrad="second-order")
     with pytest.raises(ConfigError):
         SearchConfig(lr_w=0)
+
+
+@pytest.mark.parametrize(("method", "reuse", "calls"), [("rank1", True, 2), ("rank1", False, 3),
+                                                        ("first-order", True, 2), ("unrolled", True, 5)])
+def test_objective_evaluations_per_step(method: str, reuse: bool, calls: int) -> None:
+    count = []
+
+    def counting(hazy: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        count.append(1)
+        return objective(hazy, out)
+
+    search = BilevelSearch(_model(), counting, SearchConfig(hypergrad=method, reuse_lower_grad=reuse))
+    search.step(*_batches(1)[0])
+    assert len(count) == calls
+
+
+def test_reused_lower_gradient_matches_recomputed_closely() -> None:
+    batches = _batches(4)
+    runs = {}
+    for reuse in (True, False):
+        model = _model()
+        BilevelSearch(model, objective, SearchConfig(lr_w=1e-3, reuse_lower_grad=reuse)).run(iter(batches), 4)
+        runs[reuse] = {n: p.detach() for n, p in lora_parameters(model).items()}
+    diffs = [float((runs[True][n] - runs[False][n]).abs().max()) for n in runs[True]]
+    moved = [float(p.abs().max()) for n, p in runs[True].items() if n.endswith("lora_B")]
+    assert max(moved) > 1e-3 and max(diffs) < 0.05 * max(moved)
