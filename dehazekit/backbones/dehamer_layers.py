@@ -148,7 +148,7 @@ def shifted_window_mask(hp, wp, ws: int, shift: int, device: torch.device) -> to
     region_h = (rows >= hp - ws).long() + (rows >= hp - shift).long()
     region_w = (cols >= wp - ws).long() + (cols >= wp - shift).long()
     regions = (region_h[:, None] * 3 + region_w[None, :]).to(torch.float32)
-    windows = _partition(regions[None, :, :, None], ws).squeeze(-1)  # (nW, N)
+    windows = _partition(regions[None, :, :, None], ws)[..., 0]  # (nW, N); indexing, not squeeze: no ONNX If
     diff = windows.unsqueeze(1) - windows.unsqueeze(2)
     return torch.where(diff != 0, torch.full_like(diff, -100.0), torch.zeros_like(diff))
 
@@ -187,8 +187,9 @@ def position_embedding(depth: torch.Tensor, feats: int, h, w, temperature: float
     interleave sin/cos of the coordinate over ``feats`` frequencies, order x, y, depth.
     """
     eps, scale = 1e-6, 2 * math.pi
-    xs = torch.arange(w, dtype=torch.float32, device=depth.device)
-    ys = torch.arange(h, dtype=torch.float32, device=depth.device)
+    # Integer ranges cast to float: an fp16 ONNX conversion may not turn a float Range into fp16.
+    xs = torch.arange(w, device=depth.device).to(torch.float32)
+    ys = torch.arange(h, device=depth.device).to(torch.float32)
     x_embed = (xs / (xs.max() + eps) * scale)[None, None, :].expand(depth.shape[0], h, w)
     y_embed = (ys / (ys.max() + eps) * scale)[None, :, None].expand(depth.shape[0], h, w)
     z = depth[:, 0].to(torch.float32)
