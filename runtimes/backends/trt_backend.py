@@ -68,7 +68,14 @@ class TensorRTBackend(BaseBackend):
         self.input_name, self.output_name = inputs[0], outputs[0]
 
     def _dtype(self, name: str) -> np.dtype:
-        return np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(name)))
+        dtype = self.engine.get_tensor_dtype(name)
+        if hasattr(self._trt, "nptype"):
+            return np.dtype(self._trt.nptype(dtype))
+        # releases without nptype: the two I/O types dehazekit engines use
+        by_name = {"FLOAT": np.float32, "HALF": np.float16}
+        if dtype.name not in by_name:
+            raise ModelFileError.build("engine tensor type not supported", got=dtype.name, expected="FLOAT or HALF")
+        return np.dtype(by_name[dtype.name])
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         if not self.context.set_input_shape(self.input_name, tuple(batch.shape)):
