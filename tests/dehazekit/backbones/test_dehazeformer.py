@@ -28,6 +28,18 @@ def test_tiny_forward_keeps_any_size(shape):
     assert torch.isfinite(y).all()
 
 
+def test_min_size_is_honest():
+    # Every size from min_size up runs (internal window padding); a bit below it, reflect padding
+    # inside the 1/4-scale windows runs out of pixels.
+    model = create_backbone("tiny-dehazeformer").eval()
+    min_size = get_spec("tiny-dehazeformer").min_size
+    with torch.no_grad():
+        for size in range(min_size, min_size + 9):
+            assert model(torch.rand(1, 3, size, 18)).shape[-2:] == (size, 18)
+        with pytest.raises(RuntimeError):
+            model(torch.rand(1, 3, min_size - 4, 18))
+
+
 def test_batch_items_are_independent():
     # The batch dimension is inferred (-1) inside window partition/reverse: items must not mix.
     model = _jitter(create_backbone("tiny-dehazeformer"))
