@@ -152,6 +152,11 @@ def _up() -> nn.Module:
     return nn.UpsamplingBilinear2d(scale_factor=2)  # align_corners=True, as the authors'
 
 
+# The authors' test-time normalisation (Li-Chongyi/Dehamer test loader), RGB order.
+DEHAMER_MEAN = (0.64, 0.6, 0.58)
+DEHAMER_STD = (0.14, 0.15, 0.152)
+
+
 class DeHamer(nn.Module):
     """DeHamer ``UNet_emb``: (B, 3, H, W) normalised image -> (B, 3, H, W); H, W multiples of 16.
 
@@ -202,6 +207,9 @@ class DeHamer(nn.Module):
         self._block6 = _conv_block(46 * c // 32, 23 * c // 32, _up(), relu_last=False)  # unused
         self._block7 = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
                                      nn.Conv2d(c, 3, 3, padding=1))
+        # Non-persistent: the authors' state_dict has no such entries and checkpoints must load strictly.
+        self.register_buffer("input_mean", torch.tensor(DEHAMER_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_std", torch.tensor(DEHAMER_STD).view(1, 3, 1, 1), persistent=False)
         self.pruned: list[str] = []
         self.register_load_state_dict_pre_hook(_drop_pruned_keys)
         if prune_unused:
@@ -224,6 +232,11 @@ class DeHamer(nn.Module):
         return (skip - mean) / torch.sqrt(var + 1e-5) * beta + gamma
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> roughly [0, 1]; the authors normalise the input first."""
+        return self.forward_raw((x - self.input_mean) / self.input_std)
+
+    def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The authors' forward on a mean/std-normalised image (their test-time transform)."""
         swin = self.swin_1(x)  # (B, e, H/2), (B, 2e, H/4), (B, 4e, H/8)
         enc1 = self.PPM1(self.E_block1(x))  # 2c @ H/2
         enc2 = self.PPM2(self.E_block2(enc1))  # 4c @ H/4

@@ -325,6 +325,11 @@ class DehazeFormer(nn.Module):
         return self.patch_unembed(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> [0, 1] scale; the authors' network works in [-1, 1]."""
+        return self.forward_raw(x * 2 - 1) * 0.5 + 0.5
+
+    def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The authors' forward: input and output in [-1, 1] (their test.py maps x*2-1 and y*0.5+0.5)."""
         h, w = x.shape[2], x.shape[3]
         p = self.patch_size
         x = F.pad(x, (0, (p - w % p) % p, 0, (p - h % p) % p), mode="reflect")

@@ -158,6 +158,11 @@ class GUNet(nn.Module):
         self.outconv = PatchUnEmbed(dims[-1], 3, patch=1, kernel_size=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> [0, 1] scale; the authors' network works in [-1, 1]."""
+        return self.forward_raw(x * 2 - 1) * 0.5 + 0.5
+
+    def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The authors' forward: input and output in [-1, 1] (their test.py maps x*2-1 and y*0.5+0.5)."""
         feat = self.inconv(x)
         skips = []
         for i in range(self.half):
