@@ -103,6 +103,10 @@ def load_weights(model: nn.Module, path_or_state: str | Path | Mapping[str, torc
     else:
         state = read_state_dict(path_or_state)
         source = str(path_or_state)
+    # Models that dropped never-used modules (DeHamer prune_unused) say which checkpoint keys to ignore.
+    filter_checkpoint = getattr(model, "filter_checkpoint", None)
+    if callable(filter_checkpoint):
+        state = filter_checkpoint(state)
     model_sd = model.state_dict()
     report = describe_mismatch(model_sd, state)
     shape_bad = any(k in state and tuple(state[k].shape) != tuple(v.shape) for k, v in model_sd.items())

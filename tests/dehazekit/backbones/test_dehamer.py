@@ -218,3 +218,15 @@ def test_lora_merge_parity_and_one_search_and_finetune_step():
         merged = merge_lora(model)
         assert list(merged.state_dict()) == keys
         assert torch.allclose(merged(x), y_lora, atol=1e-5)
+
+
+def test_full_checkpoint_loads_strictly_into_pruned_model(tmp_path):
+    from dehazekit.backbones import create_backbone, load_weights
+
+    full = create_backbone("tiny-dehamer").eval()
+    path = tmp_path / "dehamer_full.pth"
+    torch.save({"state_dict": full.state_dict()}, path)
+    pruned = load_weights(create_backbone("tiny-dehamer", prune_unused=True).eval(), path)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(full(x), pruned(x))
