@@ -50,16 +50,25 @@ def load_for_export(model_or_path: nn.Module | str | Path, backbone: str | None 
     return model, fields
 
 
-def meta_for_export(model: nn.Module, *, precision: str = "fp32", **fields: Any) -> ModelMeta:
-    """ModelMeta describing ``model`` (built by create_backbone) as an exported artifact."""
+def meta_for_export(model: nn.Module, *, precision: str = "fp32", source: nn.Module | None = None,
+                    **fields: Any) -> ModelMeta:
+    """ModelMeta describing ``model`` (the deploy form, built by create_backbone) as an artifact.
+
+    Adapter facts (digest, selected blocks) come from ``source`` (the model as given: its
+    ``dehazekit_meta`` from load_model, or attributes set by the adaptation), then from ``fields``.
+    """
     from dehazekit.backbones import spec_of
 
     spec = spec_of(model)
-    base = {"backbone": spec.name, "config": dict(getattr(model, "backbone_config", {}) or {}),
-            "pad_multiple": spec.pad_multiple, "min_size": spec.min_size, "precision": precision}
-    for key in ("adapter_digest", "selected_blocks"):  # set on adapted models by dehazekit.lora/models
-        value = getattr(model, key, None)
-        if value is not None:
+    base: dict[str, Any] = {"backbone": spec.name, "config": dict(getattr(model, "backbone_config", {}) or {}),
+                            "pad_multiple": spec.pad_multiple, "min_size": spec.min_size, "precision": precision}
+    origin = source if source is not None else model
+    saved = getattr(origin, "dehazekit_meta", None)
+    for key in ("adapter_digest", "selected_blocks"):
+        value = getattr(origin, key, None)
+        if value is None and saved is not None:
+            value = getattr(saved, key, None)
+        if value:
             base[key] = value
     base.update({k: v for k, v in fields.items() if v is not None})
     return ModelMeta(**base)
@@ -162,17 +171,17 @@ def export_onnx(model_or_path: nn.Module | str | Path, out: str | Path, *, opset
     from exporters.deploy import to_deploy
 
     model, saved_fields = load_for_export(model_or_path, backbone)
-    fields = {**saved_fields, **(meta_fields or {})}
-    meta = meta_for_export(model, precision="fp16" if fp16 else "fp32", **fields)
-    from dehazekit.backbones import get_spec
+    from dehazekit.backbones import spec_of
 
-    spec = get_spec(meta.backbone)
+    spec = spec_of(model)
     if not spec.exportable:
         raise ExportError.build(f"backbone {spec.name} is not exportable", got=spec.export_note or "no note",
                                 fix="choose an exportable backbone (`dehazekit backbones`)")
+    deploy = to_deploy(model)
+    meta = meta_for_export(deploy, precision="fp16" if fp16 else "fp32", source=model,
+                           **{**saved_fields, **(meta_fields or {})})
     size = tuple(trace_size) if trace_size else default_trace_size(meta.pad_multiple, meta.min_size)
     _check_args(opset, dynamic, size, meta)
-    deploy = to_deploy(model)
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix="dehazekit-export-") as tmpdir:
         raw = Path(tmpdir) / "traced.onnx"
