@@ -84,7 +84,9 @@ def _match_clear(hazy_files: list[Path], clear_dir: Path | None) -> dict[Path, P
         return {}
     from dehazekit.data.images import list_images
 
-    clear = list_images(clear_dir, "ground-truth folder")
+    hazy_set = {h.resolve() for h in hazy_files}
+    # A folder holding both hazy and GT files (O-HAZE's layout) must not pair an image with itself.
+    clear = [p for p in list_images(clear_dir, "ground-truth folder") if p.resolve() not in hazy_set]
     by_stem = {p.stem: p for p in clear}
     by_key = {_pair_key(p.stem): p for p in clear}
     pairs = {h: by_stem.get(h.stem) or by_key.get(_pair_key(h.stem)) for h in hazy_files}
