@@ -79,7 +79,18 @@ def end_to_end(model: Path, video: Path, batch: int, loops: int = 1) -> dict[str
         report = run_pipeline(source, open_sink(Path(tmp) / "out.mp4", source), dehazer)
     return {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
             "infer_seconds": report.infer_seconds, "skipped": len(report.skipped),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. VmHWM starts afresh at exec; ru_maxrss would carry over the
+    launching process's peak (Linux keeps rusage across execve), which hid the child's real figure."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def end_to_end_in_child(model: Path, video: Path, batch: int, loops: int) -> dict[str, Any]:
