@@ -79,3 +79,14 @@ def test_bench_prints_model_only_and_end_to_end_per_backend(tiny_onnx):
     numbers = [float(v) for v in re.findall(r"\d+\.\d+", rows[0])]
     assert len(numbers) == 3 and all(v > 0 for v in numbers)
     assert invoke("bench", tiny_onnx, "--size", "64by48").exit_code == 2
+
+
+def test_bgr_flag_changes_the_carrier_order_not_the_result(tmp_path, tiny_onnx):
+    write_images(tmp_path / "pics", 2)
+    for flag, out in (([], "rgb"), (["--bgr"], "bgr")):
+        result = invoke("run", tmp_path / "pics", "--model", tiny_onnx, "--out", tmp_path / out, *flag)
+        assert result.exit_code == 0, result.output
+    for name in ("img_00.png", "img_01.png"):
+        rgb = np.asarray(Image.open(tmp_path / "rgb" / name))
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "bgr" / name)), rgb)
+        assert np.abs(rgb.astype(int) - np.asarray(Image.open(tmp_path / "pics" / name)).astype(int)).max() > 0
