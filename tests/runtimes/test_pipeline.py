@@ -114,3 +114,16 @@ def test_mpeg4_fallback_codec_writes_a_playable_video(tmp_path, tiny_onnx):
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert container.streams.video[0].codec_context.name == "mpeg4"
     assert probe(tmp_path / "out.mp4")["frames"] == 5
+
+
+def test_greyscale_and_rgba_images_are_read_as_rgb(tmp_path, tiny_onnx):
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((20, 24), 90, np.uint8), mode="L").save(tmp_path / "in" / "grey.png")
+    Image.fromarray(np.full((20, 24, 4), 200, np.uint8), mode="RGBA").save(tmp_path / "in" / "rgba.png")
+    source = open_source(tmp_path / "in")
+    shapes = []
+    report = run_pipeline(source, open_sink(lambda item, frame: shapes.append(frame.shape), source),
+                          Dehazer(tiny_onnx, batch=2))
+    assert report.frames == 2 and shapes == [(20, 24, 3), (20, 24, 3)] and report.skipped == []
