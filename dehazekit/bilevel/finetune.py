@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dehazekit.bilevel.search import Objective, check_batch, load_named
+from dehazekit.bilevel.search import Objective, check_batch, check_loss, load_named
 from dehazekit.lora import gates_of, lora_parameters, remove_lora
 from runtimes.errors import ConfigError
 
@@ -59,6 +59,7 @@ class FineTuner:
 
         check_batch(batch, "batch")
         loss = self.objective(batch, forward_padded(self.model, batch))
+        check_loss(loss, self.step_count)
         params = list(self.w.values())
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         for p, g in zip(params, grads):

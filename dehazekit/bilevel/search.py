@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from dehazekit.bilevel import hypergrad as hg
 from dehazekit.lora import gate_parameters, gates_of, lora_parameters
-from runtimes.errors import ConfigError, InputError
+from runtimes.errors import ConfigError, InputError, NumericalError
 
 Objective = Callable[[Tensor, Tensor], Tensor]
 StepCallback = Callable[[dict[str, Any]], None]
@@ -63,6 +63,15 @@ def check_batch(batch: Tensor, name: str) -> None:
     if not isinstance(batch, Tensor) or batch.ndim != 4 or batch.shape[1] != 3 or not batch.is_floating_point():
         got = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
         raise InputError.build(f"{name} must be a (B, 3, H, W) float tensor", got=got)
+
+
+def check_loss(loss: Tensor, step: int) -> None:
+    """The objective must give a finite scalar; a NaN would silently poison every later step."""
+    if loss.ndim != 0:
+        raise ConfigError.build("objective must return a scalar", got=tuple(loss.shape), expected="()")
+    if not torch.isfinite(loss):
+        raise NumericalError.build(f"objective is not finite at step {step}", got=float(loss.detach()),
+                                   fix="lower the learning rates or check the input images")
 
 
 def trainable_split(model: nn.Module) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
@@ -115,6 +124,7 @@ class BilevelSearch:
     def _grads(self, batch: Tensor, want_alpha: bool = True) -> tuple[Tensor, hg.Grads, hg.Grads]:
         """Loss at the current (w, alpha) and its gradients w.r.t. alpha and w (zeros where unused)."""
         loss = self.objective(batch, self._net(batch))
+        check_loss(loss, self.step_count)
         alpha = list(self.alpha.values()) if want_alpha else []
         params = alpha + list(self.w.values())
         grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -133,3 +133,14 @@ def test_reused_lower_gradient_matches_recomputed_closely() -> None:
     diffs = [float((runs[True][n] - runs[False][n]).abs().max()) for n in runs[True]]
     moved = [float(p.abs().max()) for n, p in runs[True].items() if n.endswith("lora_B")]
     assert max(moved) > 1e-3 and max(diffs) < 0.05 * max(moved)
+
+
+def test_non_finite_objective_is_a_clear_error() -> None:
+    from runtimes.errors import NumericalError
+
+    search = BilevelSearch(_model(), lambda hazy, out: (out * float("nan")).mean())
+    with pytest.raises(NumericalError, match="not finite at step 0"):
+        search.step(*_batches(1)[0])
+    tuner = FineTuner(_model(), lambda hazy, out: out.mean() / 0.0 * 0.0, ["layers.0.blocks.0"])
+    with pytest.raises(NumericalError):
+        tuner.step(_batches(1)[0][1])
