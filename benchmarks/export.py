@@ -7,6 +7,7 @@ Measures, in one process per backbone list (ratios come from the same run):
 
     OMP_NUM_THREADS=2 python benchmarks/export.py --backbones gunet-t dea --size 360x640 --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,14 +64,27 @@ def bench_backbone(name: str, size: tuple[int, int], repeats: int, threads: int,
         with torch.inference_mode():
             model(xt)
 
-    lat = _latencies({"torch_eager": eager, "ort_fp32": lambda: s32.run(None, {"hazy": x}),
-                      "ort_fp16": lambda: s16.run(None, {"hazy": x})}, repeats)
+    lat = _latencies(
+        {
+            "torch_eager": eager,
+            "ort_fp32": lambda: s32.run(None, {"hazy": x}),
+            "ort_fp16": lambda: s16.run(None, {"hazy": x}),
+        },
+        repeats,
+    )
     return {
-        "backbone": name, "input": [1, 3, h, w], "params": sum(p.numel() for p in model.parameters()),
-        "export_s": round(t_export, 2), "export_fp16_s": round(t_export16, 2), "verify_s": round(t_verify, 2),
-        "parity_fp32": report.passed, "parity_fp16": report16.passed,
-        "max_abs_fp32": max(c.max_abs for c in report.cases), "mean_abs_fp16": max(c.mean_abs for c in report16.cases),
-        "onnx_mb": round(fp32.stat().st_size / 1e6, 2), "onnx_fp16_mb": round(fp16.stat().st_size / 1e6, 2),
+        "backbone": name,
+        "input": [1, 3, h, w],
+        "params": sum(p.numel() for p in model.parameters()),
+        "export_s": round(t_export, 2),
+        "export_fp16_s": round(t_export16, 2),
+        "verify_s": round(t_verify, 2),
+        "parity_fp32": report.passed,
+        "parity_fp16": report16.passed,
+        "max_abs_fp32": max(c.max_abs for c in report.cases),
+        "mean_abs_fp16": max(c.mean_abs for c in report16.cases),
+        "onnx_mb": round(fp32.stat().st_size / 1e6, 2),
+        "onnx_fp16_mb": round(fp16.stat().st_size / 1e6, 2),
         "latency_s": {k: round(v, 4) for k, v in lat.items()},
         "speedup_ort_fp32_vs_torch": round(lat["torch_eager"] / lat["ort_fp32"], 3),
         "speedup_ort_fp16_vs_torch": round(lat["torch_eager"] / lat["ort_fp16"], 3),
@@ -79,20 +93,27 @@ def bench_backbone(name: str, size: tuple[int, int], repeats: int, threads: int,
 
 
 def _table(rows: list[dict]) -> str:
-    head = ("| backbone | input | export s (fp32/fp16) | verify s | ONNX MB (fp32/fp16) | torch s | ORT fp32 s | "
-            "ORT fp16 s | ORT32/torch speedup | fp16/fp32 time | parity fp32/fp16 |\n|" + "---|" * 11)
+    head = (
+        "| backbone | input | export s (fp32/fp16) | verify s | ONNX MB (fp32/fp16) | torch s | ORT fp32 s | "
+        "ORT fp16 s | ORT32/torch speedup | fp16/fp32 time | parity fp32/fp16 |\n|" + "---|" * 11
+    )
     lines = [head]
     for r in rows:
         lat = r["latency_s"]
-        lines.append(f"| {r['backbone']} | {r['input'][2]}x{r['input'][3]} | {r['export_s']} / {r['export_fp16_s']} | "
-                     f"{r['verify_s']} | {r['onnx_mb']} / {r['onnx_fp16_mb']} | {lat['torch_eager']} | {lat['ort_fp32']} | "
-                     f"{lat['ort_fp16']} | {r['speedup_ort_fp32_vs_torch']}x | {r['ratio_ort_fp16_vs_fp32']} | "
-                     f"{'pass' if r['parity_fp32'] else 'FAIL'} / {'pass' if r['parity_fp16'] else 'FAIL'} |")
+        lines.append(
+            f"| {r['backbone']} | {r['input'][2]}x{r['input'][3]} | {r['export_s']} / {r['export_fp16_s']} | "
+            f"{r['verify_s']} | {r['onnx_mb']} / {r['onnx_fp16_mb']} | "
+            f"{lat['torch_eager']} | {lat['ort_fp32']} | "
+            f"{lat['ort_fp16']} | {r['speedup_ort_fp32_vs_torch']}x | {r['ratio_ort_fp16_vs_fp32']} | "
+            f"{'pass' if r['parity_fp32'] else 'FAIL'} / {'pass' if r['parity_fp16'] else 'FAIL'} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbones", nargs="+", default=DEFAULT_BACKBONES)
     parser.add_argument("--size", default="720x1280", help="HxW (rounded up to each backbone's pad multiple)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -110,9 +131,17 @@ def main(argv: list[str] | None = None) -> None:
             log.info("%s", rows[-1])
     from runtimes.io_utils import atomic_write_text
 
-    result = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-                          "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__},
-              "size": args.size, "repeats": args.repeats, "rows": rows}
+    result = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "onnxruntime": __import__("onnxruntime").__version__,
+        },
+        "size": args.size,
+        "repeats": args.repeats,
+        "rows": rows,
+    }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(_table(rows))
 

@@ -2,6 +2,7 @@
 
 Submodules load lazily so importing ``exporters`` does not pull in torch/onnx until a function is used.
 """
+
 from __future__ import annotations
 
 import importlib

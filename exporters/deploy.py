@@ -3,6 +3,7 @@
 Order matters: LoRA is merged first (a LoRA layer may wrap a conv inside a re-parameterisable block such
 as DEConv, whose fold must see the merged weights), then the model is re-parameterised, then frozen.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,11 @@ _LORA_MARKERS = ("lora_A", "lora_B", "lora_gate")
 def lora_leftovers(model: nn.Module) -> list[str]:
     """Qualified names of parameters/buffers/modules that belong to LoRA (empty when fully merged)."""
     found = [name for name, _ in model.named_parameters() if any(m in name.split(".") for m in _LORA_MARKERS)]
-    found += [name for name, mod in model.named_modules()
-              if name and type(mod).__name__.startswith("LoRA") and hasattr(mod, "base_layer")]
+    found += [
+        name
+        for name, mod in model.named_modules()
+        if name and type(mod).__name__.startswith("LoRA") and hasattr(mod, "base_layer")
+    ]
     return sorted(set(found))
 
 
@@ -42,8 +46,11 @@ def _merge_lora(model: nn.Module) -> nn.Module:
     try:
         from dehazekit.lora import merge_lora
     except ImportError as exc:  # the LoRA module is part of dehazekit; absence means a broken install
-        raise ExportError.build("model has LoRA layers but dehazekit.lora cannot be imported",
-                                got=str(exc), fix="reinstall dehazekit") from exc
+        raise ExportError.build(
+            "model has LoRA layers but dehazekit.lora cannot be imported",
+            got=str(exc),
+            fix="reinstall dehazekit",
+        ) from exc
     merged = merge_lora(model, safe=True)
     return model if merged is None else merged
 
@@ -75,19 +82,26 @@ def to_deploy(model: nn.Module, *, copy_model: bool = True) -> nn.Module:
         raise ExportError.build("to_deploy needs a torch.nn.Module", got=type(model).__name__)
     bad = non_finite_tensors(model)
     if bad:
-        raise NumericalError.build("model has NaN/Inf weights", got=bad[:5],
-                                   fix="re-run the adaptation or load a healthy checkpoint")
+        raise NumericalError.build(
+            "model has NaN/Inf weights", got=bad[:5], fix="re-run the adaptation or load a healthy checkpoint"
+        )
     work = copy.deepcopy(model) if copy_model else model
     work = _merge_lora(work)
     work = _reparameterize(work)
     left = lora_leftovers(work)
     if left:
-        raise ExportError.build("unmerged LoRA layers left in the model", got=left[:5],
-                                fix="merge with dehazekit.lora.merge_lora(model) before exporting")
+        raise ExportError.build(
+            "unmerged LoRA layers left in the model",
+            got=left[:5],
+            fix="merge with dehazekit.lora.merge_lora(model) before exporting",
+        )
     bad = non_finite_tensors(work)
     if bad:
-        raise NumericalError.build("deploy form has NaN/Inf weights after merge/reparameterisation",
-                                   got=bad[:5], fix="check the adapter (lora_B, gates) for overflow")
+        raise NumericalError.build(
+            "deploy form has NaN/Inf weights after merge/reparameterisation",
+            got=bad[:5],
+            fix="check the adapter (lora_B, gates) for overflow",
+        )
     work.eval()
     work.requires_grad_(False)
     log.debug("deploy form ready: %s", type(work).__name__)

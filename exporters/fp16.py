@@ -6,10 +6,11 @@ Every float tensor gets a "native" precision (where it is produced) and every co
 overflow or lose too much in half precision (normalisation, reductions, pow/exp/log/softmax, ...)
 stay in float32 via the blocklist.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import onnx
@@ -22,14 +23,46 @@ log = logging.getLogger(__name__)
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 FP16_MAX = float(np.finfo(np.float16).max)
 
-NORMALISATION = frozenset({"BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
-                           "LpNormalization", "MeanVarianceNormalization", "RMSNormalization", "LRN"})
-REDUCTIONS = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum",
-                        "ReduceLogSumExp", "ReduceProd", "GlobalAveragePool", "GlobalLpPool", "CumSum"})
+NORMALISATION = frozenset(
+    {
+        "BatchNormalization",
+        "InstanceNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "LpNormalization",
+        "MeanVarianceNormalization",
+        "RMSNormalization",
+        "LRN",
+    }
+)
+REDUCTIONS = frozenset(
+    {
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceSumSquare",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceProd",
+        "GlobalAveragePool",
+        "GlobalLpPool",
+        "CumSum",
+    }
+)
 EXPONENTIAL = frozenset({"Pow", "Exp", "Log", "Softmax", "LogSoftmax", "Softplus", "Sqrt", "Reciprocal"})
 # Ops whose output dtype comes from an attribute: keeping them fp32 avoids rewriting that attribute.
-DTYPE_ATTR_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "EyeLike",
-                            "Multinomial", "Bernoulli"})
+DTYPE_ATTR_OPS = frozenset(
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "EyeLike",
+        "Multinomial",
+        "Bernoulli",
+    }
+)
 DEFAULT_BLOCKLIST = NORMALISATION | REDUCTIONS | EXPONENTIAL | DTYPE_ATTR_OPS
 
 # Input slots the ONNX spec types as float32 regardless of the data type (Resize roi/scales).
@@ -75,8 +108,11 @@ class _Converter:
         return self.types.get(name) == FLOAT
 
     def low(self, node: onnx.NodeProto) -> bool:
-        return (node.domain in ("", "ai.onnx") and node.op_type not in self.blocklist
-                and node.name not in self.keep_fp32)
+        return (
+            node.domain in ("", "ai.onnx")
+            and node.op_type not in self.blocklist
+            and node.name not in self.keep_fp32
+        )
 
     def wanted(self, node: onnx.NodeProto, slot: int, name: str) -> int | None:
         if not name or not self.is_float(name) or node.op_type in ANY_INPUT_OPS:
@@ -118,7 +154,9 @@ class _Converter:
                 array = numpy_helper.to_array(init)
                 if np.abs(array).max(initial=0.0) > FP16_MAX:
                     log.warning("fp16: initializer %s exceeds the fp16 range; clipped", init.name)
-                init.CopyFrom(numpy_helper.from_array(np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16), init.name))
+                init.CopyFrom(
+                    numpy_helper.from_array(np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16), init.name)
+                )
                 self.native[init.name] = HALF
             else:
                 self.native[init.name] = FLOAT
@@ -161,7 +199,9 @@ class _Converter:
             if node.op_type == "Cast" and attr.name == "to" and attr.i == FLOAT:
                 attr.i = HALF
             elif node.op_type == "ConstantOfShape" and attr.name == "value" and attr.t.data_type == FLOAT:
-                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16), attr.t.name))
+                attr.t.CopyFrom(
+                    numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16), attr.t.name)
+                )
 
 
 def _has_subgraphs(graph: onnx.GraphProto) -> list[str]:
@@ -178,8 +218,11 @@ def convert_fp16(model: onnx.ModelProto, *, blocklist: Iterable[str] = DEFAULT_B
     converted.CopyFrom(model)
     control_flow = _has_subgraphs(converted.graph)
     if control_flow:
-        raise ExportError.build("fp16 conversion does not handle control-flow subgraphs", got=control_flow[:3],
-                                fix="export in fp32, or simplify the model so If/Loop fold away")
+        raise ExportError.build(
+            "fp16 conversion does not handle control-flow subgraphs",
+            got=control_flow[:3],
+            fix="export in fp32, or simplify the model so If/Loop fold away",
+        )
     _move_constants_to_initializers(converted.graph)
     conv = _Converter(converted, frozenset(blocklist))
     conv.cast_outputs_to_fp32()

@@ -4,13 +4,15 @@ Uses the TorchScript exporter (``dynamo=False``): the dynamo exporter cannot pro
 divisibility of free H/W dims for several backbones (see ../shared/compat/EXPORT.md), while tracing
 at a valid size and checking the graph at other sizes afterwards (exporters.verify) works for all.
 """
+
 from __future__ import annotations
 
 import logging
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import onnx
 import torch
@@ -30,14 +32,19 @@ MAX_PROTO_BYTES = 2_000_000_000  # protobuf limit; larger models would need exte
 
 
 # --- model and meta resolution ---------------------------------------------------------------
-def load_for_export(model_or_path: nn.Module | str | Path, backbone: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_for_export(
+    model_or_path: nn.Module | str | Path, backbone: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """Return (model, meta fields read beside the file) for a module, a model folder or a weights file."""
     if isinstance(model_or_path, nn.Module):
         return model_or_path, {}
     path = Path(model_or_path)
     if not path.exists():
-        raise ModelFileError.build("model to export not found", got=str(path),
-                                   fix="pass an adapt output folder, a model.safetensors or a checkpoint")
+        raise ModelFileError.build(
+            "model to export not found",
+            got=str(path),
+            fix="pass an adapt output folder, a model.safetensors or a checkpoint",
+        )
     from dehazekit.models import load_model
 
     model = load_model(path, backbone=backbone)
@@ -45,13 +52,17 @@ def load_for_export(model_or_path: nn.Module | str | Path, backbone: str | None 
     fields: dict[str, Any] = {}
     if sidecar.is_file():
         saved = ModelMeta.load(sidecar)
-        fields = {"adapter_digest": saved.adapter_digest, "selected_blocks": list(saved.selected_blocks),
-                  "extra": dict(saved.extra)}
+        fields = {
+            "adapter_digest": saved.adapter_digest,
+            "selected_blocks": list(saved.selected_blocks),
+            "extra": dict(saved.extra),
+        }
     return model, fields
 
 
-def meta_for_export(model: nn.Module, *, precision: str = "fp32", source: nn.Module | None = None,
-                    **fields: Any) -> ModelMeta:
+def meta_for_export(
+    model: nn.Module, *, precision: str = "fp32", source: nn.Module | None = None, **fields: Any
+) -> ModelMeta:
     """ModelMeta describing ``model`` (the deploy form, built by create_backbone) as an artifact.
 
     Adapter facts (digest, selected blocks) come from ``source`` (the model as given: its
@@ -60,8 +71,13 @@ def meta_for_export(model: nn.Module, *, precision: str = "fp32", source: nn.Mod
     from dehazekit.backbones import spec_of
 
     spec = spec_of(model)
-    base: dict[str, Any] = {"backbone": spec.name, "config": dict(getattr(model, "backbone_config", {}) or {}),
-                            "pad_multiple": spec.pad_multiple, "min_size": spec.min_size, "precision": precision}
+    base: dict[str, Any] = {
+        "backbone": spec.name,
+        "config": dict(getattr(model, "backbone_config", {}) or {}),
+        "pad_multiple": spec.pad_multiple,
+        "min_size": spec.min_size,
+        "precision": precision,
+    }
     origin = source if source is not None else model
     saved = getattr(origin, "dehazekit_meta", None)
     for key in ("adapter_digest", "selected_blocks"):
@@ -84,15 +100,22 @@ def default_trace_size(pad_multiple: int, min_size: int) -> tuple[int, int]:
 
 def _check_args(opset: int, dynamic: Sequence[str], trace_size: tuple[int, int], meta: ModelMeta) -> None:
     if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
-        raise ExportError.build("unsupported ONNX opset", got=opset, expected=f"{OPSET_RANGE[0]}..{OPSET_RANGE[1]}",
-                                fix="use the default opset 17")
+        raise ExportError.build(
+            "unsupported ONNX opset",
+            got=opset,
+            expected=f"{OPSET_RANGE[0]}..{OPSET_RANGE[1]}",
+            fix="use the default opset 17",
+        )
     unknown = sorted(set(dynamic) - set(DYNAMIC_AXES))
     if unknown:
         raise ExportError.build("unknown dynamic axis", got=unknown, expected=sorted(DYNAMIC_AXES))
     for side in trace_size:
         if side % meta.pad_multiple or side < meta.min_size:
-            raise ExportError.build(f"trace size invalid for {meta.backbone}", got=trace_size,
-                                    expected=f"multiples of {meta.pad_multiple}, >= {meta.min_size}")
+            raise ExportError.build(
+                f"trace size invalid for {meta.backbone}",
+                got=trace_size,
+                expected=f"multiples of {meta.pad_multiple}, >= {meta.min_size}",
+            )
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -101,15 +124,25 @@ def _trace_to_onnx(model: nn.Module, x: torch.Tensor, opset: int, dynamic: Seque
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: dict(axes)} if axes else None,
-                              do_constant_folding=True)
+            torch.onnx.export(
+                model,
+                (x,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: dict(axes)} if axes else None,
+                do_constant_folding=True,
+            )
         except Exception as exc:  # the exporter raises many unrelated types; keep the message
             # keep the first lines: the exporter appends the whole TorchScript graph to its message
             brief = "\n".join(str(exc).strip().splitlines()[:3])[:600]
-            raise ExportError.build("torch.onnx.export failed", got=f"{type(exc).__name__}: {brief}",
-                                    fix="see the backbone's export_note; report the error") from exc
+            raise ExportError.build(
+                "torch.onnx.export failed",
+                got=f"{type(exc).__name__}: {brief}",
+                fix="see the backbone's export_note; report the error",
+            ) from exc
     tracer = sorted({str(w.message).split(".")[0] for w in caught if "Tracer" in type(w.message).__name__})
     for message in tracer:  # graph checks at other sizes (verify) decide whether they matter
         log.debug("tracer warning during export: %s", message)
@@ -154,14 +187,23 @@ def _finalise(proto: onnx.ModelProto, meta: ModelMeta) -> onnx.ModelProto:
     entry.key, entry.value = META_KEY, meta.to_json()
     proto.producer_name, proto.producer_version = "dehazekit", meta.dehazekit_version
     proto.graph.name = meta.backbone
-    proto.doc_string = f"{meta.backbone} dehazing network: {INPUT_NAME} (B,3,H,W) float32 [0,1] -> {OUTPUT_NAME}"
+    proto.doc_string = (
+        f"{meta.backbone} dehazing network: {INPUT_NAME} (B,3,H,W) float32 [0,1] -> {OUTPUT_NAME}"
+    )
     return proto
 
 
-def export_onnx(model_or_path: nn.Module | str | Path, out: str | Path, *, opset: int = 17,
-                dynamic: Sequence[str] = ("batch", "height", "width"), fp16: bool = False,
-                trace_size: tuple[int, int] | None = None, backbone: str | None = None,
-                meta_fields: dict[str, Any] | None = None) -> Path:
+def export_onnx(
+    model_or_path: nn.Module | str | Path,
+    out: str | Path,
+    *,
+    opset: int = 17,
+    dynamic: Sequence[str] = ("batch", "height", "width"),
+    fp16: bool = False,
+    trace_size: tuple[int, int] | None = None,
+    backbone: str | None = None,
+    meta_fields: dict[str, Any] | None = None,
+) -> Path:
     """Export to ONNX: input ``hazy`` (B,3,H,W) float32 in [0,1], output ``clear`` (B,3,H,W) float32.
 
     The model goes through ``to_deploy`` first. H and W must be multiples of the backbone's pad
@@ -175,11 +217,15 @@ def export_onnx(model_or_path: nn.Module | str | Path, out: str | Path, *, opset
 
     spec = spec_of(model)
     if not spec.exportable:
-        raise ExportError.build(f"backbone {spec.name} is not exportable", got=spec.export_note or "no note",
-                                fix="choose an exportable backbone (`dehazekit backbones`)")
+        raise ExportError.build(
+            f"backbone {spec.name} is not exportable",
+            got=spec.export_note or "no note",
+            fix="choose an exportable backbone (`dehazekit backbones`)",
+        )
     deploy = to_deploy(model)
-    meta = meta_for_export(deploy, precision="fp16" if fp16 else "fp32", source=model,
-                           **{**saved_fields, **(meta_fields or {})})
+    meta = meta_for_export(
+        deploy, precision="fp16" if fp16 else "fp32", source=model, **{**saved_fields, **(meta_fields or {})}
+    )
     size = tuple(trace_size) if trace_size else default_trace_size(meta.pad_multiple, meta.min_size)
     _check_args(opset, dynamic, size, meta)
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
@@ -203,9 +249,17 @@ def export_onnx(model_or_path: nn.Module | str | Path, out: str | Path, *, opset
 
 def read_meta(onnx_path: str | Path | onnx.ModelProto) -> ModelMeta:
     """The ModelMeta stored in an exported ONNX file."""
-    proto = onnx_path if isinstance(onnx_path, onnx.ModelProto) else onnx.load(str(onnx_path), load_external_data=False)
+    proto = (
+        onnx_path
+        if isinstance(onnx_path, onnx.ModelProto)
+        else onnx.load(str(onnx_path), load_external_data=False)
+    )
     for entry in proto.metadata_props:
         if entry.key == META_KEY:
             return ModelMeta.from_json(entry.value)
-    raise ModelFileError.build("ONNX file carries no dehazekit metadata", got=str(onnx_path)[:200],
-                               expected=f"metadata_props key {META_KEY!r}", fix="re-export with dehazekit export")
+    raise ModelFileError.build(
+        "ONNX file carries no dehazekit metadata",
+        got=str(onnx_path)[:200],
+        expected=f"metadata_props key {META_KEY!r}",
+        fix="re-export with dehazekit export",
+    )

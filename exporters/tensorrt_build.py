@@ -10,6 +10,7 @@ profile on input "hazy", builder_optimization_level, a serialised timing cache r
 The engine file is the plain serialised engine (no header, so trtexec and other tools read it); its
 ModelMeta sidecar ``model.engine.json`` carries the build identity under ``extra["tensorrt"]``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,12 @@ def api_generation(version: str) -> int:
         raise ConfigError.build("unreadable TensorRT version", got=version, expected="like '10.7.0'")
     major = int(match.group(1))
     if major < 10:
-        raise ConfigError.build("TensorRT too old", got=version, expected=">= 10.0",
-                                fix="pip install 'dehazekit[trt]' (TensorRT 10 or 11)")
+        raise ConfigError.build(
+            "TensorRT too old",
+            got=version,
+            expected=">= 10.0",
+            fix="pip install 'dehazekit[trt]' (TensorRT 10 or 11)",
+        )
     return 10 if major == 10 else 11
 
 
@@ -58,8 +63,11 @@ def plan_precision(generation: int, onnx_precision: str, fp16: bool) -> Precisio
     if not fp16:
         return PrecisionPlan(strongly_typed=generation >= 11, fp16_flag=False, precision="fp32")
     if generation >= 11:
-        raise ConfigError.build("TensorRT 11 builds fp16 only from an fp16 ONNX (strongly typed networks)",
-                                got="fp32 ONNX with fp16=True", fix="export with fp16=True / `dehazekit export --fp16`")
+        raise ConfigError.build(
+            "TensorRT 11 builds fp16 only from an fp16 ONNX (strongly typed networks)",
+            got="fp32 ONNX with fp16=True",
+            fix="export with fp16=True / `dehazekit export --fp16`",
+        )
     return PrecisionPlan(strongly_typed=False, fp16_flag=True, precision="fp16")
 
 
@@ -72,7 +80,9 @@ def parse_shape(text: str) -> Shape:
     except ValueError:
         shape = ()
     if len(shape) != 4 or min(shape) < 1:
-        raise ConfigError.build("invalid shape", got=text, expected="BxCxHxW with positive integers, e.g. 1x3x256x256")
+        raise ConfigError.build(
+            "invalid shape", got=text, expected="BxCxHxW with positive integers, e.g. 1x3x256x256"
+        )
     return shape  # type: ignore[return-value]
 
 
@@ -94,36 +104,55 @@ class ShapeProfile:
             if len(shape) != 4 or shape[1] != 3 or min(shape) < 1:
                 raise ConfigError.build(f"profile {name} shape invalid", got=shape, expected="(B, 3, H, W)")
         if not all(a <= b <= c for a, b, c in zip(self.min, self.opt, self.max)):
-            raise ConfigError.build("profile must satisfy min <= opt <= max in every dimension",
-                                    got={"min": self.min, "opt": self.opt, "max": self.max})
+            raise ConfigError.build(
+                "profile must satisfy min <= opt <= max in every dimension",
+                got={"min": self.min, "opt": self.opt, "max": self.max},
+            )
 
     def check_model(self, pad_multiple: int, min_size: int) -> None:
         """H and W of every shape must be valid for the network (runtimes pads inputs up to them)."""
         for name in ("min", "opt", "max"):
             h, w = getattr(self, name)[2:]
             if h % pad_multiple or w % pad_multiple or min(h, w) < min_size:
-                raise ConfigError.build(f"profile {name} H/W invalid for this backbone", got=(h, w),
-                                        expected=f"multiples of {pad_multiple}, >= {min_size}",
-                                        fix=f"e.g. {_round_up(max(h, min_size), pad_multiple)}x"
-                                            f"{_round_up(max(w, min_size), pad_multiple)}")
+                raise ConfigError.build(
+                    f"profile {name} H/W invalid for this backbone",
+                    got=(h, w),
+                    expected=f"multiples of {pad_multiple}, >= {min_size}",
+                    fix=f"e.g. {_round_up(max(h, min_size), pad_multiple)}x"
+                    f"{_round_up(max(w, min_size), pad_multiple)}",
+                )
 
     @classmethod
-    def for_meta(cls, meta: ModelMeta, min_shape: Shape | None = None, opt_shape: Shape | None = None,
-                 max_shape: Shape | None = None) -> "ShapeProfile":
+    def for_meta(
+        cls,
+        meta: ModelMeta,
+        min_shape: Shape | None = None,
+        opt_shape: Shape | None = None,
+        max_shape: Shape | None = None,
+    ) -> ShapeProfile:
         """Given shapes (validated) or defaults 256 px / 720p / 1080p rounded up to the pad multiple."""
+
         def fit(shape: Shape) -> Shape:
             m, s = meta.pad_multiple, meta.min_size
             return (shape[0], 3, _round_up(max(shape[2], s), m), _round_up(max(shape[3], s), m))
 
-        profile = cls(tuple(min_shape or fit(DEFAULT_MIN)), tuple(opt_shape or fit(DEFAULT_OPT)),
-                      tuple(max_shape or fit(DEFAULT_MAX)))
+        profile = cls(
+            tuple(min_shape or fit(DEFAULT_MIN)),
+            tuple(opt_shape or fit(DEFAULT_OPT)),
+            tuple(max_shape or fit(DEFAULT_MAX)),
+        )
         profile.check_model(meta.pad_multiple, meta.min_size)
         return profile
 
     def trtexec_args(self) -> list[str]:
-        fmt = lambda s: "x".join(map(str, s))  # noqa: E731
-        return [f"--minShapes={INPUT_NAME}:{fmt(self.min)}", f"--optShapes={INPUT_NAME}:{fmt(self.opt)}",
-                f"--maxShapes={INPUT_NAME}:{fmt(self.max)}"]
+        def fmt(shape: Shape) -> str:
+            return "x".join(map(str, shape))
+
+        return [
+            f"--minShapes={INPUT_NAME}:{fmt(self.min)}",
+            f"--optShapes={INPUT_NAME}:{fmt(self.opt)}",
+            f"--maxShapes={INPUT_NAME}:{fmt(self.max)}",
+        ]
 
 
 # --- identity, sidecar, cache ----------------------------------------------------------------
@@ -186,12 +215,26 @@ def cache_entry(cache_dir: str | Path, identity: EngineIdentity) -> Path:
     return Path(cache_dir) / f"{identity.onnx_sha256[:12]}-{identity.key()}.engine"
 
 
-def trtexec_command(onnx_path: str | Path, engine: str | Path, profile: ShapeProfile, plan: PrecisionPlan, *,
-                    generation: int = 10, workspace_gib: float = 4.0, timing_cache: str | Path | None = None,
-                    builder_level: int = 3) -> str:
+def trtexec_command(
+    onnx_path: str | Path,
+    engine: str | Path,
+    profile: ShapeProfile,
+    plan: PrecisionPlan,
+    *,
+    generation: int = 10,
+    workspace_gib: float = 4.0,
+    timing_cache: str | Path | None = None,
+    builder_level: int = 3,
+) -> str:
     """The trtexec equivalent of build_engine (for users without the Python package)."""
-    args = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine}", *profile.trtexec_args(),
-            f"--memPoolSize=workspace:{int(workspace_gib * 1024)}M", f"--builderOptimizationLevel={builder_level}"]
+    args = [
+        "trtexec",
+        f"--onnx={onnx_path}",
+        f"--saveEngine={engine}",
+        *profile.trtexec_args(),
+        f"--memPoolSize=workspace:{int(workspace_gib * 1024)}M",
+        f"--builderOptimizationLevel={builder_level}",
+    ]
     if generation == 10 and plan.fp16_flag:
         args.append("--fp16")
     elif generation == 10 and plan.strongly_typed:
@@ -221,8 +264,11 @@ def gpu_identity() -> tuple[str, str]:
     import torch
 
     if not torch.cuda.is_available():
-        raise ExportError.build("building a TensorRT engine needs an NVIDIA GPU", got="no CUDA device",
-                                fix="build on the target device (engines are specific to GPU and TensorRT version)")
+        raise ExportError.build(
+            "building a TensorRT engine needs an NVIDIA GPU",
+            got="no CUDA device",
+            fix="build on the target device (engines are specific to GPU and TensorRT version)",
+        )
     major, minor = torch.cuda.get_device_capability(0)
     return torch.cuda.get_device_name(0), f"{major}.{minor}"
 
@@ -231,24 +277,41 @@ def check_build_args(workspace_gib: float, builder_level: int) -> None:
     if not 0 < workspace_gib <= 1024:
         raise ConfigError.build("workspace size invalid", got=workspace_gib, expected="0 < GiB <= 1024")
     if builder_level not in range(6):
-        raise ConfigError.build("builder optimisation level invalid", got=builder_level, expected="0..5 (default 3)")
+        raise ConfigError.build(
+            "builder optimisation level invalid", got=builder_level, expected="0..5 (default 3)"
+        )
 
 
-def _parse_network(trt: Any, builder: Any, logger: Any, onnx_path: Path, plan: PrecisionPlan, generation: int) -> Any:
+def _parse_network(
+    trt: Any, builder: Any, logger: Any, onnx_path: Path, plan: PrecisionPlan, generation: int
+) -> Any:
     flags = 0
-    if plan.strongly_typed and generation == 10:  # TRT 11 ignores the (deprecated) flag: always strongly typed
+    if (
+        plan.strongly_typed and generation == 10
+    ):  # TRT 11 ignores the (deprecated) flag: always strongly typed
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ExportError.build("TensorRT could not parse the ONNX model", got=errors[:5],
-                                fix="run exporters.trt_lint.lint_onnx on it to see unsupported operators")
+        raise ExportError.build(
+            "TensorRT could not parse the ONNX model",
+            got=errors[:5],
+            fix="run exporters.trt_lint.lint_onnx on it to see unsupported operators",
+        )
     return network, parser  # the parser must outlive the build (it owns the weights)
 
 
-def _build_serialized(trt: Any, generation: int, plan: PrecisionPlan, onnx_path: Path, profile: ShapeProfile,
-                      workspace_gib: float, timing_cache: Path | None, builder_level: int) -> bytes:
+def _build_serialized(
+    trt: Any,
+    generation: int,
+    plan: PrecisionPlan,
+    onnx_path: Path,
+    profile: ShapeProfile,
+    workspace_gib: float,
+    timing_cache: Path | None,
+    builder_level: int,
+) -> bytes:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = _parse_network(trt, builder, logger, onnx_path, plan, generation)
@@ -265,17 +328,30 @@ def _build_serialized(trt: Any, generation: int, plan: PrecisionPlan, onnx_path:
         config.set_timing_cache(config.create_timing_cache(data), False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ExportError.build("TensorRT engine build failed", got="build_serialized_network returned None",
-                                fix="see the TensorRT log above; try a larger --workspace")
+        raise ExportError.build(
+            "TensorRT engine build failed",
+            got="build_serialized_network returned None",
+            fix="see the TensorRT log above; try a larger --workspace",
+        )
     if timing_cache is not None:
         atomic_write_bytes(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
     return bytes(memoryview(serialized))
 
 
-def build_engine(onnx_path: str | Path, out: str | Path, *, fp16: bool = False, min_shape: Shape | None = None,
-                 opt_shape: Shape | None = None, max_shape: Shape | None = None, workspace_gib: float = 4.0,
-                 timing_cache: str | Path | None = None, builder_level: int = 3, cache_dir: str | Path | None = None,
-                 force: bool = False) -> Path:
+def build_engine(
+    onnx_path: str | Path,
+    out: str | Path,
+    *,
+    fp16: bool = False,
+    min_shape: Shape | None = None,
+    opt_shape: Shape | None = None,
+    max_shape: Shape | None = None,
+    workspace_gib: float = 4.0,
+    timing_cache: str | Path | None = None,
+    builder_level: int = 3,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+) -> Path:
     """Build ``out`` (plain serialised engine) + ``out.json`` (ModelMeta with the build identity).
 
     An existing engine whose sidecar records the same identity (ONNX sha256, TensorRT version, GPU,
@@ -294,8 +370,18 @@ def build_engine(onnx_path: str | Path, out: str | Path, *, fp16: bool = False, 
     generation = api_generation(trt.__version__)
     plan = plan_precision(generation, meta.precision, fp16)
     gpu, capability = gpu_identity()
-    identity = EngineIdentity(file_sha256(onnx_path), str(trt.__version__), gpu, capability, plan.precision,
-                              profile.min, profile.opt, profile.max, builder_level, float(workspace_gib))
+    identity = EngineIdentity(
+        file_sha256(onnx_path),
+        str(trt.__version__),
+        gpu,
+        capability,
+        plan.precision,
+        profile.min,
+        profile.opt,
+        profile.max,
+        builder_level,
+        float(workspace_gib),
+    )
     wanted = {**identity.to_dict(), "key": identity.key()}
     if not force and cached_identity(out) == wanted:
         log.info("engine %s is up to date (key %s)", out, identity.key())
@@ -305,9 +391,19 @@ def build_engine(onnx_path: str | Path, out: str | Path, *, fp16: bool = False, 
         log.info("engine cache hit %s", entry)
         data = entry.read_bytes()
     else:
-        log.info("building TensorRT %s engine (%s, %s) - this takes minutes", trt.__version__, plan.precision, gpu)
-        data = _build_serialized(trt, generation, plan, onnx_path, profile, workspace_gib,
-                                 Path(timing_cache) if timing_cache else None, builder_level)
+        log.info(
+            "building TensorRT %s engine (%s, %s) - this takes minutes", trt.__version__, plan.precision, gpu
+        )
+        data = _build_serialized(
+            trt,
+            generation,
+            plan,
+            onnx_path,
+            profile,
+            workspace_gib,
+            Path(timing_cache) if timing_cache else None,
+            builder_level,
+        )
     side = sidecar_meta(meta, identity)
     atomic_write_bytes(out, data)
     side.save(sidecar_path(out))

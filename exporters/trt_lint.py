@@ -5,54 +5,89 @@ The table is written from onnx-tensorrt's "Supported ONNX Operators" matrix (doc
 its difference that matters here is typing (strongly typed only), which exporters.tensorrt_build handles.
 Attribute restrictions (Resize modes, pooling dilations, ...) come from the same matrix's notes.
 """
+
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import onnx
 from onnx import TensorProto
 
 from runtimes.errors import ConfigError, ExportError
 
-SUPPORTED_OPS = frozenset("""
-Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh Attention AveragePool BatchNormalization BlackmanWindow
-Cast CastLike Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace
-DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gelu
-Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample GroupNormalization GRU
-HammingWindow HannWindow HardSigmoid HardSwish Hardmax Identity If ImageScaler InstanceNormalization IsInf IsNaN
-LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool
-Mean MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or Pad ParametricSoftplus Pow
-PRelu QuantizeLinear RandomNormal RandomNormalLike RandomUniform RandomUniformLike Range Reciprocal ReduceL1 ReduceL2
-ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize
-ReverseSequence RMSNormalization RNN RoiAlign RotaryEmbedding Round STFT ScaledTanh Scan Scatter ScatterElements
-ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze
-Sub Sum Tan Tanh TensorScatter ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
-""".split())
+log = logging.getLogger(__name__)
 
-# Listed as "N" in the matrix: named explicitly so the lint message can say "unsupported" rather than "unknown".
-UNSUPPORTED_OPS = frozenset("""
+SUPPORTED_OPS = frozenset(
+    """
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh Attention AveragePool BatchNormalization
+BlackmanWindow Cast CastLike Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh
+CumSum DeformConv DepthToSpace DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten
+Floor Gather GatherElements GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater
+GreaterOrEqual GridSample GroupNormalization GRU HammingWindow HannWindow HardSigmoid HardSwish Hardmax
+Identity If ImageScaler InstanceNormalization IsInf IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log
+LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean MeanVarianceNormalization Min Mish
+Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or Pad ParametricSoftplus Pow PRelu QuantizeLinear
+RandomNormal RandomNormalLike RandomUniform RandomUniformLike Range Reciprocal ReduceL1 ReduceL2
+ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu
+Reshape Resize ReverseSequence RMSNormalization RNN RoiAlign RotaryEmbedding Round STFT ScaledTanh Scan
+Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus
+Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh TensorScatter ThresholdedRelu Tile TopK Transpose
+Trilu Unsqueeze Upsample Where Xor
+""".split()
+)
+
+# Listed as "N" in the matrix: named so the lint can say "unsupported" rather than "unknown".
+UNSUPPORTED_OPS = frozenset(
+    """
 AffineGrid Bernoulli BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor Col2Im CenterCropPad Compress
-ConcatFromSequence ConvInteger DFT Det DynamicQuantizeLinear ImageDecoder MatMulInteger MaxRoiPool MaxUnpool
-MelWeightMatrix Multinomial NegativeLogLikelihoodLoss Optional OptionalGetElement OptionalHasElement QLinearConv
-QLinearMatMul RegexFullMatch SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength
-SequenceMap SoftmaxCrossEntropyLoss SplitToSequence StringConcat StringNormalizer StringSplit TfIdfVectorizer Unique
-""".split())
+ConcatFromSequence ConvInteger DFT Det DynamicQuantizeLinear ImageDecoder MatMulInteger MaxRoiPool
+MaxUnpool MelWeightMatrix Multinomial NegativeLogLikelihoodLoss Optional OptionalGetElement
+OptionalHasElement QLinearConv QLinearMatMul RegexFullMatch SequenceAt SequenceConstruct SequenceEmpty
+SequenceErase SequenceInsert SequenceLength SequenceMap SoftmaxCrossEntropyLoss SplitToSequence
+StringConcat StringNormalizer StringSplit TfIdfVectorizer Unique
+""".split()
+)
 
 RESIZE_MODES = frozenset({"nearest", "linear"})
-RESIZE_COORDINATES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"})
+RESIZE_COORDINATES = frozenset(
+    {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+)
 RESIZE_NEAREST = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"})
 PAD_MODES = frozenset({"constant", "reflect", "edge"})  # "wrap" is not listed in the matrix notes: flagged
 OPSET_RANGE = {10: (9, 20), 11: (9, 24)}
 CONSTANT_INPUTS = {  # (op, input index) that the parser needs at build time
-    **{(op, 1): "axes" for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-                                  "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Squeeze", "Unsqueeze")},
-    ("CumSum", 1): "axis", ("OneHot", 1): "depth",
+    **{
+        (op, 1): "axes"
+        for op in (
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+            "ReduceMax",
+            "ReduceMean",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceSum",
+            "ReduceSumSquare",
+            "Squeeze",
+            "Unsqueeze",
+        )
+    },
+    ("CumSum", 1): "axis",
+    ("OneHot", 1): "depth",
 }
-BAD_DTYPES = {TensorProto.STRING: "error", TensorProto.COMPLEX64: "error", TensorProto.COMPLEX128: "error",
-              TensorProto.DOUBLE: "warning", TensorProto.UINT16: "error", TensorProto.UINT32: "error",
-              TensorProto.UINT64: "error"}
+BAD_DTYPES = {
+    TensorProto.STRING: "error",
+    TensorProto.COMPLEX64: "error",
+    TensorProto.COMPLEX128: "error",
+    TensorProto.DOUBLE: "warning",
+    TensorProto.UINT16: "error",
+    TensorProto.UINT32: "error",
+    TensorProto.UINT64: "error",
+}
 
 
 @dataclass(frozen=True)
@@ -81,9 +116,12 @@ class LintReport:
     def raise_if_failed(self) -> None:
         if self.errors:
             lines = [f"{i.op} ({i.node}): {i.message}" for i in self.errors[:5]]
-            raise ExportError.build(f"{self.path} uses ONNX features the TensorRT parser rejects",
-                                    got=lines, expected=f"TensorRT {'/'.join(map(str, self.trt_majors))}.x support",
-                                    fix="change the layer in the backbone or choose another backbone")
+            raise ExportError.build(
+                f"{self.path} uses ONNX features the TensorRT parser rejects",
+                got=lines,
+                expected=f"TensorRT {'/'.join(map(str, self.trt_majors))}.x support",
+                fix="change the layer in the backbone or choose another backbone",
+            )
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, object]:
@@ -121,7 +159,10 @@ def _check_node(node: onnx.NodeProto, constants: set[str]) -> Iterable[tuple[str
     elif op == "Pad":
         mode = _text(attrs.get("mode", "constant"))
         if mode not in PAD_MODES:
-            yield ("warning" if mode == "wrap" else "error"), f"Pad mode {mode!r} not in the documented {sorted(PAD_MODES)}"
+            yield (
+                ("warning" if mode == "wrap" else "error"),
+                f"Pad mode {mode!r} not in the documented {sorted(PAD_MODES)}",
+            )
     elif op in ("AveragePool", "MaxPool", "LpPool"):
         if any(int(d) != 1 for d in attrs.get("dilations", [])):
             yield "error", f"{op} dilations must be all ones"
@@ -147,7 +188,9 @@ def _constant_names(graph: onnx.GraphProto) -> set[str]:
 
 
 def _value_types(graph: onnx.GraphProto) -> dict[str, int]:
-    types = {vi.name: vi.type.tensor_type.elem_type for vi in [*graph.input, *graph.output, *graph.value_info]}
+    types = {
+        vi.name: vi.type.tensor_type.elem_type for vi in [*graph.input, *graph.output, *graph.value_info]
+    }
     types.update({i.name: i.data_type for i in graph.initializer})
     return types
 
@@ -157,32 +200,49 @@ def lint_onnx(model: str | Path | onnx.ModelProto, trt_majors: Iterable[int] = (
     majors = tuple(sorted(set(trt_majors)))
     unknown = [m for m in majors if m not in OPSET_RANGE]
     if unknown:
-        raise ConfigError.build("no TensorRT operator table for that major version", got=unknown,
-                                expected=sorted(OPSET_RANGE))
+        raise ConfigError.build(
+            "no TensorRT operator table for that major version", got=unknown, expected=sorted(OPSET_RANGE)
+        )
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
     try:
         proto = onnx.shape_inference.infer_shapes(proto)  # value types for the dtype check
-    except Exception:  # e.g. custom-domain ops: lint what is declared rather than fail
-        pass
-    report = LintReport(path=str(model) if not isinstance(model, onnx.ModelProto) else proto.graph.name, trt_majors=majors)
+    except Exception as exc:  # e.g. custom-domain ops: lint what is declared rather than fail
+        log.debug("lint without inferred types: %s", exc)
+    report = LintReport(
+        path=str(model) if not isinstance(model, onnx.ModelProto) else proto.graph.name, trt_majors=majors
+    )
     graph = proto.graph
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     for major in majors:
         low, high = OPSET_RANGE[major]
         if not low <= opset <= high:
-            report.issues.append(LintIssue("error", "<model>", "opset", f"opset {opset} outside {low}..{high} for TRT {major}.x"))
+            report.issues.append(
+                LintIssue(
+                    "error", "<model>", "opset", f"opset {opset} outside {low}..{high} for TRT {major}.x"
+                )
+            )
     constants = _constant_names(graph)
     for node in graph.node:
         report.ops[node.op_type] = report.ops.get(node.op_type, 0) + 1
         name = node.name or node.output[0]
         if node.domain not in ("", "ai.onnx"):
-            report.issues.append(LintIssue("error", name, node.op_type, f"custom domain {node.domain!r} needs a TensorRT plugin"))
+            report.issues.append(
+                LintIssue(
+                    "error", name, node.op_type, f"custom domain {node.domain!r} needs a TensorRT plugin"
+                )
+            )
         elif node.op_type in UNSUPPORTED_OPS:
-            report.issues.append(LintIssue("error", name, node.op_type, "operator not supported by the TensorRT ONNX parser"))
+            report.issues.append(
+                LintIssue("error", name, node.op_type, "operator not supported by the TensorRT ONNX parser")
+            )
         elif node.op_type not in SUPPORTED_OPS:
-            report.issues.append(LintIssue("error", name, node.op_type, "operator not in the TensorRT support matrix"))
+            report.issues.append(
+                LintIssue("error", name, node.op_type, "operator not in the TensorRT support matrix")
+            )
         else:
-            report.issues += [LintIssue(sev, name, node.op_type, msg) for sev, msg in _check_node(node, constants)]
+            report.issues += [
+                LintIssue(sev, name, node.op_type, msg) for sev, msg in _check_node(node, constants)
+            ]
     for tensor, dtype in _value_types(graph).items():
         if dtype in BAD_DTYPES:
             label = TensorProto.DataType.Name(dtype)

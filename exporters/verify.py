@@ -6,13 +6,15 @@ far outside [0, 1]) are judged relative to their own range instead of failing on
 Note: onnxruntime CPU runs fp16 nodes that lack a CPU kernel in fp32 (its InsertCast pass), so a CPU
 fp16 report bounds weight rounding and graph correctness; fp16 arithmetic is checked on TensorRT.
 """
+
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +44,7 @@ class Tolerance:
                 raise ConfigError.build(f"Tolerance.{name} must be > 0", got=value)
 
     @classmethod
-    def for_precision(cls, precision: str) -> "Tolerance":
+    def for_precision(cls, precision: str) -> Tolerance:
         if precision == "fp32":
             return cls(max_abs=1e-4)
         if precision == "fp16":
@@ -70,8 +72,17 @@ class CaseResult:
 def compare(name: str, reference: np.ndarray, candidate: np.ndarray, tol: Tolerance) -> CaseResult:
     """Error statistics of ``candidate`` against ``reference`` and the tolerance checks they fail."""
     if reference.shape != candidate.shape:
-        return CaseResult(name, tuple(candidate.shape), math.inf, math.inf, math.inf, -math.inf, 0, 1.0,
-                          [f"shape {tuple(candidate.shape)} != reference {tuple(reference.shape)}"])
+        return CaseResult(
+            name,
+            tuple(candidate.shape),
+            math.inf,
+            math.inf,
+            math.inf,
+            -math.inf,
+            0,
+            1.0,
+            [f"shape {tuple(candidate.shape)} != reference {tuple(reference.shape)}"],
+        )
     nonfinite = int((~np.isfinite(candidate)).sum())
     ref = reference.astype(np.float64)
     scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
@@ -79,14 +90,28 @@ def compare(name: str, reference: np.ndarray, candidate: np.ndarray, tol: Tolera
     finite = diff[np.isfinite(diff)]
     mse = float(np.mean(np.square(diff))) if nonfinite == 0 else math.inf
     psnr = math.inf if mse == 0 else (10 * math.log10(1.0 / mse) if math.isfinite(mse) else -math.inf)
-    res = CaseResult(name, tuple(candidate.shape), float(diff.max()), float(diff.mean()),
-                     float(np.quantile(finite, 0.999)) if finite.size else math.inf, psnr, nonfinite, scale)
+    res = CaseResult(
+        name,
+        tuple(candidate.shape),
+        float(diff.max()),
+        float(diff.mean()),
+        float(np.quantile(finite, 0.999)) if finite.size else math.inf,
+        psnr,
+        nonfinite,
+        scale,
+    )
     if nonfinite:
         res.failures.append(f"{nonfinite} NaN/Inf values")
-    checks = (("max", res.max_abs, tol.max_abs), ("mean", res.mean_abs, tol.mean_abs),
-              ("p99.9", res.p999_abs, tol.p999_abs))
-    res.failures += [f"{label} {value:.3g} > {limit:.3g}" for label, value, limit in checks
-                     if limit is not None and not value <= limit]
+    checks = (
+        ("max", res.max_abs, tol.max_abs),
+        ("mean", res.mean_abs, tol.mean_abs),
+        ("p99.9", res.p999_abs, tol.p999_abs),
+    )
+    res.failures += [
+        f"{label} {value:.3g} > {limit:.3g}"
+        for label, value, limit in checks
+        if limit is not None and not value <= limit
+    ]
     if tol.min_psnr_db is not None and not psnr >= tol.min_psnr_db:
         res.failures.append(f"PSNR {psnr:.1f} dB < {tol.min_psnr_db:g} dB")
     return res
@@ -117,9 +142,16 @@ class ParityReport:
             row = {k: _json_number(v) for k, v in asdict(case).items()}
             row["shape"], row["passed"] = list(case.shape), case.passed
             cases.append(row)
-        return {"onnx": self.onnx_path, "backbone": self.backbone, "precision": self.precision,
-                "provider": self.provider, "tolerance": asdict(self.tolerance), "passed": self.passed,
-                "error_scale": "abs error / max(1, max|reference|)", "cases": cases}
+        return {
+            "onnx": self.onnx_path,
+            "backbone": self.backbone,
+            "precision": self.precision,
+            "provider": self.provider,
+            "tolerance": asdict(self.tolerance),
+            "passed": self.passed,
+            "error_scale": "abs error / max(1, max|reference|)",
+            "cases": cases,
+        }
 
     def save(self, path: str | Path) -> Path:
         import json
@@ -135,17 +167,27 @@ class ParityReport:
             table.add_column(col, no_wrap=True, justify="right")
         table.add_column("result", overflow="fold")
         for c in self.cases:
-            table.add_row(c.name, "x".join(map(str, c.shape)), f"{c.max_abs:.2e}", f"{c.mean_abs:.2e}",
-                          f"{c.p999_abs:.2e}", f"{c.psnr_db:.1f}", str(c.nonfinite),
-                          "ok" if c.passed else "; ".join(c.failures))
+            table.add_row(
+                c.name,
+                "x".join(map(str, c.shape)),
+                f"{c.max_abs:.2e}",
+                f"{c.mean_abs:.2e}",
+                f"{c.p999_abs:.2e}",
+                f"{c.psnr_db:.1f}",
+                str(c.nonfinite),
+                "ok" if c.passed else "; ".join(c.failures),
+            )
         return table
 
     def raise_if_failed(self) -> None:
         if not self.passed:
             worst = [f"{c.name}: {'; '.join(c.failures)}" for c in self.cases if not c.passed]
-            raise ParityError.build(f"{self.onnx_path} does not match its PyTorch reference ({self.precision})",
-                                    got=worst[:3], expected=asdict(self.tolerance),
-                                    fix="inspect the parity report; pass --force to keep the artifact anyway")
+            raise ParityError.build(
+                f"{self.onnx_path} does not match its PyTorch reference ({self.precision})",
+                got=worst[:3],
+                expected=asdict(self.tolerance),
+                fix="inspect the parity report; pass --force to keep the artifact anyway",
+            )
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -165,12 +207,18 @@ def _load_rgb(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def image_inputs(images_dir: str | Path, sizes: Sequence[tuple[int, int]], limit: int = 2) -> dict[str, np.ndarray]:
+def image_inputs(
+    images_dir: str | Path, sizes: Sequence[tuple[int, int]], limit: int = 2
+) -> dict[str, np.ndarray]:
     """Centre crops (never resizes) of up to ``limit`` photos at each size: (1, 3, h, w) float32 [0, 1]."""
     folder = Path(images_dir)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    )
     if not files:
-        raise InputError.build("no images to verify with", got=str(folder), expected=f"files {IMAGE_SUFFIXES}")
+        raise InputError.build(
+            "no images to verify with", got=str(folder), expected=f"files {IMAGE_SUFFIXES}"
+        )
     out: dict[str, np.ndarray] = {}
     for path in files[:limit]:
         rgb = _load_rgb(path)
@@ -179,7 +227,7 @@ def image_inputs(images_dir: str | Path, sizes: Sequence[tuple[int, int]], limit
                 log.info("verify: %s smaller than %dx%d, skipped at that size", path.name, h, w)
                 continue
             top, left = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
-            crop = rgb[top:top + h, left:left + w].transpose(2, 0, 1)[None]
+            crop = rgb[top : top + h, left : left + w].transpose(2, 0, 1)[None]
             out[f"{path.stem}@{h}x{w}"] = np.ascontiguousarray(crop)
     return out
 
@@ -200,10 +248,18 @@ def ort_session(onnx_path: str | Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def verify(reference: nn.Module, onnx_path: str | Path, inputs: dict[str, Any] | Sequence[Any] | None = None, *,
-           sizes: Sequence[tuple[int, int]] | None = None, images_dir: str | Path | None = None, batch: int = 1,
-           tolerance: Tolerance | None = None, report_path: str | Path | None = None,
-           threads: int | None = None) -> ParityReport:
+def verify(
+    reference: nn.Module,
+    onnx_path: str | Path,
+    inputs: dict[str, Any] | Sequence[Any] | None = None,
+    *,
+    sizes: Sequence[tuple[int, int]] | None = None,
+    images_dir: str | Path | None = None,
+    batch: int = 1,
+    tolerance: Tolerance | None = None,
+    report_path: str | Path | None = None,
+    threads: int | None = None,
+) -> ParityReport:
     """Compare ``reference`` (PyTorch) with ``onnx_path`` (onnxruntime CPU) on each input.
 
     Inputs: the given arrays/tensors (B, 3, H, W) float32 [0, 1], else random ones at ``sizes``

@@ -1,10 +1,11 @@
 """`dehazekit export`: model -> verified ONNX (fp32 or fp16) -> TensorRT engine where TensorRT exists."""
+
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -19,7 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export)
 
 
-def _load_model(model: Optional[Path], backbone: Optional[str]) -> tuple[Any, Path]:
+def _load_model(model: Path | None, backbone: str | None) -> tuple[Any, Path]:
     """(model, default output path) for a folder, a weights file, --backbone alone, or the default model."""
     from dehazekit.backbones import create_backbone, get_spec
     from dehazekit.models import load_model
@@ -41,8 +42,11 @@ def _check_exportable(net: Any) -> None:
 
     spec = spec_of(net)
     if not spec.exportable:
-        raise ExportError.build(f"backbone {spec.name} cannot be exported", got=spec.export_note or "not exportable",
-                                fix="adapt and export an exportable backbone (`dehazekit backbones`)")
+        raise ExportError.build(
+            f"backbone {spec.name} cannot be exported",
+            got=spec.export_note or "not exportable",
+            fix="adapt and export an exportable backbone (`dehazekit backbones`)",
+        )
 
 
 def _export_verified(net: Any, out: Path, req: Any, force: bool) -> Path:
@@ -74,8 +78,10 @@ def _lint(out: Path, strict: bool) -> None:
 
     report = lint_onnx(out)
     for issue in report.issues:
-        err_console.print(f"[yellow]TensorRT lint {issue.severity}:[/] "
-                          + escape(f"{issue.op} ({issue.node}): {issue.message}"))
+        err_console.print(
+            f"[yellow]TensorRT lint {issue.severity}:[/] "
+            + escape(f"{issue.op} ({issue.node}): {issue.message}")
+        )
     if strict:
         report.raise_if_failed()
 
@@ -84,41 +90,74 @@ def _engine(out: Path, req: Any) -> None:
     from rich.markup import escape
 
     from exporters.onnx_export import read_meta
-    from exporters.tensorrt_build import (ShapeProfile, build_engine, plan_precision, tensorrt_available,
-                                          trtexec_command)
+    from exporters.tensorrt_build import (
+        ShapeProfile,
+        build_engine,
+        plan_precision,
+        tensorrt_available,
+        trtexec_command,
+    )
 
     engine = out.with_suffix(".engine")
     meta = read_meta(out)
-    profile = ShapeProfile.for_meta(meta, req.shapes["min_shape"], req.shapes["opt_shape"], req.shapes["max_shape"])
+    profile = ShapeProfile.for_meta(
+        meta, req.shapes["min_shape"], req.shapes["opt_shape"], req.shapes["max_shape"]
+    )
     workspace = req.workspace or 4.0
     if not tensorrt_available():
         plan = plan_precision(10, meta.precision, req.fp16)
-        cmd = trtexec_command(out, engine, profile, plan, workspace_gib=workspace, timing_cache=req.timing_cache)
-        err_console.print("[bold yellow]TensorRT is not installed:[/] the ONNX model was written, no engine was "
-                          "built.\nInstall it with: " + escape("pip install 'dehazekit[trt]'") + "\n"
-                          f"or build the engine on the target device with:\n  {escape(cmd)}",
-                          highlight=False, soft_wrap=True)
+        cmd = trtexec_command(
+            out, engine, profile, plan, workspace_gib=workspace, timing_cache=req.timing_cache
+        )
+        err_console.print(
+            "[bold yellow]TensorRT is not installed:[/] the ONNX model was written, no engine was "
+            "built.\nInstall it with: " + escape("pip install 'dehazekit[trt]'") + "\n"
+            f"or build the engine on the target device with:\n  {escape(cmd)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_NO_TENSORRT)
-    build_engine(out, engine, fp16=req.fp16, min_shape=profile.min, opt_shape=profile.opt, max_shape=profile.max,
-                 workspace_gib=workspace, timing_cache=req.timing_cache)
+    build_engine(
+        out,
+        engine,
+        fp16=req.fp16,
+        min_shape=profile.min,
+        opt_shape=profile.opt,
+        max_shape=profile.max,
+        workspace_gib=workspace,
+        timing_cache=req.timing_cache,
+    )
     console.print(f"wrote {engine} and {engine.name}.json")
 
 
 @cli_errors
 def export(
-    model: Optional[Path] = typer.Argument(None, help="Adapt output folder, model.safetensors, or an official "
-                                                      "checkpoint with --backbone. Default: the bundled model."),
-    backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone of an official checkpoint (alone: random weights)."),
-    onnx: Optional[Path] = typer.Option(None, "--onnx", help="Output ONNX path (default beside MODEL)."),
-    trt: bool = typer.Option(False, "--trt", help="Also build a TensorRT engine (needs dehazekit\\[trt] and a GPU)."),
+    model: Path | None = typer.Argument(
+        None,
+        help="Adapt output folder, model.safetensors, or an official "
+        "checkpoint with --backbone. Default: the bundled model.",
+    ),
+    backbone: str | None = typer.Option(
+        None, "--backbone", help="Backbone of an official checkpoint (alone: random weights)."
+    ),
+    onnx: Path | None = typer.Option(None, "--onnx", help="Output ONNX path (default beside MODEL)."),
+    trt: bool = typer.Option(
+        False, "--trt", help="Also build a TensorRT engine (needs dehazekit\\[trt] and a GPU)."
+    ),
     fp16: bool = typer.Option(False, "--fp16", help="fp16 weights/compute with fp32 input/output."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
-    min_shape: Optional[str] = typer.Option(None, "--min-shape", help="TensorRT profile min, e.g. 1x3x256x256."),
-    opt_shape: Optional[str] = typer.Option(None, "--opt-shape", help="TensorRT profile opt (default 720p)."),
-    max_shape: Optional[str] = typer.Option(None, "--max-shape", help="TensorRT profile max (default 1080p)."),
-    workspace: Optional[float] = typer.Option(None, "--workspace", help="TensorRT workspace in GiB (default 4)."),
-    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file (reused)."),
-    verify_images: Optional[Path] = typer.Option(None, "--verify-images", help="Also verify parity on these photos."),
+    min_shape: str | None = typer.Option(None, "--min-shape", help="TensorRT profile min, e.g. 1x3x256x256."),
+    opt_shape: str | None = typer.Option(None, "--opt-shape", help="TensorRT profile opt (default 720p)."),
+    max_shape: str | None = typer.Option(None, "--max-shape", help="TensorRT profile max (default 1080p)."),
+    workspace: float | None = typer.Option(
+        None, "--workspace", help="TensorRT workspace in GiB (default 4)."
+    ),
+    timing_cache: Path | None = typer.Option(
+        None, "--timing-cache", help="TensorRT timing cache file (reused)."
+    ),
+    verify_images: Path | None = typer.Option(
+        None, "--verify-images", help="Also verify parity on these photos."
+    ),
     force: bool = typer.Option(False, "--force", help="Keep an artifact that fails the parity check."),
     int8: bool = typer.Option(False, "--int8", help="INT8 (needs calibration data; not supported yet)."),
 ) -> None:
@@ -128,9 +167,18 @@ def export(
     """
     from exporters.formats import ExportRequest
 
-    req = ExportRequest(trt=trt, fp16=fp16, int8=int8, opset=opset, min_shape=min_shape, opt_shape=opt_shape,
-                        max_shape=max_shape, workspace=workspace, timing_cache=timing_cache,
-                        verify_images=verify_images)
+    req = ExportRequest(
+        trt=trt,
+        fp16=fp16,
+        int8=int8,
+        opset=opset,
+        min_shape=min_shape,
+        opt_shape=opt_shape,
+        max_shape=max_shape,
+        workspace=workspace,
+        timing_cache=timing_cache,
+        verify_images=verify_images,
+    )
     net, default_out = _load_model(model, backbone)
     _check_exportable(net)
     out = onnx or (default_out.with_suffix(".fp16.onnx") if fp16 else default_out)

@@ -1,4 +1,5 @@
 """Shared fixtures for exporter tests: every registered tiny backbone, exported once per session."""
+
 from __future__ import annotations
 
 from pathlib import Path

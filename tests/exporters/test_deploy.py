@@ -1,4 +1,5 @@
 """to_deploy: LoRA merged, re-parameterised, frozen; broken models refused; caller's model untouched."""
+
 from __future__ import annotations
 
 import pytest

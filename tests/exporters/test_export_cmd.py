@@ -1,4 +1,5 @@
 """`dehazekit export` through typer's CliRunner: outputs, parity gate, --trt fallback, early rejections."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -42,8 +43,17 @@ def test_model_folder_fp16_keeps_adapter_facts(tmp_path):
 
 @pytest.mark.skipif(not NO_TRT, reason="tensorrt is installed: the engine is built instead")
 def test_trt_without_tensorrt_writes_onnx_and_explains(tmp_path):
-    code, text = _run("--backbone", "tiny-gunet", "--onnx", str(tmp_path / "g.onnx"), "--trt",
-                      "--opt-shape", "1x3x512x512", "--workspace", "2")
+    code, text = _run(
+        "--backbone",
+        "tiny-gunet",
+        "--onnx",
+        str(tmp_path / "g.onnx"),
+        "--trt",
+        "--opt-shape",
+        "1x3x512x512",
+        "--workspace",
+        "2",
+    )
     assert code == 3, text
     assert (tmp_path / "g.onnx").is_file()
     assert "pip install 'dehazekit[trt]'" in text
@@ -51,13 +61,16 @@ def test_trt_without_tensorrt_writes_onnx_and_explains(tmp_path):
     assert "--memPoolSize=workspace:2048M" in text
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--int8"], "calibration"),
-    (["--min-shape", "1x3x256x256"], "without --trt"),
-    (["--opset", "9"], "opset"),
-    (["--trt", "--max-shape", "1x3x256"], "invalid shape"),
-    (["--verify-images", "/nonexistent/dir"], "folder"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--int8"], "calibration"),
+        (["--min-shape", "1x3x256x256"], "without --trt"),
+        (["--opset", "9"], "opset"),
+        (["--trt", "--max-shape", "1x3x256"], "invalid shape"),
+        (["--verify-images", "/nonexistent/dir"], "folder"),
+    ],
+)
 def test_unsupported_combinations_rejected_up_front(tmp_path, args, needle):
     code, text = _run("--backbone", "tiny-gunet", "--onnx", str(tmp_path / "g.onnx"), *args)
     assert code == 2 and needle in text, text

@@ -1,4 +1,5 @@
 """Graph-level fp16 conversion: fp32 I/O kept, blocklisted ops stay fp32, Resize scales stay fp32."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,11 @@ from runtimes.errors import ExportError
 
 def _graph_model() -> onnx.ModelProto:
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w"),
-             numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
-             numpy_helper.from_array(np.array([-1], np.int64), "axis")]
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+        numpy_helper.from_array(np.array([-1], np.int64), "axis"),
+    ]
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
         helper.make_node("Softmax", ["c"], ["s"], axis=1),
@@ -24,13 +27,20 @@ def _graph_model() -> onnx.ModelProto:
         helper.make_node("Resize", ["m", "", "scales"], ["r"], mode="linear"),
         helper.make_node("ReduceMean", ["r", "axis"], ["y"], keepdims=1),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3, "h", "w"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
 
 
 def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )[0]
 
 
 def test_conversion_types_and_values():
@@ -60,11 +70,21 @@ def test_blocklist_is_configurable():
 
 
 def test_control_flow_is_refused():
-    then = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
-                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    then = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+    )
     node = helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=then)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
-                                            helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     with pytest.raises(ExportError, match="control-flow"):
         convert_fp16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))

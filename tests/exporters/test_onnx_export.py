@@ -1,4 +1,5 @@
 """Export -> onnxruntime parity for every registered tiny backbone (fp32 and fp16), metadata, stability."""
+
 from __future__ import annotations
 
 import copy
@@ -48,7 +49,11 @@ def test_graph_contract_and_metadata(exports):
     assert dims == ["batch", 3, "height", "width"]
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     meta = read_meta(proto)
-    assert (meta.backbone, meta.pad_multiple, meta.precision) == ("tiny-gunet", get_spec("tiny-gunet").pad_multiple, "fp32")
+    assert (meta.backbone, meta.pad_multiple, meta.precision) == (
+        "tiny-gunet",
+        get_spec("tiny-gunet").pad_multiple,
+        "fp32",
+    )
     assert [p.key for p in proto.metadata_props] == [META_KEY]
 
 

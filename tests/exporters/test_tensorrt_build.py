@@ -3,6 +3,7 @@
 The version branches of the builder are exercised with a recording stand-in for the tensorrt module
 (TensorRT cannot be installed or run here); the real build is the `trt`-marked test at the end.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,7 +20,9 @@ from runtimes.meta import ModelMeta
 META = ModelMeta(backbone="tiny-gunet", pad_multiple=32, min_size=256)
 
 
-@pytest.mark.parametrize("version,generation", [("10.0.1", 10), ("10.13.3.9", 10), ("11.0.0", 11), ("12.1", 11)])
+@pytest.mark.parametrize(
+    "version,generation", [("10.0.1", 10), ("10.13.3.9", 10), ("11.0.0", 11), ("12.1", 11)]
+)
 def test_api_generation(version, generation):
     assert tb.api_generation(version) == generation
 
@@ -66,16 +69,32 @@ def test_profile_validation():
 
 
 def _identity(**changes):
-    base = tb.EngineIdentity("ab" * 32, "10.7.0", "NVIDIA H100", "9.0", "fp16", (1, 3, 256, 256),
-                             (1, 3, 736, 1280), (1, 3, 1088, 1920), 3, 4.0)
+    base = tb.EngineIdentity(
+        "ab" * 32,
+        "10.7.0",
+        "NVIDIA H100",
+        "9.0",
+        "fp16",
+        (1, 3, 256, 256),
+        (1, 3, 736, 1280),
+        (1, 3, 1088, 1920),
+        3,
+        4.0,
+    )
     return replace(base, **changes)
 
 
 def test_identity_key_is_stable_and_sensitive():
     assert _identity().key() == _identity().key()
-    keys = {_identity().key(), _identity(trt_version="10.8.0").key(), _identity(gpu_name="Orin").key(),
-            _identity(precision="fp32").key(), _identity(max_shape=(2, 3, 1088, 1920)).key(),
-            _identity(onnx_sha256="cd" * 32).key(), _identity(builder_level=5).key()}
+    keys = {
+        _identity().key(),
+        _identity(trt_version="10.8.0").key(),
+        _identity(gpu_name="Orin").key(),
+        _identity(precision="fp32").key(),
+        _identity(max_shape=(2, 3, 1088, 1920)).key(),
+        _identity(onnx_sha256="cd" * 32).key(),
+        _identity(builder_level=5).key(),
+    }
     assert len(keys) == 7
 
 
@@ -96,11 +115,15 @@ def test_sidecar_round_trip_and_cache_lookup(tmp_path):
 
 def test_trtexec_command_per_generation():
     profile = tb.ShapeProfile.for_meta(META)
-    weak = tb.trtexec_command("m.onnx", "m.engine", profile, tb.plan_precision(10, "fp32", True), timing_cache="t.cache")
+    weak = tb.trtexec_command(
+        "m.onnx", "m.engine", profile, tb.plan_precision(10, "fp32", True), timing_cache="t.cache"
+    )
     assert "--fp16" in weak and "--minShapes=hazy:1x3x256x256" in weak and "--timingCacheFile=t.cache" in weak
     strong10 = tb.trtexec_command("m.onnx", "m.engine", profile, tb.plan_precision(10, "fp16", False))
     assert "--stronglyTyped" in strong10 and "--fp16" not in strong10
-    eleven = tb.trtexec_command("m.onnx", "m.engine", profile, tb.plan_precision(11, "fp16", False), generation=11)
+    eleven = tb.trtexec_command(
+        "m.onnx", "m.engine", profile, tb.plan_precision(11, "fp16", False), generation=11
+    )
     assert "--fp16" not in eleven and "--stronglyTyped" not in eleven
 
 
@@ -132,42 +155,74 @@ class _Recorder:
         class Config:
             builder_optimization_level = None
 
-            def set_memory_pool_limit(self, pool, size): rec.calls.append(("pool", pool, size))
-            def set_flag(self, flag): rec.calls.append(("flag", flag))
-            def add_optimization_profile(self, p): rec.calls.append(("profile", p.shapes))
-            def create_timing_cache(self, data): return SimpleNamespace(serialize=lambda: b"cache")
-            def set_timing_cache(self, cache, ignore): rec.calls.append(("timing_cache", ignore))
-            def get_timing_cache(self): return SimpleNamespace(serialize=lambda: b"cache")
+            def set_memory_pool_limit(self, pool, size):
+                rec.calls.append(("pool", pool, size))
+
+            def set_flag(self, flag):
+                rec.calls.append(("flag", flag))
+
+            def add_optimization_profile(self, p):
+                rec.calls.append(("profile", p.shapes))
+
+            def create_timing_cache(self, data):
+                return SimpleNamespace(serialize=lambda: b"cache")
+
+            def set_timing_cache(self, cache, ignore):
+                rec.calls.append(("timing_cache", ignore))
+
+            def get_timing_cache(self):
+                return SimpleNamespace(serialize=lambda: b"cache")
 
         class Profile:
-            def set_shape(self, name, lo, opt, hi): self.shapes = (name, lo, opt, hi)
+            def set_shape(self, name, lo, opt, hi):
+                self.shapes = (name, lo, opt, hi)
 
         class Builder:
-            def __init__(self, logger): pass
-            def create_network(self, flags): rec.calls.append(("network_flags", flags)); return "network"
-            def create_builder_config(self): return Config()
-            def create_optimization_profile(self): return Profile()
-            def build_serialized_network(self, network, config): return b"serialized"
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                rec.calls.append(("network_flags", flags))
+                return "network"
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                return b"serialized"
 
         class Parser:
             num_errors = 0
-            def __init__(self, network, logger): pass
-            def parse_from_file(self, path): rec.calls.append(("parse", path)); return True
+
+            def __init__(self, network, logger):
+                pass
+
+            def parse_from_file(self, path):
+                rec.calls.append(("parse", path))
+                return True
 
         self.Builder, self.OnnxParser = Builder, Parser
 
 
-@pytest.mark.parametrize("version,onnx_precision,fp16,flags,fp16_flag", [
-    ("10.7.0", "fp32", True, 0, True),
-    ("10.7.0", "fp16", False, 1 << 1, False),
-    ("11.0.0", "fp16", False, 0, False),
-])
+@pytest.mark.parametrize(
+    "version,onnx_precision,fp16,flags,fp16_flag",
+    [
+        ("10.7.0", "fp32", True, 0, True),
+        ("10.7.0", "fp16", False, 1 << 1, False),
+        ("11.0.0", "fp16", False, 0, False),
+    ],
+)
 def test_version_branches(tmp_path, version, onnx_precision, fp16, flags, fp16_flag):
     trt = _Recorder(version)
     generation = tb.api_generation(version)
     plan = tb.plan_precision(generation, onnx_precision, fp16)
     profile = tb.ShapeProfile.for_meta(META)
-    data = tb._build_serialized(trt, generation, plan, tmp_path / "m.onnx", profile, 2.0, tmp_path / "t.cache", 3)
+    data = tb._build_serialized(
+        trt, generation, plan, tmp_path / "m.onnx", profile, 2.0, tmp_path / "t.cache", 3
+    )
     assert data == b"serialized" and (tmp_path / "t.cache").read_bytes() == b"cache"
     assert ("network_flags", flags) in trt.calls
     assert (("flag", "FP16") in trt.calls) == fp16_flag
@@ -178,11 +233,11 @@ def test_version_branches(tmp_path, version, onnx_precision, fp16, flags, fp16_f
 @pytest.mark.trt
 @pytest.mark.parametrize("fp16", [False, True])
 def test_build_engine_matches_onnxruntime(exports, tmp_path, fp16):
-    from runtimes.backends.trt_backend import TensorRTBackend
     from exporters.verify import Tolerance, compare, ort_session
+    from runtimes.backends.trt_backend import TensorRTBackend
 
     onnx_path = exports.onnx("tiny-gunet", "fp16" if fp16 else "fp32")
-    shapes = dict(min_shape=(1, 3, 64, 64), opt_shape=(1, 3, 64, 96), max_shape=(2, 3, 128, 128))
+    shapes = {"min_shape": (1, 3, 64, 64), "opt_shape": (1, 3, 64, 96), "max_shape": (2, 3, 128, 128)}
     engine = tb.build_engine(onnx_path, tmp_path / "m.engine", timing_cache=tmp_path / "t.cache", **shapes)
     again = tb.build_engine(onnx_path, tmp_path / "m.engine", timing_cache=tmp_path / "t.cache", **shapes)
     assert engine == again and (tmp_path / "t.cache").is_file()

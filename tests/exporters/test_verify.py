@@ -1,4 +1,5 @@
 """Parity reports catch real differences, NaNs and shape errors; photos are centre-cropped, never resized."""
+
 from __future__ import annotations
 
 import json
