@@ -7,6 +7,7 @@ from typing import Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.logging import RichHandler
 
 from runtimes.errors import DehazeKitError
@@ -31,7 +32,7 @@ def cli_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except DehazeKitError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from exc
 
     return wrapper  # type: ignore[return-value]

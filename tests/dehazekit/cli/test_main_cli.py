@@ -19,3 +19,21 @@ def test_backbones_lists_registered_names_with_params():
     for name in list_backbones(include_tiny=False):
         assert name in result.output
         assert f"{count_parameters(name):,}" in result.output
+
+
+def test_error_messages_keep_square_brackets():
+    import typer
+
+    from dehazekit.cli.console import cli_errors
+    from runtimes.errors import missing_dependency
+
+    app_ = typer.Typer()
+
+    @app_.command()
+    @cli_errors
+    def boom() -> None:
+        raise missing_dependency("tensorrt", "trt", "building engines")
+
+    result = runner.invoke(app_, [])
+    assert result.exit_code == 2
+    assert "pip install 'dehazekit[trt]'" in result.output
