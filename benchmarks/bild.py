@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, reweight: bool) -> dict:
     rw = BildReweighter(BildConfig(lr=args.bild_lr, entropy_weight=args.entropy), outer, args.batch_size, seed=7)
     rng = np.random.default_rng(args.seed)
     seen_w, seen_d = [], []
-    loss_fn = lambda p, t: per_patch_loss(p, t, 0.0)  # noqa: E731
+    loss_fn = lambda p, t: per_patch_loss(p, t, 0.0)
     t0 = time.perf_counter()
     for step in range(args.steps):
         hazy, clear, params = train.batch(rng, args.batch_size)

@@ -6,11 +6,14 @@ model, which was trained before commit 042b62e wrapped gUNet in the authors [-1,
 
     python tools/convert_gunet_range.py OLD_MODEL_DIR NEW_MODEL_DIR
 """
-import sys, torch
+import sys
+
 from safetensors.torch import load_file
+
 from dehazekit.backbones import create_backbone
 from dehazekit.models import save_model
 from runtimes.meta import ModelMeta
+
 src, out = sys.argv[1], sys.argv[2]
 sd = load_file(src + "/model.safetensors")
 w, b = sd["inconv.proj.weight"], sd["inconv.proj.bias"]

@@ -54,19 +54,18 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 15, size: tuple[int,
     hazy = synthesize(scene, np.random.default_rng(7), cfg, beta=1.7).hazy
     frames = int(seconds * fps)
     max_x, max_y = hazy.shape[1] - w, hazy.shape[0] - h
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": "28", "preset": "medium"}
-            for i in range(frames):
-                x = round(max_x * i / max(frames - 1, 1))
-                y = round(max_y * 0.5)
-                frame = av.VideoFrame.from_ndarray(to_uint8(hazy[y:y + h, x:x + w]), format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": "28", "preset": "medium"}
+        for i in range(frames):
+            x = round(max_x * i / max(frames - 1, 1))
+            y = round(max_y * 0.5)
+            frame = av.VideoFrame.from_ndarray(to_uint8(hazy[y:y + h, x:x + w]), format="rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 

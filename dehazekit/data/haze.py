@@ -170,7 +170,7 @@ def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
     if cfg.jpeg_quality is not None:
         from dehazekit.data.images import jpeg_roundtrip
 
-        quality = int(round(_draw(rng, cfg.jpeg_quality)))
+        quality = round(_draw(rng, cfg.jpeg_quality))
         hazy = jpeg_roundtrip(hazy, quality)
     params = {"beta": b, "airlight": [float(a) for a in air], "gamma": gamma, "noise_sigma": sigma,
               "jpeg_quality": quality, "mean_t": float(t.mean()), "depth": "given" if depth_m is not None else "pseudo"}

@@ -50,7 +50,7 @@ class FadeParams:
     cov_foggy: np.ndarray
 
     @classmethod
-    def load(cls, directory: str | Path) -> "FadeParams":
+    def load(cls, directory: str | Path) -> FadeParams:
         from scipy.io import loadmat
 
         directory = Path(directory)

@@ -82,7 +82,7 @@ class _KeepBuffers:
     def __enter__(self) -> None:
         self.saved = {k: v.clone() for k, v in self.model.named_buffers()}
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         with torch.no_grad():
             for k, v in self.model.named_buffers():
                 v.copy_(self.saved[k])
