@@ -44,7 +44,8 @@ from runtimes.io_utils import atomic_write_text
 
 log = logging.getLogger("planted_layers")
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("rank1", "first-order", "unrolled", "reference")
+METHODS_ALL = ("rank1", "first-order", "unrolled", "reference")
+METHODS = METHODS_ALL  # narrowed by --methods
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Setup:
     size: int = 32
     batch: int = 4
     pool: int = 64  # images per split
-    search_steps: int = 120
+    search_steps: int = 480
     finetune_steps: int = 60
     rank: int = 4
     lora_alpha: float = 8.0
@@ -223,20 +224,30 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--search-steps", type=int, default=Setup.search_steps)
     parser.add_argument("--finetune-steps", type=int, default=Setup.finetune_steps)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS_ALL), choices=list(METHODS_ALL))
+    parser.add_argument("--name", default="planted_layers", help="output file stem in --out-dir")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
+    global METHODS
+    METHODS = tuple(args.methods)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     setup = Setup(search_steps=args.search_steps, finetune_steps=args.finetune_steps)
     start = time.perf_counter()
     rows = [run_seed(seed, setup) for seed in args.seeds]
     summary = summarise(rows, setup)
-    command = "OMP_NUM_THREADS=1 python benchmarks/planted_layers.py" + (
-        f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != [0, 1, 2] else "")
+    command = "OMP_NUM_THREADS=1 python benchmarks/planted_layers.py" + "".join(
+        f" {flag} {value}" for flag, value, default in (
+            ("--seeds", " ".join(map(str, args.seeds)), "0 1 2"),
+            ("--search-steps", args.search_steps, Setup.search_steps),
+            ("--finetune-steps", args.finetune_steps, Setup.finetune_steps),
+            ("--methods", " ".join(args.methods), " ".join(METHODS_ALL)),
+            ("--name", args.name, "planted_layers"),
+        ) if str(value) != str(default))
     result = {"benchmark": "planted_layers", "setup": asdict(setup), "summary": summary, "seeds": rows,
               "torch_threads": torch.get_num_threads(), "wall_s": round(time.perf_counter() - start, 1),
               "command": command}
-    atomic_write_text(args.out_dir / "planted_layers.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.out_dir / "planted_layers.md", markdown(summary, setup, command))
+    atomic_write_text(args.out_dir / f"{args.name}.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out_dir / f"{args.name}.md", markdown(summary, setup, command))
     log.info("\n%s", markdown(summary, setup, command))
 
 
