@@ -8,11 +8,11 @@ from PIL import Image
 from dehazekit.metrics.fade import FadeParams, fade
 from runtimes.errors import InputError, ModelFileError
 
-# Known deviation: 3.0e-4 on this STABLE row (every other row passes); see benchmarks/default_model.md.
-KNOWN_OFF = {"reference_images/sunhays80_img_010_SRF_8_HR.png"}
 # A quick subset for the default suite (small images, both tolerances); the full table runs with -m slow.
 QUICK = {"reference_images/live_test_image1.png", "reference_images/kodak24_kodim01.png",
-         "reference_images/synth_kodim01_uniform_t0.2_A230.png", "reference_images/synth_kodim23_uniform_t0.4_A230.png"}
+         "reference_images/synth_kodim01_uniform_t0.2_A230.png", "reference_images/synth_kodim23_uniform_t0.4_A230.png",
+         # flat regions make this one sensitive to the MSCN filter's rounding (see fade._filter_replicate)
+         "reference_images/sunhays80_img_010_SRF_8_HR.png"}
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def _rows(fade_dir):
     return [dict(zip(header, row)) for row in body]
 
 
-def _check(fade_dir, rows, skip_known=True):
+def _check(fade_dir, rows):
     params = FadeParams.load(fade_dir)
     failures, checked = [], 0
     for row in rows:
-        if row["stability"] not in ("STABLE", "MID") or (skip_known and row["path"] in KNOWN_OFF):
+        if row["stability"] not in ("STABLE", "MID"):
             continue
         img = np.asarray(Image.open(fade_dir / row["path"]).convert("RGB"))
         score, ref = fade(img, params), float(row["D_octave"])
@@ -52,12 +52,6 @@ def test_fade_reference_quick(fade_dir):
 @pytest.mark.slow
 def test_fade_reference_all_rows(fade_dir):
     _check(fade_dir, _rows(fade_dir))
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="unexplained 3.0e-4 deviation from Octave on this STABLE row")
-def test_fade_known_deviation(fade_dir):
-    _check(fade_dir, [r for r in _rows(fade_dir) if r["path"] in KNOWN_OFF], skip_known=False)
 
 
 def test_fade_rises_with_haze_and_map_shape(fade_dir):
