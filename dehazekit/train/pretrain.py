@@ -177,6 +177,33 @@ def _build(cfg: PretrainConfig):
     return data, val_files, model, opt, sched, reweighter
 
 
+def _restore(ck: dict[str, Any], cfg: PretrainConfig, model: nn.Module, opt, sched, rng, reweighter):
+    """Load a checkpoint's states in place; returns (step, best, history, wall_s)."""
+    if ck["config"]["backbone"] != cfg.backbone:
+        raise ConfigError.build("--resume with a different backbone", got=cfg.backbone,
+                                expected=ck["config"]["backbone"], fix="use another --out")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["opt"])
+    sched.load_state_dict(ck["sched"])
+    rng.bit_generator.state = ck["rng"]
+    torch.set_rng_state(ck["torch_rng"])
+    if reweighter is not None and ck.get("reweighter"):
+        reweighter.load_state_dict(ck["reweighter"])
+    return ck["step"], ck["best"], ck["history"], ck.get("wall_s", 0.0)
+
+
+def _train_step(cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: torch.Tensor,
+                clear: torch.Tensor) -> float:
+    """One optimiser step (plain or BILD-reweighted); returns the (weighted) training loss."""
+    if reweighter is not None:
+        return reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight))
+    loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Run (or resume) pretraining; returns the best validation scores and where the model is."""
     from dehazekit.train.artifacts import save_trained
@@ -189,18 +216,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     ckpt_path = cfg.out / "checkpoint.pt"
     step, best, history, wall = 0, {"psnr": -math.inf}, [], 0.0
     if cfg.resume and ckpt_path.is_file():
-        ck = _load_checkpoint(ckpt_path)
-        if ck["config"]["backbone"] != cfg.backbone:
-            raise ConfigError.build("--resume with a different backbone", got=cfg.backbone,
-                                    expected=ck["config"]["backbone"], fix="use another --out")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        if reweighter is not None and ck.get("reweighter"):
-            reweighter.load_state_dict(ck["reweighter"])
-        step, best, history, wall = ck["step"], ck["best"], ck["history"], ck.get("wall_s", 0.0)
+        step, best, history, wall = _restore(_load_checkpoint(ckpt_path), cfg, model, opt, sched, rng, reweighter)
         log.info("resumed from %s at step %d", ckpt_path, step)
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -211,14 +227,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
         while step < end:
             hazy, clear, _ = data.batch(rng, cfg.batch_size)
-            if reweighter is None:
-                loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_value = float(loss.detach())
-            else:
-                loss_value = reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight))
+            loss_value = _train_step(cfg, model, opt, reweighter, hazy, clear)
             sched.step()
             step += 1
             bar.update(task, completed=step, description=f"pretrain loss {loss_value:.4f}")
@@ -235,8 +244,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                     "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
                     "best": best, "history": history, "config": cfg.to_dict(), "wall_s": time.perf_counter() - t0,
-                    "reweighter": reweighter.state_dict() if reweighter is not None else None,
-                })
+                    "reweighter": reweighter.state_dict() if reweighter is not None else None})
     wall = time.perf_counter() - t0
     result = PretrainResult(cfg.out, step, best, baseline, history, wall)
     atomic_write_text(cfg.out / "history.json", json.dumps(
