@@ -72,3 +72,16 @@ def test_per_patch_loss_shapes_and_ssim_term():
     both = per_patch_loss(x, y, 0.5)
     assert l1.shape == (3,) and torch.all(both > l1)
     assert torch.all(per_patch_loss(y, y, 0.5) < 1e-6)
+
+
+def test_bild_reweighting_runs_and_resumes(clear_dir, tmp_path):
+    full = pretrain(_cfg(clear_dir, tmp_path / "full", steps=4, reweight="bild"))
+    pretrain(_cfg(clear_dir, tmp_path / "split", steps=4, stop_after=2, reweight="bild"))
+    resumed = pretrain(_cfg(clear_dir, tmp_path / "split", steps=4, reweight="bild", resume=True))
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert full.step == resumed.step == 4 and b["reweighter"] is not None
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+    for k in a["reweighter"]["net"]:
+        torch.testing.assert_close(a["reweighter"]["net"][k], b["reweighter"]["net"][k], rtol=1e-5, atol=1e-6)
