@@ -68,26 +68,19 @@ def meta_for_export(
     Adapter facts (digest, selected blocks) come from ``source`` (the model as given: its
     ``dehazekit_meta`` from load_model, or attributes set by the adaptation), then from ``fields``.
     """
-    from dehazekit.backbones import spec_of
+    from dehazekit.models import meta_for
 
-    spec = spec_of(model)
-    base: dict[str, Any] = {
-        "backbone": spec.name,
-        "config": dict(getattr(model, "backbone_config", {}) or {}),
-        "pad_multiple": spec.pad_multiple,
-        "min_size": spec.min_size,
-        "precision": precision,
-    }
     origin = source if source is not None else model
     saved = getattr(origin, "dehazekit_meta", None)
+    adapter: dict[str, Any] = {}
     for key in ("adapter_digest", "selected_blocks"):
         value = getattr(origin, key, None)
         if value is None and saved is not None:
             value = getattr(saved, key, None)
         if value:
-            base[key] = value
-    base.update({k: v for k, v in fields.items() if v is not None})
-    return ModelMeta(**base)
+            adapter[key] = value
+    adapter.update({k: v for k, v in fields.items() if v is not None})
+    return meta_for(model, precision=precision, **adapter)
 
 
 def default_trace_size(pad_multiple: int, min_size: int) -> tuple[int, int]:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dehazekit.backbones.gunet import PatchEmbed, PatchUnEmbed  # same layers and keys (same authors)
 from dehazekit.backbones.registry import register_backbone
 from runtimes.errors import ConfigError
 
@@ -210,34 +211,6 @@ class BasicLayer(nn.Module):
         for block in self.blocks:
             x = block(x)
         return x
-
-
-class PatchEmbed(nn.Module):
-    """Strided conv (stride = patch, reflect padding for odd kernels); key ``proj``."""
-
-    def __init__(self, in_chans: int, out_chans: int, patch: int, kernel_size: int | None = None) -> None:
-        super().__init__()
-        kernel_size = patch if kernel_size is None else kernel_size
-        self.proj = nn.Conv2d(in_chans, out_chans, kernel_size, stride=patch,
-                              padding=(kernel_size - patch + 1) // 2, padding_mode="reflect")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)
-
-
-class PatchUnEmbed(nn.Module):
-    """Conv to out_chans * patch**2 channels, then PixelShuffle(patch); key ``proj.0``."""
-
-    def __init__(self, in_chans: int, out_chans: int, patch: int, kernel_size: int = 1) -> None:
-        super().__init__()
-        self.proj = nn.Sequential(
-            nn.Conv2d(in_chans, out_chans * patch * patch, kernel_size, padding=kernel_size // 2,
-                      padding_mode="reflect"),
-            nn.PixelShuffle(patch),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)
 
 
 class SKFusion(nn.Module):
