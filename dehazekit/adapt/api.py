@@ -26,6 +26,7 @@ from runtimes.errors import ConfigError, ParityError
 log = logging.getLogger(__name__)
 
 MERGE_ATOL = 1e-5
+DEFAULT_WEIGHTS = "default"  # --weights default: the model bundled with the package
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -74,6 +75,8 @@ def _load_weights(name: str, weights: str) -> nn.Module:
     from dehazekit.models import load_model
     from runtimes.errors import CheckpointMismatchError
 
+    if weights == DEFAULT_WEIGHTS:
+        return load_model(None, backbone=name)
     try:
         return load_model(weights, backbone=name)
     except CheckpointMismatchError:
@@ -244,7 +247,26 @@ def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None
     config = dataclasses.replace(config, **overrides) if overrides else config
     if not config.backbone:
         raise ConfigError.build("no backbone given", fix="pass backbone='dea' (or --backbone NAME)")
+    if config.weights == DEFAULT_WEIGHTS:
+        _check_default_backbone(str(config.backbone))
     return config
+
+
+def _check_default_backbone(backbone: str) -> None:
+    """Fail before any data or training when --weights default does not fit --backbone."""
+    from dehazekit.models import MODEL_META, default_model_path
+    from runtimes.errors import ModelFileError
+    from runtimes.meta import ModelMeta
+
+    meta_file = default_model_path() / MODEL_META
+    if not meta_file.is_file():
+        raise ModelFileError.build("no default model is installed", got=str(meta_file.parent),
+                                   fix="pass --weights PATH, or reinstall dehazekit with its assets")
+    default = ModelMeta.load(meta_file).backbone
+    if backbone != default:
+        raise ConfigError.build(f"--weights default is the bundled {default} model; it does not fit "
+                                f"--backbone {backbone}", got=backbone, expected=default,
+                                fix=f"use --backbone {default}, or pass --weights PATH for {backbone}")
 
 
 def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module | None = None,
@@ -252,7 +274,8 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
           **overrides: Any) -> AdaptResult:
     """Adapt ``backbone`` to the real hazy ``images`` (folder, list of paths or video file).
 
-    ``backbone``: a registered name (weights from ``config.weights``) or a module built by
+    ``backbone``: a registered name (weights from ``config.weights``; "default" is the bundled
+    model, whose backbone must match) or a module built by
     ``create_backbone``/``load_model`` (copied, never modified). ``overrides`` replace config fields.
     ``progress`` receives one dict per step: stage, step, total and that step's losses.
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.

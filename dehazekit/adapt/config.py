@@ -19,6 +19,7 @@ class AdaptConfig:
 
     ``candidates``: which blocks get gated LoRA in Stage 1: "auto" (the backbone's ``bilalora``
     preset when it has one, else all candidates), "all", or another preset name.
+    ``weights``: a model folder, an official checkpoint, or "default" (the bundled model).
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
     """

@@ -82,7 +82,8 @@ def _print_result(result: Any) -> None:
 def adapt(
     images: Path = typer.Option(..., "--images", help="Folder of real hazy images, or a video file."),
     backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `dehazekit backbones`)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder or official checkpoint."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder, official checkpoint, or "
+                                           "'default' (the bundled model)."),
     objective: str = typer.Option("h2c", "--objective", help="h2c (CLIP), dcp (CLIP-free) or h2c+dcp."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Blocks kept after the search (3 by default; "
                                         "no cap when only --gate-threshold is given)."),
