@@ -58,7 +58,9 @@ def _export_verified(net: Any, out: Path, req: Any, force: bool) -> Path:
     try:
         export_onnx(net, tmp, opset=req.opset, fp16=req.fp16)
         report_path = out.with_suffix(".parity.json")
-        report = verify(net, tmp, images_dir=req.verify_images, report_path=report_path)
+        report = verify(net, tmp, images_dir=req.verify_images)
+        report.onnx_path = str(out)  # the report describes the artifact, not the temporary file
+        report.save(report_path)
         console.print(report.table())
         if not report.passed and not force:
             report.raise_if_failed()

@@ -44,6 +44,7 @@ def test_quickstart_adapt_export_run(tmp_path: Path) -> None:
     assert (out / "model.onnx").stat().st_size > 0
     parity = json.loads((out / "model.parity.json").read_text())
     assert parity["passed"] is True and parity["cases"]
+    assert parity["onnx"] == str(out / "model.onnx")  # the artifact, not export's temporary file
 
     video = out / "dehazed.mp4"
     ran = runner.invoke(app, ["run", str(VIDEO), "--model", str(out / "model.onnx"), "--out", str(video)])
