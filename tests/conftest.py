@@ -14,6 +14,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEHAZEKIT_SHARED", REPO.parent / "shared"))
 
+# Test tensors are tiny (16-64 px): a second intra-op thread buys nothing, and on a loaded 2-core
+# runner every parallel region waits for a descheduled OpenMP thread (measured: tests/dehazekit/adapt
+# 52-244 s with 2 threads vs 10 s with 1). Pin one thread unless the caller chose a count; the
+# environment variable also reaches subprocesses started by the tests.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 def _has_cuda() -> bool:
     try:
