@@ -318,7 +318,7 @@ def dehamer_exclude(name: str, module: nn.Module) -> bool:
     """Inside Swin blocks only the attention/MLP Linear layers (qkv, proj, fc1, fc2); every conv of
     an encoder block is kept."""
     if isinstance(module, nn.Linear):
-        return not name.split(".")[-1] in ("qkv", "proj", "fc1", "fc2")
+        return name.split(".")[-1] not in ("qkv", "proj", "fc1", "fc2")
     return not isinstance(module, nn.Conv2d)
 
 

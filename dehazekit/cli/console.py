@@ -7,8 +7,8 @@ from typing import Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from runtimes.errors import DehazeKitError
 

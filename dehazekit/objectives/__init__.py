@@ -1,7 +1,11 @@
 """Unsupervised objectives (h2c: CLIP haze-to-clear; dcp: dark-channel prior + fidelity)."""
-from dehazekit.objectives.base import create_objective, list_objectives, parse_objective_spec, register_objective
-
 # Built-ins register themselves on import (open_clip itself is imported only when h2c is built).
-from dehazekit.objectives import dcp, h2c  # noqa: E402,F401
+from dehazekit.objectives import dcp, h2c  # noqa: F401
+from dehazekit.objectives.base import (
+    create_objective,
+    list_objectives,
+    parse_objective_spec,
+    register_objective,
+)
 
 __all__ = ["create_objective", "list_objectives", "parse_objective_spec", "register_objective"]
