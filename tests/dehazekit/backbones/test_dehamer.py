@@ -25,6 +25,7 @@ from dehazekit.backbones.dehamer import (
     unused_module_paths,
 )
 from dehazekit.backbones.dehamer_layers import dark_channel, shifted_window_mask
+from tests.dehazekit.backbones.helpers import export_dynamic_onnx
 
 
 def _jitter(model: nn.Module, scale: float = 0.05) -> nn.Module:
@@ -172,10 +173,7 @@ def test_onnx_export_dynamic_batch_and_size(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     model = _jitter(create_backbone("tiny-dehamer", prune_unused=True))
     path = tmp_path / "tiny-dehamer.onnx"
-    axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(model, (torch.rand(1, 3, 32, 48),), str(path), dynamo=False, opset_version=17,
-                      input_names=["hazy"], output_names=["clear"],
-                      dynamic_axes={"hazy": axes, "clear": axes})
+    export_dynamic_onnx(model, path, (1, 3, 32, 48))
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}

@@ -8,6 +8,7 @@ from torch import nn
 
 from dehazekit.backbones import candidate_blocks, create_backbone, get_spec, load_weights
 from dehazekit.backbones.dehazeformer import relative_positions, window_partition, window_reverse
+from tests.dehazekit.backbones.helpers import export_dynamic_onnx
 
 
 def _jitter(model: nn.Module, scale: float = 0.05) -> nn.Module:
@@ -113,10 +114,7 @@ def test_onnx_export_keeps_dynamic_batch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     model = _jitter(create_backbone("tiny-dehazeformer"))
     path = tmp_path / "tiny.onnx"
-    axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(model, (torch.rand(1, 3, 32, 48),), str(path), dynamo=False, opset_version=17,
-                      input_names=["hazy"], output_names=["clear"],
-                      dynamic_axes={"hazy": axes, "clear": axes})
+    export_dynamic_onnx(model, path, (1, 3, 32, 48))
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}

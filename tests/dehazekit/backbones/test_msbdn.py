@@ -20,6 +20,7 @@ from dehazekit.backbones import (
 )
 from dehazekit.backbones.msbdn import ConvLayer, ResidualBlock
 from runtimes.errors import CheckpointMismatchError
+from tests.dehazekit.backbones.helpers import check_lora_merge, export_dynamic_onnx
 
 
 def _tiny(**overrides) -> nn.Module:
@@ -79,7 +80,7 @@ def test_candidates_every_residual_block_in_forward_order(name, trunk):
 
 
 def test_lora_wraps_conv_and_keeps_reflection_padding():
-    from dehazekit.lora import inject_lora, merge_lora
+    from dehazekit.lora import inject_lora
 
     model = _perturb(_tiny())
     x = torch.rand(1, 3, 32, 32)
@@ -91,15 +92,7 @@ def test_lora_wraps_conv_and_keeps_reflection_padding():
         layer = model.get_submodule(f"{block}.conv1")
         assert isinstance(layer, ConvLayer) and isinstance(layer.reflection_pad, nn.ReflectionPad2d)
         assert type(layer.conv2d) is not nn.Conv2d  # wrapped by LoRA, pad module untouched
-    with torch.no_grad():
-        assert torch.equal(model(x), reference)  # B starts at zero
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.05)
-        adapted = model(x)
-        merged = merge_lora(model)(x)
-    assert not torch.allclose(adapted, reference)
-    assert torch.allclose(merged, adapted, atol=1e-5)
+    model = check_lora_merge(model, x, reference)
     assert all(type(model.get_submodule(f"{b}.conv1.conv2d")) is nn.Conv2d for b in blocks)
 
 
@@ -130,12 +123,10 @@ def test_tiny_exports_to_onnx_with_dynamic_size(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     model = _perturb(_tiny())
     path = tmp_path / "tiny_msbdn.onnx"
-    axes = {0: "B", 2: "H", 3: "W"}
-    torch.onnx.export(model, (torch.rand(1, 3, 32, 32),), str(path), opset_version=17, dynamo=False,
-                      input_names=["input"], output_names=["output"], dynamic_axes={"input": axes, "output": axes})
+    export_dynamic_onnx(model, path, (1, 3, 32, 32))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.rand(2, 3, 48, 64)  # other batch and size than traced: the skip-size resize must stay dynamic
-    (y_ort,) = session.run(None, {"input": x.numpy()})
+    (y_ort,) = session.run(None, {"hazy": x.numpy()})
     with torch.no_grad():
         y = model(x)
     assert y_ort.shape == tuple(y.shape)
