@@ -83,6 +83,19 @@ def meta_for_export(
     return meta_for(model, precision=precision, **adapter)
 
 
+def check_exportable(model: nn.Module) -> None:
+    """Refuse, before any work, a backbone whose spec says it has no ONNX form (with the reason)."""
+    from dehazekit.backbones import spec_of
+
+    spec = spec_of(model)
+    if not spec.exportable:
+        raise ExportError.build(
+            f"backbone {spec.name} is not exportable",
+            got=spec.export_note or "no note",
+            fix="choose an exportable backbone (`dehazekit backbones`)",
+        )
+
+
 def default_trace_size(pad_multiple: int, min_size: int) -> tuple[int, int]:
     """Smallest valid non-square size >= 64 px: non-square so an H/W mix-up cannot hide in the trace."""
     from dehazekit.backbones import padded_size
@@ -206,15 +219,7 @@ def export_onnx(
     from exporters.deploy import to_deploy
 
     model, saved_fields = load_for_export(model_or_path, backbone)
-    from dehazekit.backbones import spec_of
-
-    spec = spec_of(model)
-    if not spec.exportable:
-        raise ExportError.build(
-            f"backbone {spec.name} is not exportable",
-            got=spec.export_note or "no note",
-            fix="choose an exportable backbone (`dehazekit backbones`)",
-        )
+    check_exportable(model)
     deploy = to_deploy(model)
     meta = meta_for_export(
         deploy, precision="fp16" if fp16 else "fp32", source=model, **{**saved_fields, **(meta_fields or {})}

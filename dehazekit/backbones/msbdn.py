@@ -81,6 +81,23 @@ class DeconvBlock(nn.Module):
         return self.act(self.deconv(x))
 
 
+def _back_project(x: torch.Tensor, earlier: list[torch.Tensor], toward: nn.ModuleList,
+                  back: nn.ModuleList) -> torch.Tensor:
+    """DFF back-projection: for each earlier feature, map the running fusion to its scale (``toward``),
+    take the difference, map that back (``back``, reversed) and add it; the i-th sits len-i steps away."""
+    fused = x
+    for i, target in enumerate(earlier):
+        steps = len(toward) - i
+        ft = fused
+        for j in range(steps):
+            ft = toward[j](ft)
+        ft = ft - target
+        for j in reversed(range(steps)):
+            ft = back[j](ft)
+        fused = fused + ft
+    return fused
+
+
 class EncoderFusion(nn.Module):
     """DFF in the encoder: fuse the current (coarser) feature with every finer earlier feature.
 
@@ -96,17 +113,7 @@ class EncoderFusion(nn.Module):
                                         for i in range(self.num_ft))
 
     def forward(self, x: torch.Tensor, earlier: list[torch.Tensor]) -> torch.Tensor:
-        fused = x
-        for i, target in enumerate(earlier):  # finest first
-            steps = self.num_ft - i
-            ft = fused
-            for j in range(steps):
-                ft = self.up_convs[j](ft)
-            ft = ft - target
-            for j in range(steps):
-                ft = self.down_convs[steps - j - 1](ft)
-            fused = fused + ft
-        return fused
+        return _back_project(x, earlier, self.up_convs, self.down_convs)  # earlier: finest first
 
 
 class DecoderFusion(nn.Module):
@@ -121,17 +128,7 @@ class DecoderFusion(nn.Module):
                                       for i in range(self.num_ft))
 
     def forward(self, x: torch.Tensor, earlier: list[torch.Tensor]) -> torch.Tensor:
-        fused = x
-        for i, target in enumerate(earlier):  # coarsest first
-            steps = self.num_ft - i
-            ft = fused
-            for j in range(steps):
-                ft = self.down_convs[j](ft)
-            ft = ft - target
-            for j in range(steps):
-                ft = self.up_convs[steps - j - 1](ft)
-            fused = fused + ft
-        return fused
+        return _back_project(x, earlier, self.down_convs, self.up_convs)  # earlier: coarsest first
 
 
 def _res_stack(channels: int, count: int = 3) -> nn.Sequential:

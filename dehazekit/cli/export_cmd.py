@@ -36,19 +36,6 @@ def _load_model(model: Path | None, backbone: str | None) -> tuple[Any, Path]:
     return net, (model / "model.onnx") if model.is_dir() else model.with_suffix(".onnx")
 
 
-def _check_exportable(net: Any) -> None:
-    from dehazekit.backbones import spec_of
-    from runtimes.errors import ExportError
-
-    spec = spec_of(net)
-    if not spec.exportable:
-        raise ExportError.build(
-            f"backbone {spec.name} cannot be exported",
-            got=spec.export_note or "not exportable",
-            fix="adapt and export an exportable backbone (`dehazekit backbones`)",
-        )
-
-
 def _export_verified(net: Any, out: Path, req: Any, force: bool) -> Path:
     """Export to a temporary file, verify it, and only then move it to ``out`` (unless --force)."""
     from exporters.onnx_export import export_onnx
@@ -182,7 +169,9 @@ def export(
         verify_images=verify_images,
     )
     net, default_out = _load_model(model, backbone)
-    _check_exportable(net)
+    from exporters.onnx_export import check_exportable
+
+    check_exportable(net)
     out = onnx or (default_out.with_suffix(".fp16.onnx") if fp16 else default_out)
     _export_verified(net, out, req, force)
     _lint(out, strict=trt)
