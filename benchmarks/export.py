@@ -45,8 +45,8 @@ def _latencies(runners: dict, repeats: int) -> dict[str, float]:
 
 def bench_backbone(name: str, size: tuple[int, int], repeats: int, threads: int, workdir: Path) -> dict:
     from dehazekit.backbones import create_backbone, get_spec, padded_size
-    from exporters.onnx_export import export_onnx
-    from exporters.verify import ort_session, verify
+    from dehazekit.exporters.onnx_export import export_onnx
+    from dehazekit.exporters.verify import ort_session, verify
 
     spec = get_spec(name)
     h, w = (padded_size(s, spec.pad_multiple, spec.min_size) for s in size)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             log.info("benchmarking %s at %s", name, args.size)
             rows.append(bench_backbone(name, size, args.repeats, args.threads, Path(tmp)))
             log.info("%s", rows[-1])
-    from runtimes.io_utils import atomic_write_text
+    from dehazekit.runtimes.io_utils import atomic_write_text
 
     result = {
         "machine": {

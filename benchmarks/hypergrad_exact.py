@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from dehazekit.bilevel import hypergrad as hg
-from runtimes.io_utils import atomic_write_text
+from dehazekit.runtimes.io_utils import atomic_write_text
 
 log = logging.getLogger("hypergrad_exact")
 RESULTS = Path(__file__).resolve().parent / "results" / "hypergrad_exact.json"

@@ -40,7 +40,7 @@ from dehazekit.bilevel import (
 )
 from dehazekit.lora import inject_lora
 from dehazekit.objectives.base import create_objective, register_objective
-from runtimes.io_utils import atomic_write_text
+from dehazekit.runtimes.io_utils import atomic_write_text
 
 log = logging.getLogger("planted_layers")
 RESULTS = Path(__file__).resolve().parent / "results"

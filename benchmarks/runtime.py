@@ -30,12 +30,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from runtimes import Dehazer, open_sink, run_pipeline
-from runtimes.backends import open_backend
-from runtimes.bench import model_only_fps, parse_batches
-from runtimes.frames import FrameItem
-from runtimes.io_utils import atomic_write_text
-from runtimes.video import VideoSource
+from dehazekit.runtimes import Dehazer, open_sink, run_pipeline
+from dehazekit.runtimes.backends import open_backend
+from dehazekit.runtimes.bench import model_only_fps, parse_batches
+from dehazekit.runtimes.frames import FrameItem
+from dehazekit.runtimes.io_utils import atomic_write_text
+from dehazekit.runtimes.video import VideoSource
 
 log = logging.getLogger("runtime_bench")
 RESULTS = REPO / "benchmarks" / "results"
@@ -105,8 +105,8 @@ def end_to_end_in_child(model: Path, video: Path, batch: int, loops: int) -> dic
 def stage_costs(model: Path, video: Path) -> dict[str, float]:
     """Each non-model stage alone, to explain the end-to-end/model-only ratio: decode fps, encode fps
     and pre+post-processing milliseconds per frame."""
-    from runtimes.processing import from_model_batch, to_model_batch
-    from runtimes.video_sink import VideoSink
+    from dehazekit.runtimes.processing import from_model_batch, to_model_batch
+    from dehazekit.runtimes.video_sink import VideoSink
 
     start = time.perf_counter()
     source = VideoSource(video)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from runtimes import __version__
+from dehazekit.runtimes import __version__
 
 _LAZY = {
     "create_backbone": "dehazekit.backbones",

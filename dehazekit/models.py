@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from runtimes.errors import ConfigError, ModelFileError
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.errors import ConfigError, ModelFileError
+from dehazekit.runtimes.meta import ModelMeta
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def save_model(model: nn.Module, out_dir: str | Path, **meta_fields: Any) -> Pat
     from safetensors.torch import save
 
     from dehazekit.lora import has_lora
-    from runtimes.io_utils import atomic_write_bytes
+    from dehazekit.runtimes.io_utils import atomic_write_bytes
 
     if has_lora(model):
         raise ConfigError.build("model still holds LoRA layers or gates", got="unmerged adapter",

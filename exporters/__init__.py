@@ -1,6 +1,6 @@
 """Export: deploy preparation, ONNX (fp32/fp16), parity reports, TensorRT engines, the TRT operator lint.
 
-Submodules load lazily so importing ``exporters`` does not pull in torch/onnx until a function is used.
+Submodules load lazily so importing ``dehazekit.exporters`` does not pull in torch/onnx until a function is used.
 """
 
 from __future__ import annotations
@@ -9,17 +9,17 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "to_deploy": "exporters.deploy",
-    "export_onnx": "exporters.onnx_export",
-    "read_meta": "exporters.onnx_export",
-    "convert_fp16": "exporters.fp16",
-    "verify": "exporters.verify",
-    "ParityReport": "exporters.verify",
-    "Tolerance": "exporters.verify",
-    "build_engine": "exporters.tensorrt_build",
-    "ShapeProfile": "exporters.tensorrt_build",
-    "lint_onnx": "exporters.trt_lint",
-    "FORMATS": "exporters.formats",
+    "to_deploy": "dehazekit.exporters.deploy",
+    "export_onnx": "dehazekit.exporters.onnx_export",
+    "read_meta": "dehazekit.exporters.onnx_export",
+    "convert_fp16": "dehazekit.exporters.fp16",
+    "verify": "dehazekit.exporters.verify",
+    "ParityReport": "dehazekit.exporters.verify",
+    "Tolerance": "dehazekit.exporters.verify",
+    "build_engine": "dehazekit.exporters.tensorrt_build",
+    "ShapeProfile": "dehazekit.exporters.tensorrt_build",
+    "lint_onnx": "dehazekit.exporters.trt_lint",
+    "FORMATS": "dehazekit.exporters.formats",
 }
 
 __all__ = list(_LAZY)
@@ -28,4 +28,4 @@ __all__ = list(_LAZY)
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'exporters' has no attribute {name!r}")
+    raise AttributeError(f"module 'dehazekit.exporters' has no attribute {name!r}")

@@ -12,7 +12,7 @@ import logging
 import torch
 from torch import nn
 
-from runtimes.errors import ExportError, NumericalError
+from dehazekit.runtimes.errors import ExportError, NumericalError
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporters.onnx_export import OPSET_RANGE
-from runtimes.errors import ConfigError
+from dehazekit.exporters.onnx_export import OPSET_RANGE
+from dehazekit.runtimes.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class ExportRequest:
             raise ConfigError.build("--workspace invalid", got=self.workspace, expected="GiB in (0, 1024]")
         if self.verify_images is not None and not Path(self.verify_images).is_dir():
             raise ConfigError.build("--verify-images must be a folder of photos", got=str(self.verify_images))
-        from exporters.tensorrt_build import parse_shape
+        from dehazekit.exporters.tensorrt_build import parse_shape
 
         self.shapes = {
             name: parse_shape(getattr(self, name)) if getattr(self, name) else None

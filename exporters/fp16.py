@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from runtimes.errors import ExportError
+from dehazekit.runtimes.errors import ExportError
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def convert_fp16(model: onnx.ModelProto, *, blocklist: Iterable[str] = DEFAULT_B
 
 
 def _mark_fp16(model: onnx.ModelProto) -> None:
-    from runtimes.meta import META_KEY, ModelMeta
+    from dehazekit.runtimes.meta import META_KEY, ModelMeta
 
     for entry in model.metadata_props:
         if entry.key == META_KEY:

@@ -2,7 +2,7 @@
 
 Uses the TorchScript exporter (``dynamo=False``): the dynamo exporter cannot prove the pad-multiple
 divisibility of free H/W dims for several backbones (see ../shared/compat/EXPORT.md), while tracing
-at a valid size and checking the graph at other sizes afterwards (exporters.verify) works for all.
+at a valid size and checking the graph at other sizes afterwards (dehazekit.exporters.verify) works for all.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import onnx
 import torch
 from torch import nn
 
-from runtimes.errors import ExportError, ModelFileError
-from runtimes.io_utils import atomic_path
-from runtimes.meta import META_KEY, ModelMeta
+from dehazekit.runtimes.errors import ExportError, ModelFileError
+from dehazekit.runtimes.io_utils import atomic_path
+from dehazekit.runtimes.meta import META_KEY, ModelMeta
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,9 @@ def export_onnx(
 
     The model goes through ``to_deploy`` first. H and W must be multiples of the backbone's pad
     multiple at run time (runtimes pads other sizes). ``fp16`` stores fp16 weights/compute with fp32
-    I/O (exporters.fp16). Same inputs and ``meta_fields={'created_at': ...}`` give the same bytes.
+    I/O (dehazekit.exporters.fp16). Same inputs and ``meta_fields={'created_at': ...}`` give the same bytes.
     """
-    from exporters.deploy import to_deploy
+    from dehazekit.exporters.deploy import to_deploy
 
     model, saved_fields = load_for_export(model_or_path, backbone)
     check_exportable(model)
@@ -233,7 +233,7 @@ def export_onnx(
             _trace_to_onnx(deploy, x, opset, dynamic, raw)
         proto = _finalise(_optimize(onnx.load(str(raw)), Path(tmpdir)), meta)
     if fp16:
-        from exporters.fp16 import convert_fp16
+        from dehazekit.exporters.fp16 import convert_fp16
 
         proto = convert_fp16(proto)
     if proto.ByteSize() > MAX_PROTO_BYTES:

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from runtimes.errors import ConfigError, ExportError, missing_dependency
-from runtimes.io_utils import atomic_write_bytes
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.errors import ConfigError, ExportError, missing_dependency
+from dehazekit.runtimes.io_utils import atomic_write_bytes
+from dehazekit.runtimes.meta import ModelMeta
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def _parse_network(
         raise ExportError.build(
             "TensorRT could not parse the ONNX model",
             got=errors[:5],
-            fix="run exporters.trt_lint.lint_onnx on it to see unsupported operators",
+            fix="run dehazekit.exporters.trt_lint.lint_onnx on it to see unsupported operators",
         )
     return network, parser  # the parser must outlive the build (it owns the weights)
 
@@ -358,7 +358,7 @@ def build_engine(
     precision, shapes, level, workspace) is reused unless ``force``; ``cache_dir`` keeps engines by
     identity key across output paths; ``timing_cache`` is read before and written after the build.
     """
-    from exporters.onnx_export import read_meta
+    from dehazekit.exporters.onnx_export import read_meta
 
     onnx_path, out = Path(onnx_path), Path(out)
     if not onnx_path.is_file():

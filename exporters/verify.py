@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtimes.errors import ConfigError, InputError, ParityError
-from runtimes.io_utils import atomic_write_text
+from dehazekit.runtimes.errors import ConfigError, InputError, ParityError
+from dehazekit.runtimes.io_utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def verify(
     Inputs: the given arrays/tensors (B, 3, H, W) float32 [0, 1], else random ones at ``sizes``
     (default: two valid sizes incl. a non-square one) plus centre crops of photos in ``images_dir``.
     """
-    from exporters.onnx_export import INPUT_NAME, read_meta
+    from dehazekit.exporters.onnx_export import INPUT_NAME, read_meta
 
     meta = read_meta(onnx_path)
     tol = tolerance or Tolerance.for_precision(meta.precision)

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.backends import open_backend
-from runtimes.dehazer import Dehazer
-from runtimes.errors import ConfigError
-from runtimes.pipeline import run_pipeline
-from runtimes.processing import plan_padding, to_layout
-from runtimes.sources import CallbackSink
-from runtimes.streams import IterableSource
+from dehazekit.runtimes.backends import open_backend
+from dehazekit.runtimes.dehazer import Dehazer
+from dehazekit.runtimes.errors import ConfigError
+from dehazekit.runtimes.pipeline import run_pipeline
+from dehazekit.runtimes.processing import plan_padding, to_layout
+from dehazekit.runtimes.sources import CallbackSink
+from dehazekit.runtimes.streams import IterableSource
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -77,7 +77,7 @@ def backend_variants(model: Path, device: str) -> list[dict[str, Any]]:
         return [{"label": model.suffix.lstrip("."), "device": device, "providers": None}]
     import onnxruntime as ort
 
-    from runtimes.backends.onnx_backend import choose_providers
+    from dehazekit.runtimes.backends.onnx_backend import choose_providers
 
     chosen = choose_providers(device, None, ort.get_available_providers())
     return [{"label": f"onnxruntime/{p.replace('ExecutionProvider', '')}", "device": device, "providers": [p]}

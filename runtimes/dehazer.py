@@ -1,6 +1,6 @@
 """Dehazer: the embedding API for camera pipelines.
 
-    from runtimes import Dehazer
+    from dehazekit.runtimes import Dehazer
     with Dehazer("model.onnx", bgr=True) as dehazer:      # OpenCV frames are BGR
         clear = dehazer(frame)                              # uint8 (H, W, 3) -> same shape
         for clear in dehazer.stream(frames):                # any iterable of frames, batched inside
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.backends import Backend, open_backend
-from runtimes.errors import ConfigError
-from runtimes.processing import (
+from dehazekit.runtimes.backends import Backend, open_backend
+from dehazekit.runtimes.errors import ConfigError
+from dehazekit.runtimes.processing import (
     check_frame,
     crop_batch,
     from_layout,
@@ -26,7 +26,7 @@ from runtimes.processing import (
     to_layout,
     to_model_batch,
 )
-from runtimes.tiling import TileConfig, needs_tiling, tiled_infer
+from dehazekit.runtimes.tiling import TileConfig, needs_tiling, tiled_infer
 
 log = logging.getLogger(__name__)
 

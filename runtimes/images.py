@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.errors import InputError, missing_dependency
-from runtimes.frames import FrameItem, SkipLog, SourceInfo
-from runtimes.io_utils import atomic_path
+from dehazekit.runtimes.errors import InputError, missing_dependency
+from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
+from dehazekit.runtimes.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from runtimes.errors import ConfigError, ModelFileError
+from dehazekit.runtimes.errors import ConfigError, ModelFileError
 
 META_KEY = "dehazekit.meta"  # key inside ONNX metadata_props
 SCHEMA_VERSION = 1
@@ -20,7 +20,7 @@ def _now() -> str:
 
 
 def _package_version() -> str:
-    from runtimes import __version__
+    from dehazekit.runtimes import __version__
 
     return __version__
 
@@ -109,7 +109,7 @@ class ModelMeta:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically as JSON (``model.json`` beside ``model.safetensors``)."""
-        from runtimes.io_utils import atomic_write_text
+        from dehazekit.runtimes.io_utils import atomic_write_text
 
         return atomic_write_text(Path(path), self.to_json() + "\n")
 

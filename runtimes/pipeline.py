@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtimes.dehazer import Dehazer
-from runtimes.errors import ConfigError, InputError
-from runtimes.frames import FrameItem, Skipped
+from dehazekit.runtimes.dehazer import Dehazer
+from dehazekit.runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.frames import FrameItem, Skipped
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtimes.errors import InputError
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.errors import InputError
+from dehazekit.runtimes.meta import ModelMeta
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def to_model_batch(frames: Sequence[np.ndarray], meta: ModelMeta, bgr: bool = Fa
         check_frame(frame)
         if frame.shape != shape:
             raise InputError.build("frames in one batch differ in size", got=frame.shape, expected=shape,
-                                   fix="batch only same-size frames (runtimes.pipeline does this for you)")
+                                   fix="batch only same-size frames (dehazekit.runtimes.pipeline does this for you)")
     scale, offset = _channel_affine(meta)
     sources = _source_channels(meta, bgr)
     batch = np.empty((len(frames), 3, shape[0], shape[1]), dtype=np.float32)

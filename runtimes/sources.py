@@ -13,12 +13,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from runtimes.errors import ConfigError, InputError
-from runtimes.frames import FrameItem, SkipLog, SourceInfo
-from runtimes.images import FolderSink, ImageFileSink, folder_source, glob_source, image_source, is_image
-from runtimes.streams import IterableSource, OpenCVSource, camera_index, is_stream_url
-from runtimes.video import VideoSource, is_video
-from runtimes.video_sink import VideoSink
+from dehazekit.runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
+from dehazekit.runtimes.images import FolderSink, ImageFileSink, folder_source, glob_source, image_source, is_image
+from dehazekit.runtimes.streams import IterableSource, OpenCVSource, camera_index, is_stream_url
+from dehazekit.runtimes.video import VideoSource, is_video
+from dehazekit.runtimes.video_sink import VideoSink
 
 
 class Source(Protocol):

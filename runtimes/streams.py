@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.errors import InputError, VideoError, missing_dependency
-from runtimes.frames import FrameItem, SkipLog, SourceInfo
-from runtimes.processing import check_frame
+from dehazekit.runtimes.errors import InputError, VideoError, missing_dependency
+from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
+from dehazekit.runtimes.processing import check_frame
 
 log = logging.getLogger(__name__)
 

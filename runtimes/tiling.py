@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 InferFn = Callable[[np.ndarray], np.ndarray]
 

@@ -11,8 +11,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from runtimes.errors import VideoError, missing_dependency
-from runtimes.frames import FrameItem, SkipLog, SourceInfo
+from dehazekit.runtimes.errors import VideoError, missing_dependency
+from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
 
 log = logging.getLogger(__name__)
 

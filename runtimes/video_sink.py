@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.errors import VideoError
-from runtimes.frames import FrameItem, SourceInfo
-from runtimes.io_utils import atomic_path
-from runtimes.video import DEFAULT_FPS, AudioCopier, _av, pick_codec
+from dehazekit.runtimes.errors import VideoError
+from dehazekit.runtimes.frames import FrameItem, SourceInfo
+from dehazekit.runtimes.io_utils import atomic_path
+from dehazekit.runtimes.video import DEFAULT_FPS, AudioCopier, _av, pick_codec
 
 log = logging.getLogger(__name__)
 

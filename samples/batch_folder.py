@@ -10,8 +10,8 @@ import argparse
 import logging
 import sys
 
-from runtimes import Dehazer, open_sink, open_source, run_pipeline
-from runtimes.errors import DehazeKitError
+from dehazekit.runtimes import Dehazer, open_sink, open_source, run_pipeline
+from dehazekit.runtimes.errors import DehazeKitError
 
 log = logging.getLogger("batch_folder")
 

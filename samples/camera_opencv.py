@@ -25,8 +25,8 @@ def dehaze_capture(model: str, camera: int | str, out: str | None = None, show: 
     """Read, dehaze and write/show frames until the capture ends, Esc, or ``max_frames``; returns the count."""
     import cv2
 
-    from runtimes import Dehazer
-    from runtimes.io_utils import atomic_path
+    from dehazekit.runtimes import Dehazer
+    from dehazekit.runtimes.io_utils import atomic_path
 
     capture = cv2.VideoCapture(camera)
     if not capture.isOpened():

@@ -44,7 +44,7 @@ def dehaze_gstreamer(model: str, source: str, out: str, fps: int = 25) -> int:
     gi.require_version("Gst", "1.0")
     from gi.repository import Gst
 
-    from runtimes import Dehazer
+    from dehazekit.runtimes import Dehazer
 
     Gst.init(None)
     reader, writer = build_pipelines(Gst, source, out, fps)

@@ -46,7 +46,7 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 15, size: tuple[int,
     """A slow pan across the hazed rocket photo; the haze is made once so it stays put on the scene."""
     import av
 
-    from runtimes.io_utils import atomic_path
+    from dehazekit.runtimes.io_utils import atomic_path
 
     w, h = size
     scene = _load("rocket", 480)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
-from runtimes.errors import ConfigError, ParityError
+from dehazekit.runtimes.errors import ConfigError, ParityError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _load_weights(name: str, weights: str) -> nn.Module:
 
     from dehazekit.backbones import get_spec
     from dehazekit.models import load_model
-    from runtimes.errors import CheckpointMismatchError
+    from dehazekit.runtimes.errors import CheckpointMismatchError
 
     if weights == DEFAULT_WEIGHTS:
         return load_model(None, backbone=name)
@@ -255,8 +255,8 @@ def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None
 def _check_default_backbone(backbone: str) -> None:
     """Fail before any data or training when --weights default does not fit --backbone."""
     from dehazekit.models import MODEL_META, default_model_path
-    from runtimes.errors import ModelFileError
-    from runtimes.meta import ModelMeta
+    from dehazekit.runtimes.errors import ModelFileError
+    from dehazekit.runtimes.meta import ModelMeta
 
     meta_file = default_model_path() / MODEL_META
     if not meta_file.is_file():

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from runtimes.errors import CheckpointMismatchError, ModelFileError
-from runtimes.io_utils import atomic_write_bytes
+from dehazekit.runtimes.errors import CheckpointMismatchError, ModelFileError
+from dehazekit.runtimes.io_utils import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

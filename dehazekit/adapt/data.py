@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from runtimes.errors import ConfigError, InputError, VideoError
+from dehazekit.runtimes.errors import ConfigError, InputError, VideoError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _load_video(path: Path, frames: int) -> list[Item]:
     try:
         import av
     except ImportError as exc:
-        from runtimes.errors import missing_dependency
+        from dehazekit.runtimes.errors import missing_dependency
 
         raise missing_dependency("av", None, "reading video frames") from exc
     try:

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from runtimes.io_utils import atomic_path, atomic_write_text
+from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
 
 REPORT_DIR = "report"
 

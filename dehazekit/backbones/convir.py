@@ -16,7 +16,7 @@ from torch import nn
 
 from dehazekit.backbones.convir_layers import BasicConv, ResBlock
 from dehazekit.backbones.registry import register_backbone
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 _SOURCE = "c-yn/ConvIR@05dcbffa (Dehazing/ITS and OTS)"
 

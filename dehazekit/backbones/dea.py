@@ -20,7 +20,7 @@ from torch import nn
 
 from dehazekit.backbones.dea_layers import CGAFusion, DEConv, add_attention, content_guided_attention
 from dehazekit.backbones.registry import create_backbone, register_backbone
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 FORMS = ("deploy", "train")
 LEVEL1 = [f"down_level1_block{i}" for i in range(1, 5)]

@@ -27,7 +27,7 @@ from torch import nn
 
 from dehazekit.backbones.dehamer_layers import DualAttentionUnit, Resample, SelectiveKernelFusion, SwinEncoder
 from dehazekit.backbones.registry import register_backbone
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from dehazekit.backbones.gunet import PatchEmbed, PatchUnEmbed  # same layers and keys (same authors)
 from dehazekit.backbones.registry import register_backbone
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 class RescaleNorm(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dehazekit.backbones.registry import register_backbone
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 class GatedConv(nn.Module):

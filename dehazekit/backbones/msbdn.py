@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dehazekit.backbones.registry import register_backbone
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 _SOURCE = "BookerDeWitt/MSBDN-DFF@ab515e25 (networks/MSBDN-DFF-v1-1.py)"
 

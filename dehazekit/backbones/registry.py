@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from runtimes.errors import ConfigError, UnknownNameError
+from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 CandidateFn = Callable[[nn.Module], list[str]]
 ExcludeFn = Callable[[str, nn.Module], bool]

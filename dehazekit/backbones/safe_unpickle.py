@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from runtimes.errors import ModelFileError
+from dehazekit.runtimes.errors import ModelFileError
 
 _ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from runtimes.errors import CheckpointMismatchError, ModelFileError
+from dehazekit.runtimes.errors import CheckpointMismatchError, ModelFileError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from dehazekit.bilevel.search import Objective, check_batch, check_loss, load_named
 from dehazekit.lora import gates_of, lora_parameters, remove_lora
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 @dataclass

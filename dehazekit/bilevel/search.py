@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from dehazekit.bilevel import hypergrad as hg
 from dehazekit.lora import gate_parameters, gates_of, lora_parameters
-from runtimes.errors import ConfigError, InputError, NumericalError
+from dehazekit.runtimes.errors import ConfigError, InputError, NumericalError
 
 Objective = Callable[[Tensor, Tensor], Tensor]
 StepCallback = Callable[[dict[str, Any]], None]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 def rank_blocks(gates: Mapping[str, float]) -> list[str]:

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _prompt_pairs(preset: Optional[str], pairs: Optional[list[str]]) -> Any:
-    from runtimes.errors import ConfigError
+    from dehazekit.runtimes.errors import ConfigError
 
     if not pairs:
         return preset

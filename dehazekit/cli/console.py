@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from runtimes.errors import DehazeKitError
+from dehazekit.runtimes.errors import DehazeKitError
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)

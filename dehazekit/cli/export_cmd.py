@@ -38,8 +38,8 @@ def _load_model(model: Path | None, backbone: str | None) -> tuple[Any, Path]:
 
 def _export_verified(net: Any, out: Path, req: Any, force: bool) -> Path:
     """Export to a temporary file, verify it, and only then move it to ``out`` (unless --force)."""
-    from exporters.onnx_export import export_onnx
-    from exporters.verify import verify
+    from dehazekit.exporters.onnx_export import export_onnx
+    from dehazekit.exporters.verify import verify
 
     tmp = out.with_name(f".{out.stem}.unverified.onnx")
     try:
@@ -63,7 +63,7 @@ def _export_verified(net: Any, out: Path, req: Any, force: bool) -> Path:
 def _lint(out: Path, strict: bool) -> None:
     from rich.markup import escape
 
-    from exporters.trt_lint import lint_onnx
+    from dehazekit.exporters.trt_lint import lint_onnx
 
     report = lint_onnx(out)
     for issue in report.issues:
@@ -78,8 +78,8 @@ def _lint(out: Path, strict: bool) -> None:
 def _engine(out: Path, req: Any) -> None:
     from rich.markup import escape
 
-    from exporters.onnx_export import read_meta
-    from exporters.tensorrt_build import (
+    from dehazekit.exporters.onnx_export import read_meta
+    from dehazekit.exporters.tensorrt_build import (
         ShapeProfile,
         build_engine,
         plan_precision,
@@ -154,7 +154,7 @@ def export(
 
     Exit codes: 0 ok, 2 invalid request or failed parity, 3 ONNX written but TensorRT is not installed.
     """
-    from exporters.formats import ExportRequest
+    from dehazekit.exporters.formats import ExportRequest
 
     req = ExportRequest(
         trt=trt,
@@ -169,7 +169,7 @@ def export(
         verify_images=verify_images,
     )
     net, default_out = _load_model(model, backbone)
-    from exporters.onnx_export import check_exportable
+    from dehazekit.exporters.onnx_export import check_exportable
 
     check_exportable(net)
     out = onnx or (default_out.with_suffix(".fp16.onnx") if fp16 else default_out)

@@ -22,7 +22,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 @app.command("version")
 def version() -> None:
     """Print the dehazekit version."""
-    from runtimes import __version__
+    from dehazekit.runtimes import __version__
 
     typer.echo(__version__)
 

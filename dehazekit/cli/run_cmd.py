@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def _default_model() -> Path:
     """The bundled default model, or a clear error asking for --model."""
-    from runtimes.errors import ConfigError
+    from dehazekit.runtimes.errors import ConfigError
 
     path = None
     try:
@@ -85,9 +85,9 @@ def run(
     """Dehaze images, folders, videos or a live stream."""
     import time
 
-    from runtimes.dehazer import Dehazer
-    from runtimes.pipeline import Pipeline
-    from runtimes.sources import SideBySideSink, default_output, open_sink, open_source
+    from dehazekit.runtimes.dehazer import Dehazer
+    from dehazekit.runtimes.pipeline import Pipeline
+    from dehazekit.runtimes.sources import SideBySideSink, default_output, open_sink, open_source
 
     model_path = model or _default_model()
     dehazer = Dehazer(model_path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr)
@@ -116,8 +116,8 @@ def bench(
     """Model-only vs end-to-end pipeline frames per second, per backend and batch size."""
     from rich.table import Table
 
-    from runtimes.bench import bench as run_bench
-    from runtimes.bench import parse_batches, parse_size
+    from dehazekit.runtimes.bench import bench as run_bench
+    from dehazekit.runtimes.bench import parse_batches, parse_size
 
     rows = run_bench(model, parse_size(size), parse_batches(batch), device=device, frames=frames, seconds=seconds)
     table = Table(title=f"{model.name} at {size}")

@@ -18,8 +18,8 @@ import torch
 
 from dehazekit.data.haze import HazeConfig, get_preset, load_make3d_depth, synthesize
 from dehazekit.data.images import list_images, read_rgb_uint8, write_image
-from runtimes.errors import ConfigError, InputError
-from runtimes.io_utils import atomic_write_text
+from dehazekit.runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.io_utils import atomic_write_text
 
 
 def parse_presets(spec: str | list[str]) -> list[str]:

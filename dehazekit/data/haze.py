@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.errors import ConfigError, InputError
 
 Range = tuple[float, float]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from runtimes.errors import InputError
-from runtimes.io_utils import atomic_write_bytes
+from dehazekit.runtimes.errors import InputError
+from dehazekit.runtimes.io_utils import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

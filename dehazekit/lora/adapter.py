@@ -16,8 +16,8 @@ from torch import nn
 
 from dehazekit.lora.gates import GATE_ATTR
 from dehazekit.lora.inject import gate_values, gates_of, inject_lora, lora_blocks, lora_layers, remove_gates
-from runtimes.errors import ConfigError, ModelFileError
-from runtimes.io_utils import atomic_write_bytes, atomic_write_text
+from dehazekit.runtimes.errors import ConfigError, ModelFileError
+from dehazekit.runtimes.io_utils import atomic_write_bytes, atomic_write_text
 
 ADAPTER_JSON = "adapter.json"
 ADAPTER_TENSORS = "adapter.safetensors"

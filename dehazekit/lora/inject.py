@@ -14,7 +14,7 @@ from torch import nn
 
 from dehazekit.lora.gates import GATE_ATTR, Gate
 from dehazekit.lora.layers import LoRALayer, wrap_layer
-from runtimes.errors import ConfigError, DehazeKitError
+from dehazekit.runtimes.errors import ConfigError, DehazeKitError
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def merge_lora(model: nn.Module, safe: bool = True, unload: bool = True) -> nn.M
 def _check_finite(name: str, layer: LoRALayer) -> None:
     import torch
 
-    from runtimes.errors import NumericalError
+    from dehazekit.runtimes.errors import NumericalError
 
     with torch.no_grad():
         weight = layer.merged_weight()

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dehazekit.lora.gates import Gate
-from runtimes.errors import ConfigError, NumericalError
+from dehazekit.runtimes.errors import ConfigError, NumericalError
 
 
 class LoRALayer(nn.Module):

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from runtimes.errors import ConfigError, InputError
-from runtimes.io_utils import atomic_write_bytes, atomic_write_text
+from dehazekit.runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.io_utils import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 FULL_REF = ("psnr", "ssim")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from runtimes.errors import InputError, ModelFileError
+from dehazekit.runtimes.errors import InputError, ModelFileError
 
 PATCH = 8
 FOGFREE_FILE = "natural_fogfree_image_features_ps8.mat"

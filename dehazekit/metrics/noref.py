@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, special
 
-from runtimes.errors import InputError
+from dehazekit.runtimes.errors import InputError
 
 DARK_PATCH = 15
 DENSE_DARK = 0.6

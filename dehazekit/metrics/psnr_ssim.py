@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runtimes.errors import InputError
+from dehazekit.runtimes.errors import InputError
 
 WINDOW = 11
 SIGMA = 1.5

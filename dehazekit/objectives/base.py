@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from runtimes.errors import ConfigError, UnknownNameError
+from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 ObjectiveFactory = Callable[..., nn.Module]
 _OBJECTIVES: dict[str, ObjectiveFactory] = {}

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from torch import nn
 
-from runtimes.errors import ConfigError, ModelFileError, OfflineError, UnknownNameError, missing_dependency
+from dehazekit.runtimes.errors import ConfigError, ModelFileError, OfflineError, UnknownNameError, missing_dependency
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dehazekit.objectives.base import register_objective
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 def dark_channel(image: Tensor, patch: int = 15) -> Tensor:

@@ -28,7 +28,7 @@ from dehazekit.objectives.clip_model import (
     load_clip,
     mean_std_of,
 )
-from runtimes.errors import ConfigError, UnknownNameError
+from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 PromptPair = tuple[str, str]  # (hazy prompt, clear prompt)
 

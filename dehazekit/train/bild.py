@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, target) -> (B,) per-patch loss
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtimes.errors import ConfigError, ModelFileError
-from runtimes.io_utils import atomic_path, atomic_write_text
+from dehazekit.runtimes.errors import ConfigError, ModelFileError
+from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 

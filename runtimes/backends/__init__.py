@@ -1,7 +1,7 @@
 """Backends by file suffix: .onnx -> onnxruntime, .engine -> TensorRT, .safetensors/.pt or a folder ->
 torch. The registry is overridable: ``register_backend(".xyz", factory)``.
 
-Backend modules are imported only when a model of their kind is opened, so ``import runtimes`` never
+Backend modules are imported only when a model of their kind is opened, so ``import dehazekit.runtimes`` never
 pulls onnxruntime, tensorrt or torch.
 """
 from __future__ import annotations
@@ -11,20 +11,20 @@ import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from runtimes.backends.base import Backend, BaseBackend
-from runtimes.errors import ModelFileError, UnknownNameError
+from dehazekit.runtimes.backends.base import Backend, BaseBackend
+from dehazekit.runtimes.errors import ModelFileError, UnknownNameError
 
 BackendFactory = Callable[..., Backend]
 
 # suffix -> "module:Class" (lazy) or a callable registered at runtime
 _REGISTRY: dict[str, str | BackendFactory] = {
-    ".onnx": "runtimes.backends.onnx_backend:OnnxBackend",
-    ".engine": "runtimes.backends.trt_backend:TensorRTBackend",
-    ".plan": "runtimes.backends.trt_backend:TensorRTBackend",
-    ".safetensors": "runtimes.backends.torch_backend:TorchBackend",
-    ".pt": "runtimes.backends.torch_backend:TorchBackend",
-    ".pth": "runtimes.backends.torch_backend:TorchBackend",
-    "<dir>": "runtimes.backends.torch_backend:TorchBackend",
+    ".onnx": "dehazekit.runtimes.backends.onnx_backend:OnnxBackend",
+    ".engine": "dehazekit.runtimes.backends.trt_backend:TensorRTBackend",
+    ".plan": "dehazekit.runtimes.backends.trt_backend:TensorRTBackend",
+    ".safetensors": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
+    ".pt": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
+    ".pth": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
+    "<dir>": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
 }
 
 

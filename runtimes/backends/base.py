@@ -1,7 +1,7 @@
 """The Backend protocol every runtime backend follows, and the input checks they share.
 
 A backend runs one network on one device. It takes (B, C, H, W) float32 batches already padded to the
-model's multiple (pre/post-processing lives in runtimes.processing, in numpy, never in the graph) and
+model's multiple (pre/post-processing lives in dehazekit.runtimes.processing, in numpy, never in the graph) and
 returns a batch of the same layout.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from runtimes.errors import InputError
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.errors import InputError
+from dehazekit.runtimes.meta import ModelMeta
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class BaseBackend:
                                    expected="np.ndarray (B, C, H, W) float32")
         if batch.dtype != np.float32:
             raise InputError.build("model input has the wrong dtype", got=str(batch.dtype), expected="float32",
-                                   fix="use runtimes.processing.to_model_batch on uint8 frames")
+                                   fix="use dehazekit.runtimes.processing.to_model_batch on uint8 frames")
         if batch.ndim != 4:
             raise InputError.build("model input has the wrong rank", got=f"shape {batch.shape}",
                                    expected="4-D (B, C, H, W)")
@@ -106,4 +106,4 @@ class BaseBackend:
         if lo < low - RANGE_TOLERANCE or hi > high + RANGE_TOLERANCE:
             raise InputError.build("model input is outside the model's value range",
                                    got=f"[{lo:.4g}, {hi:.4g}]", expected=f"[{low}, {high}]",
-                                   fix="scale uint8 frames by 1/255 (runtimes.processing.to_model_batch)")
+                                   fix="scale uint8 frames by 1/255 (dehazekit.runtimes.processing.to_model_batch)")

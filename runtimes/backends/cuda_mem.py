@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.errors import BackendError, missing_dependency
+from dehazekit.runtimes.errors import BackendError, missing_dependency
 
 H2D, D2H = 1, 2  # cudaMemcpyKind values (stable across CUDA versions)
 

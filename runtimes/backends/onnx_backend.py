@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.backends.base import BaseBackend
-from runtimes.errors import BackendError, ConfigError, ModelFileError, missing_dependency
-from runtimes.meta import META_KEY, ModelMeta
+from dehazekit.runtimes.backends.base import BaseBackend
+from dehazekit.runtimes.errors import BackendError, ConfigError, ModelFileError, missing_dependency
+from dehazekit.runtimes.meta import META_KEY, ModelMeta
 
 log = logging.getLogger(__name__)
 

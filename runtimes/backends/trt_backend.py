@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.backends.base import BaseBackend
-from runtimes.backends.cuda_mem import D2H, H2D, PinnedBuffer, cuda_runtime
-from runtimes.errors import BackendError, ModelFileError, missing_dependency
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.backends.base import BaseBackend
+from dehazekit.runtimes.backends.cuda_mem import D2H, H2D, PinnedBuffer, cuda_runtime
+from dehazekit.runtimes.errors import BackendError, ModelFileError, missing_dependency
+from dehazekit.runtimes.meta import ModelMeta
 
 log = logging.getLogger(__name__)
 

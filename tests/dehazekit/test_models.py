@@ -7,8 +7,8 @@ import torch
 from dehazekit.backbones import create_backbone, list_backbones
 from dehazekit.lora import inject_lora, merge_lora, save_adapter
 from dehazekit.models import MODEL_META, MODEL_WEIGHTS, default_model_path, load_model, meta_for, save_model
-from runtimes.errors import ConfigError, ModelFileError
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.errors import ConfigError, ModelFileError
+from dehazekit.runtimes.meta import ModelMeta
 from tests.dehazekit.lora.toy_nets import randomize_lora, toy_backbone_registered
 
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dehazekit.cli.main import app
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "samples" / "images"
@@ -30,7 +30,7 @@ def _video_frames(path: Path) -> tuple[int, tuple[int, int]]:
 
 def test_quickstart_adapt_export_run(tmp_path: Path) -> None:
     from dehazekit.adapt import adapt
-    from runtimes.meta import ModelMeta
+    from dehazekit.runtimes.meta import ModelMeta
 
     out = tmp_path / "quickstart"
     result = adapt(IMAGES, backbone="gunet-t", weights="default", objective="dcp", search_steps=2,

@@ -28,8 +28,8 @@ class ExportCache:
         return self.models[name]
 
     def onnx(self, name: str, precision: str = "fp32") -> Path:
-        from exporters.fp16 import convert_fp16
-        from exporters.onnx_export import export_onnx
+        from dehazekit.exporters.fp16 import convert_fp16
+        from dehazekit.exporters.onnx_export import export_onnx
 
         key = (name, precision)
         if key not in self.paths:

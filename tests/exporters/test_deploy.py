@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from dehazekit.backbones import candidate_blocks, create_backbone
-from exporters.deploy import lora_leftovers, to_deploy
-from exporters.onnx_export import export_onnx, read_meta
-from exporters.verify import verify
-from runtimes.errors import NumericalError
+from dehazekit.exporters.deploy import lora_leftovers, to_deploy
+from dehazekit.exporters.onnx_export import export_onnx, read_meta
+from dehazekit.exporters.verify import verify
+from dehazekit.runtimes.errors import NumericalError
 
 
 def _lora_model(name: str = "tiny-gunet") -> torch.nn.Module:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from dehazekit.backbones import create_backbone, get_spec, list_backbones
 from dehazekit.cli.main import app
-from exporters.onnx_export import read_meta
+from dehazekit.exporters.onnx_export import read_meta
 
 runner = CliRunner()
 NO_TRT = importlib.util.find_spec("tensorrt") is None
@@ -91,7 +91,7 @@ def test_not_exportable_backbone_says_why(tmp_path):
 
 
 def test_failed_parity_refuses_unless_forced(tmp_path, monkeypatch):
-    from exporters import verify as verify_mod
+    from dehazekit.exporters import verify as verify_mod
 
     # An unreachable tolerance makes the (real) comparison fail, as a broken export would.
     monkeypatch.setattr(verify_mod.Tolerance, "for_precision", classmethod(lambda cls, p: cls(max_abs=1e-30)))

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from exporters.fp16 import DEFAULT_BLOCKLIST, convert_fp16
-from runtimes.errors import ExportError
+from dehazekit.exporters.fp16 import DEFAULT_BLOCKLIST, convert_fp16
+from dehazekit.runtimes.errors import ExportError
 
 
 def _graph_model() -> onnx.ModelProto:

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from dehazekit.backbones import create_backbone, get_spec
-from exporters.onnx_export import export_onnx, read_meta
-from exporters.trt_lint import lint_onnx
-from exporters.verify import default_sizes, verify
-from runtimes.errors import ExportError
-from runtimes.meta import META_KEY
+from dehazekit.exporters.onnx_export import export_onnx, read_meta
+from dehazekit.exporters.trt_lint import lint_onnx
+from dehazekit.exporters.verify import default_sizes, verify
+from dehazekit.runtimes.errors import ExportError
+from dehazekit.runtimes.meta import META_KEY
 from tests.exporters.conftest import tiny_backbones
 
 TINY = tiny_backbones()

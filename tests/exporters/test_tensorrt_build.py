@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import exporters.tensorrt_build as tb
-from runtimes.errors import ConfigError, MissingDependencyError
-from runtimes.meta import ModelMeta
+import dehazekit.exporters.tensorrt_build as tb
+from dehazekit.runtimes.errors import ConfigError, MissingDependencyError
+from dehazekit.runtimes.meta import ModelMeta
 
 META = ModelMeta(backbone="tiny-gunet", pad_multiple=32, min_size=256)
 
@@ -99,7 +99,7 @@ def test_identity_key_is_stable_and_sensitive():
 
 
 def test_sidecar_round_trip_and_cache_lookup(tmp_path):
-    from runtimes.backends.trt_backend import engine_sidecar
+    from dehazekit.runtimes.backends.trt_backend import engine_sidecar
 
     engine = tmp_path / "model.engine"
     assert tb.sidecar_path(engine) == engine_sidecar(engine)  # the runtime reads what we write
@@ -233,8 +233,8 @@ def test_version_branches(tmp_path, version, onnx_precision, fp16, flags, fp16_f
 @pytest.mark.trt
 @pytest.mark.parametrize("fp16", [False, True])
 def test_build_engine_matches_onnxruntime(exports, tmp_path, fp16):
-    from exporters.verify import Tolerance, compare, ort_session
-    from runtimes.backends.trt_backend import TensorRTBackend
+    from dehazekit.exporters.verify import Tolerance, compare, ort_session
+    from dehazekit.runtimes.backends.trt_backend import TensorRTBackend
 
     onnx_path = exports.onnx("tiny-gunet", "fp16" if fp16 else "fp32")
     shapes = {"min_shape": (1, 3, 64, 64), "opt_shape": (1, 3, 64, 96), "max_shape": (2, 3, 128, 128)}

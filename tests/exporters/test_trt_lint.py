@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from exporters.trt_lint import lint_onnx
-from runtimes.errors import ConfigError, ExportError
+from dehazekit.exporters.trt_lint import lint_onnx
+from dehazekit.runtimes.errors import ConfigError, ExportError
 
 
 def _model(nodes, inits=(), opset=17, out_shape=(1, 3, 8, 8)):

@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from exporters.verify import Tolerance, compare, image_inputs, verify
-from runtimes.errors import ConfigError, ParityError
+from dehazekit.exporters.verify import Tolerance, compare, image_inputs, verify
+from dehazekit.runtimes.errors import ConfigError, ParityError
 
 
 def test_compare_statistics():

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runtimes.meta import META_KEY, ModelMeta
+from dehazekit.runtimes.meta import META_KEY, ModelMeta
 
 
 class TinyNet(nn.Module):
@@ -56,13 +56,13 @@ def export_tiny(path: Path, *, width: int = 4, depth: int = 0, seed: int = 0, pa
 
 
 def export_registered(out_dir: Path, backbone: str = "tiny-gunet") -> tuple[Path, Path]:
-    """A tiny registered backbone saved as a model folder and exported with exporters.export_onnx.
+    """A tiny registered backbone saved as a model folder and exported with dehazekit.exporters.export_onnx.
 
     Returns (model folder, .onnx). Needs the dehazekit/exporters packages (other helpers' work).
     """
     from dehazekit.backbones import create_backbone
     from dehazekit.models import save_model
-    from exporters.onnx_export import export_onnx
+    from dehazekit.exporters.onnx_export import export_onnx
 
     torch.manual_seed(0)
     model = create_backbone(backbone).eval()

@@ -7,9 +7,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from runtimes.backends import BaseBackend, open_backend, register_backend, registered_suffixes
-from runtimes.backends.onnx_backend import choose_providers
-from runtimes.errors import (
+from dehazekit.runtimes.backends import BaseBackend, open_backend, register_backend, registered_suffixes
+from dehazekit.runtimes.backends.onnx_backend import choose_providers
+from dehazekit.runtimes.errors import (
     BackendError,
     ConfigError,
     InputError,
@@ -17,7 +17,7 @@ from runtimes.errors import (
     ModelFileError,
     UnknownNameError,
 )
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.meta import ModelMeta
 from tests.runtimes.onnx_models import export_tiny
 
 
@@ -135,9 +135,9 @@ def test_engine_without_tensorrt_names_the_extra(tmp_path):
 
 
 def test_torch_backend_and_onnx_export_of_one_registered_model_agree(tmp_path):
-    """Model folder (torch backend, lazy torch) vs its exporters.export_onnx file (onnxruntime)."""
-    pytest.importorskip("exporters.onnx_export", reason="exporters.export_onnx not available")
-    from runtimes import Dehazer
+    """Model folder (torch backend, lazy torch) vs its dehazekit.exporters.export_onnx file (onnxruntime)."""
+    pytest.importorskip("dehazekit.exporters.onnx_export", reason="dehazekit.exporters.export_onnx not available")
+    from dehazekit.runtimes import Dehazer
     from tests.runtimes.media import moving_frames
     from tests.runtimes.onnx_models import export_registered
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import av
 import pytest
 
-from runtimes import Dehazer, open_sink, open_source, run_pipeline
-from runtimes.errors import InputError, VideoError
+from dehazekit.runtimes import Dehazer, open_sink, open_source, run_pipeline
+from dehazekit.runtimes.errors import InputError, VideoError
 from tests.runtimes.media import make_video, probe, write_images
 
 
@@ -76,7 +76,7 @@ def test_file_that_is_not_a_video(tmp_path):
 
 
 def test_wrong_model_file_leaves_no_output(tmp_path):
-    from runtimes.errors import ModelFileError
+    from dehazekit.runtimes.errors import ModelFileError
 
     model = tmp_path / "model.onnx"
     model.write_bytes(b"not onnx")

@@ -5,8 +5,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from runtimes import Dehazer
-from runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes import Dehazer
+from dehazekit.runtimes.errors import ConfigError, InputError
 from tests.runtimes.media import moving_frames
 
 

@@ -14,7 +14,8 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 
 def test_runtimes_imports_with_torch_blocked():
     proc = run_blocked("""
-        import runtimes, runtimes.errors, runtimes.meta, runtimes.io_utils
+        import dehazekit.runtimes, dehazekit.runtimes.errors, dehazekit.runtimes.meta, dehazekit.runtimes.io_utils
+        runtimes = dehazekit.runtimes
         assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None and m == 'torch']
         meta = runtimes.ModelMeta(backbone='gunet-t', pad_multiple=16)
         print(meta.pad_multiple)
@@ -32,7 +33,7 @@ def test_onnx_inference_and_video_pipeline_run_with_torch_blocked(tiny_onnx, tmp
     """The camera-side package alone: Dehazer + onnxruntime + PyAV, torch unimportable."""
     import numpy as np
 
-    from runtimes import Dehazer
+    from dehazekit.runtimes import Dehazer
     from tests.runtimes.media import moving_frames
 
     frame = moving_frames(1, 37, 21)[0]
@@ -40,7 +41,7 @@ def test_onnx_inference_and_video_pipeline_run_with_torch_blocked(tiny_onnx, tmp
     expected = Dehazer(tiny_onnx, device="cpu")(frame)  # same computation in this (torch-loaded) process
     proc = run_blocked(f"""
         import numpy as np
-        from runtimes import Dehazer, open_source, open_sink, run_pipeline
+        from dehazekit.runtimes import Dehazer, open_source, open_sink, run_pipeline
         frame = np.load({str(tmp_path / 'frame.npy')!r})
         dehazer = Dehazer({str(tiny_onnx)!r}, device="cpu")
         np.save({str(tmp_path / 'out.npy')!r}, dehazer(frame))

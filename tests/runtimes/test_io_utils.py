@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from runtimes.io_utils import atomic_path, atomic_write_text
+from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
 
 
 def test_atomic_write_creates_file_with_umask_permissions(tmp_path):

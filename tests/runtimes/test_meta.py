@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from runtimes.errors import ConfigError, DehazeKitError, ModelFileError
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.errors import ConfigError, DehazeKitError, ModelFileError
+from dehazekit.runtimes.meta import ModelMeta
 
 
 def test_round_trip_preserves_every_field(tmp_path):

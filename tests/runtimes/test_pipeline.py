@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from runtimes import Dehazer, open_sink, open_source, run_pipeline
-from runtimes.errors import InputError
+from dehazekit.runtimes import Dehazer, open_sink, open_source, run_pipeline
+from dehazekit.runtimes.errors import InputError
 from tests.runtimes.media import make_video, moving_frames, probe, write_images
 
 
@@ -104,7 +104,7 @@ def test_queues_are_bounded_so_decoding_waits_for_inference(tiny_onnx):
 
 
 def test_mpeg4_fallback_codec_writes_a_playable_video(tmp_path, tiny_onnx):
-    from runtimes.video_sink import VideoSink
+    from dehazekit.runtimes.video_sink import VideoSink
 
     source = open_source(make_video(tmp_path / "in.mp4", count=5, width=48, height=32))
     sink = VideoSink(tmp_path / "out.mp4", source.info, codec="mpeg4")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtimes.errors import InputError
-from runtimes.meta import ModelMeta
-from runtimes.processing import (
+from dehazekit.runtimes.errors import InputError
+from dehazekit.runtimes.meta import ModelMeta
+from dehazekit.runtimes.processing import (
     check_frame,
     crop_batch,
     from_model_batch,

@@ -8,8 +8,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from runtimes import Dehazer, open_sink, open_source, run_pipeline
-from runtimes.streams import OpenCVSource, camera_index, is_stream_url
+from dehazekit.runtimes import Dehazer, open_sink, open_source, run_pipeline
+from dehazekit.runtimes.streams import OpenCVSource, camera_index, is_stream_url
 from tests.conftest import REPO
 from tests.runtimes.media import make_video, probe
 
@@ -24,8 +24,8 @@ def test_camera_without_opencv_names_the_package():
     code = textwrap.dedent("""
         import sys
         sys.modules['cv2'] = None
-        from runtimes import open_source
-        from runtimes.errors import MissingDependencyError
+        from dehazekit.runtimes import open_source
+        from dehazekit.runtimes.errors import MissingDependencyError
         for spec in (0, "rtsp://camera.local/stream"):
             try:
                 open_source(spec)
@@ -57,7 +57,7 @@ def test_opencv_capture_source_through_the_pipeline(tmp_path, tiny_onnx):
 
 def test_unavailable_camera_is_a_clear_error():
     pytest.importorskip("cv2", reason="OpenCV not installed")
-    from runtimes.errors import VideoError
+    from dehazekit.runtimes.errors import VideoError
 
     with pytest.raises(VideoError, match="cannot open camera/stream"):
         open_source(99)

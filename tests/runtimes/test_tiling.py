@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtimes.dehazer import Dehazer
-from runtimes.errors import ConfigError
-from runtimes.tiling import TileConfig, ramp_window, tile_starts
+from dehazekit.runtimes.dehazer import Dehazer
+from dehazekit.runtimes.errors import ConfigError
+from dehazekit.runtimes.tiling import TileConfig, ramp_window, tile_starts
 from tests.runtimes.media import moving_frames
 from tests.runtimes.onnx_models import export_tiny
 

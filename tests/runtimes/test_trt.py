@@ -5,8 +5,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from runtimes.backends import open_backend
-from runtimes.meta import ModelMeta
+from dehazekit.runtimes.backends import open_backend
+from dehazekit.runtimes.meta import ModelMeta
 
 pytestmark = pytest.mark.trt
 
@@ -37,7 +37,7 @@ def test_engine_matches_onnxruntime_and_reuses_buffers(tmp_path, tiny_onnx):
         for shape in [(2, 3, 32, 48), (1, 3, 16, 16), (4, 3, 64, 64)]:  # grow, shrink, grow the buffers
             x = rng.random(shape, dtype=np.float32)
             np.testing.assert_allclose(backend.infer(x), session.run(None, {"hazy": x})[0], atol=1e-3)
-        from runtimes.errors import BackendError
+        from dehazekit.runtimes.errors import BackendError
 
         with pytest.raises(BackendError, match="optimisation profile"):
             backend.infer(rng.random((1, 3, 128, 128), dtype=np.float32))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dehazekit.adapt import AdaptConfig, adapt
-from runtimes.errors import CheckpointMismatchError, ConfigError
+from dehazekit.runtimes.errors import CheckpointMismatchError, ConfigError
 
 BACKBONE = "tiny-gunet"  # 7 candidate blocks, fast on CPU
 

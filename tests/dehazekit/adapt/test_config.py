@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dehazekit.adapt import AdaptConfig
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 @pytest.mark.parametrize("changes", [

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dehazekit.adapt.data import UnpairedHazy
-from runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.errors import ConfigError, InputError
 from tests.dehazekit.adapt.conftest import write_hazy_images
 
 

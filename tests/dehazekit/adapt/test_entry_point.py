@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 def test_dehazekit_adapt_is_callable_after_submodule_import(hazy_dir: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from dehazekit.backbones import (
     load_weights,
 )
 from dehazekit.backbones.convir_layers import ResBlock
-from runtimes.errors import CheckpointMismatchError, ConfigError
+from dehazekit.runtimes.errors import CheckpointMismatchError, ConfigError
 from tests.dehazekit.backbones.helpers import check_lora_merge, export_dynamic_onnx
 
 

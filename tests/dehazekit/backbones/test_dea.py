@@ -15,7 +15,7 @@ from dehazekit.backbones import (
     load_weights,
 )
 from dehazekit.backbones.dea_layers import DEConv
-from runtimes.errors import CheckpointMismatchError, ConfigError
+from dehazekit.runtimes.errors import CheckpointMismatchError, ConfigError
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:

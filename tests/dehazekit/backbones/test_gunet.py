@@ -13,7 +13,7 @@ from dehazekit.backbones import (
     get_spec,
     load_weights,
 )
-from runtimes.errors import CheckpointMismatchError, ConfigError
+from dehazekit.runtimes.errors import CheckpointMismatchError, ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from dehazekit.backbones import (
     load_weights,
 )
 from dehazekit.backbones.msbdn import ConvLayer, ResidualBlock
-from runtimes.errors import CheckpointMismatchError
+from dehazekit.runtimes.errors import CheckpointMismatchError
 from tests.dehazekit.backbones.helpers import check_lora_merge, export_dynamic_onnx
 
 

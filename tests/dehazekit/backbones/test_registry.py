@@ -4,7 +4,7 @@ from torch import nn
 
 from dehazekit.backbones import registry
 from dehazekit.backbones.registry import create_backbone, get_spec, list_backbones, register_backbone
-from runtimes.errors import ConfigError, UnknownNameError
+from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 
 class _Toy(nn.Module):

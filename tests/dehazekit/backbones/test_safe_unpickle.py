@@ -13,7 +13,7 @@ import torch
 
 from dehazekit.backbones import read_state_dict
 from dehazekit.backbones.safe_unpickle import load_tensors_only
-from runtimes.errors import ModelFileError
+from dehazekit.runtimes.errors import ModelFileError
 
 _THROWAWAY = textwrap.dedent('''
     import torch

@@ -5,7 +5,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dehazekit.backbones.weights import load_weights, read_state_dict, unwrap_state_dict
-from runtimes.errors import CheckpointMismatchError, ModelFileError
+from dehazekit.runtimes.errors import CheckpointMismatchError, ModelFileError
 
 
 def _net() -> nn.Module:

@@ -9,7 +9,7 @@ import torch
 from dehazekit.backbones import candidate_blocks, create_backbone, list_backbones
 from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig, select_top_k
 from dehazekit.lora import gate_parameters, gates_of, inject_lora, lora_parameters, merge_lora
-from runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.errors import ConfigError, InputError
 
 BACKBONE = "tiny-gunet" if "tiny-gunet" in list_backbones() else None
 pytestmark = pytest.mark.skipif(BACKBONE is None, reason="tiny-gunet not registered")
@@ -136,7 +136,7 @@ def test_reused_lower_gradient_matches_recomputed_closely() -> None:
 
 
 def test_non_finite_objective_is_a_clear_error() -> None:
-    from runtimes.errors import NumericalError
+    from dehazekit.runtimes.errors import NumericalError
 
     search = BilevelSearch(_model(), lambda hazy, out: (out * float("nan")).mean())
     with pytest.raises(NumericalError, match="not finite at step 0"):

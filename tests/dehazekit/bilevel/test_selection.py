@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dehazekit.bilevel import precision_at_k, rank_blocks, select_top_k
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 def test_top_k_orders_by_gate_then_name() -> None:

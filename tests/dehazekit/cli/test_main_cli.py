@@ -25,7 +25,7 @@ def test_error_messages_keep_square_brackets():
     import typer
 
     from dehazekit.cli.console import cli_errors
-    from runtimes.errors import missing_dependency
+    from dehazekit.runtimes.errors import missing_dependency
 
     app_ = typer.Typer()
 

@@ -8,7 +8,7 @@ import pytest
 
 from dehazekit.data.datasets import PairedHaze, parse_presets, split_holdout, write_eval_set
 from dehazekit.data.images import list_images, read_rgb, write_image
-from runtimes.errors import ConfigError, InputError
+from dehazekit.runtimes.errors import ConfigError, InputError
 
 
 @pytest.fixture()

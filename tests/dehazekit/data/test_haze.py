@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dehazekit.data.haze import PRESETS, HazeConfig, get_preset, load_make3d_depth, pseudo_depth, synthesize
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 def _clear(seed: int = 0, h: int = 24, w: int = 32) -> np.ndarray:

@@ -18,7 +18,7 @@ from dehazekit.lora import (
     remove_lora,
     save_adapter,
 )
-from runtimes.errors import ConfigError, ModelFileError
+from dehazekit.runtimes.errors import ConfigError, ModelFileError
 from tests.dehazekit.lora.toy_nets import randomize_lora
 
 

@@ -22,7 +22,7 @@ from dehazekit.lora import (
     remove_lora,
     unmerge_lora,
 )
-from runtimes.errors import ConfigError, NumericalError
+from dehazekit.runtimes.errors import ConfigError, NumericalError
 from tests.dehazekit.lora.toy_nets import ConvZoo, randomize_lora
 
 ZOO_BLOCKS = ["grouped", "reflect", "dilated", "strided", "nonsquare", "linear"]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from dehazekit.metrics.fade import FadeParams, fade
-from runtimes.errors import InputError, ModelFileError
+from dehazekit.runtimes.errors import InputError, ModelFileError
 
 # A quick subset for the default suite (small images, both tolerances); the full table runs with -m slow.
 QUICK = {"reference_images/live_test_image1.png", "reference_images/kodak24_kodim01.png",

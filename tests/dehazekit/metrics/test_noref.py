@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from dehazekit.metrics import noref
-from runtimes.errors import InputError
+from dehazekit.runtimes.errors import InputError
 
 
 def _scene(seed: int = 0) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 
 from dehazekit.objectives import clip_model
 from dehazekit.objectives.clip_model import load_clip
-from runtimes.errors import ModelFileError, OfflineError, UnknownNameError
+from dehazekit.runtimes.errors import ModelFileError, OfflineError, UnknownNameError
 from tests.dehazekit.objectives.conftest import TINY_CLIP
 
 

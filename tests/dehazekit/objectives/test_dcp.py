@@ -7,7 +7,7 @@ import torch
 
 from dehazekit.objectives import create_objective
 from dehazekit.objectives.dcp import DCPObjective, dark_channel, grey_world
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 def _brute_dark(image: np.ndarray, patch: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from dehazekit.objectives import create_objective
 from dehazekit.objectives.h2c import PROMPT_PRESETS, H2CObjective, make_h2c, resolve_prompts
-from runtimes.errors import ConfigError, UnknownNameError
+from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 from tests.dehazekit.objectives.conftest import TINY_CLIP
 
 

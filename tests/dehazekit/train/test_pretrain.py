@@ -9,7 +9,7 @@ import torch
 
 from dehazekit.data.images import write_image
 from dehazekit.train.pretrain import PretrainConfig, per_patch_loss, pretrain
-from runtimes.errors import ConfigError
+from dehazekit.runtimes.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
