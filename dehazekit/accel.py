@@ -1,13 +1,13 @@
-"""Where and in which precision training runs: device choice, autocast, channels_last, half-precision frozen nets.
+"""Where and in which precision training runs: device, autocast, channels_last, half-precision frozen nets.
 
-One ``Accelerator`` serves adapt (and any loop that trains): it moves modules and batches to the device, makes
-every forward of an attached module run under ``torch.autocast`` (the pattern HF accelerate uses: the
-instance's ``forward`` is wrapped, so parameter names, state_dicts and LoRA ownership are untouched), keeps frozen
-networks such as the CLIP encoder in half precision, and undoes all of it before weights are merged and saved.
+One ``Accelerator`` serves adapt (and any loop that trains): it moves modules and batches to the device,
+makes every forward of an attached module run under ``torch.autocast`` (the pattern HF accelerate uses: the
+instance's ``forward`` is wrapped, so parameter names, state_dicts and LoRA ownership are untouched), keeps
+frozen networks such as the CLIP encoder in half precision, and undoes all of it before weights are merged.
 
-Precision choices: ``auto`` = bf16 autocast on a CUDA device that supports it, else fp32. ``fp16`` is refused for
-training: fp16 gradients need loss scaling (a GradScaler) and the bilevel loops take their optimiser steps
-inside the search, so bf16 (Ampere and newer, Jetson Orin included) is the mixed precision dehazekit trains in.
+Precision choices: ``auto`` = bf16 autocast on a CUDA device that supports it, else fp32. ``fp16`` is refused
+for training: fp16 gradients need loss scaling (a GradScaler) and the bilevel loops take their optimiser
+steps inside the search, so bf16 (Ampere and newer, Jetson Orin included) is the mixed precision used.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ def resolve_device(device: str) -> torch.device:
     if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise BackendError.build("--device cuda asked for but torch sees no GPU",
-                                 fix="use --device cpu, or install a CUDA build of torch")
+        raise BackendError.build(
+            "--device cuda asked for but torch sees no GPU",
+            fix="use --device cpu, or install a CUDA build of torch",
+        )
     return torch.device(device)
 
 
@@ -48,9 +50,12 @@ def resolve_precision(precision: str, device: torch.device, training: bool = Tru
         cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda_bf16 else None
     if precision == "fp16" and training:
-        raise ConfigError.build("--precision fp16 is not available for training", got="fp16",
-                                expected="auto, bf16 or fp32",
-                                fix="use --precision bf16 (needs loss-scale-free range; Ampere or newer) or fp32")
+        raise ConfigError.build(
+            "--precision fp16 is not available for training",
+            got="fp16",
+            expected="auto, bf16 or fp32",
+            fix="use --precision bf16 (Ampere or newer GPUs) or fp32",
+        )
     return _HALF.get(precision)
 
 
@@ -90,7 +95,8 @@ class Accelerator:
     def describe(self) -> str:
         dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")
         layout = ", channels_last" if self.channels_last else ""
-        return f"{self.device} {dtype} autocast{layout}" if self.autocast_dtype else f"{self.device} fp32{layout}"
+        mode = f"{dtype} autocast" if self.autocast_dtype else "fp32"
+        return f"{self.device} {mode}{layout}"
 
     def to_device(self, batch: Tensor) -> Tensor:
         batch = batch.to(self.device, non_blocking=True)

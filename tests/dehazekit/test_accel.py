@@ -5,7 +5,6 @@ The adapt runs under bf16 and CUDA are in tests/dehazekit/adapt/test_precision.p
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
@@ -28,8 +27,10 @@ def test_auto_is_fp32_on_cpu_and_bf16_must_be_asked_for():
     assert resolve_precision("fp16", CPU, training=False) is torch.float16
 
 
-@pytest.mark.parametrize(("device", "precision", "error"), [
-    ("tpu", "auto", ConfigError), ("auto", "int8", ConfigError), ("cpu", "fp16", ConfigError)])
+@pytest.mark.parametrize(
+    ("device", "precision", "error"),
+    [("tpu", "auto", ConfigError), ("auto", "int8", ConfigError), ("cpu", "fp16", ConfigError)],
+)
 def test_bad_choices_are_config_errors(device, precision, error):
     with pytest.raises(error):
         Accelerator.resolve(device, precision)
