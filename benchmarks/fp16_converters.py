@@ -61,7 +61,10 @@ def compare(name: str, model: torch.nn.Module, size: int) -> dict:
         "model": name,
         "nodes": len(names),
         "nodes_with_different_precision": sum(a[n] != b[n] for n in names),
-        "nodes_added": {"ours": len(ours.graph.node) - len(names), "onnxruntime": len(theirs.graph.node) - len(names)},
+        "nodes_added": {
+            "ours": len(ours.graph.node) - len(names),
+            "onnxruntime": len(theirs.graph.node) - len(names),
+        },
         "max_abs_error_vs_fp32": {k: max(v) for k, v in errors.items()},
         "crops": f"{len(crops)} x {side}x{side} from {PHOTOS.name}",
     }
@@ -70,7 +73,9 @@ def compare(name: str, model: torch.nn.Module, size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fp16_converters.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "fp16_converters.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     models = {"default model (gunet-t)": load_model(None)}

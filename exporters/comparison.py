@@ -4,7 +4,7 @@ Polygraphy runs the runners and pairs their outputs; dehazekit judges each pair 
 statistics (``dehazekit.exporters.verify.compare``) passed to ``Comparator.compare_accuracy`` as the
 compare function, so the Comparator's pass/fail is exactly our tolerance.
 
-Polygraphy's own ``PytRunner`` is not used: it moves every input to CUDA and zips the returned tensor as if
+Polygraphy's own ``PytRunner`` is not used (as of 0.53): it moves every input to CUDA and zips the returned tensor as if
 it were a tuple of outputs, so it cannot run a single-output network on a CPU-only machine. ``TorchRunner``
 below is a small runner on Polygraphy's ``BaseRunner`` contract that runs on the CPU.
 """

@@ -167,7 +167,7 @@ def _export_onnx(
         proto,
         images_dir=opts["verify_images"],
         long_side=opts["parity_size"],
-        on_case=lambda i, n: log.debug("parity case %d/%d", i + 1, n),
+        on_case=lambda i, n: stage("parity", f"case {i + 1}/{n}"),
     )
     report.onnx_path = str(plan.onnx)  # the report describes the artifact it gates
     report.save(plan.parity)

@@ -64,8 +64,9 @@ def test_good_model_passes_with_a_realistic_case(tmp_path):
     )
     assert result.parity.passed and result.onnx == tmp_path / "d.onnx" and result.onnx.is_file()
     assert (3, 384, 512) in {c.shape[1:] for c in result.parity.cases}
-    assert [e.stage for e in events] == ["load", "onnx", "parity", "write"]
-    assert [e.index for e in events] == [1, 2, 3, 4] and all(e.total == 4 for e in events)
+    assert [e.stage for e in events] == ["load", "onnx", "parity", "parity", "parity", "parity", "write"]
+    assert [e.detail for e in events if e.stage == "parity"][1:] == ["case 1/3", "case 2/3", "case 3/3"]
+    assert [e.index for e in events] == [1, 2, 3, 3, 3, 3, 4] and all(e.total == 4 for e in events)
     assert read_meta(result.proto) == read_meta(result.onnx) == result.meta
 
 
