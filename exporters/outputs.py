@@ -49,7 +49,8 @@ def plan_outputs(
     if out is None:
         if base_dir is None:
             raise ConfigError.build(
-                "no output location for an in-memory model", fix="pass out= (a folder or a .onnx path)"
+                "no output location: the model is not a file (random weights or an in-memory module)",
+                fix="pass --out DIR or --out PATH.onnx (out= in Python)",
             )
         onnx = base_dir / f"{name}.onnx"
     else:

@@ -47,6 +47,7 @@ class ExportResult:
     parity_path: Path
     engine: Path | None = None
     engine_parity: Any = None
+    engine_parity_path: Path | None = None
     lint: Any = None  # LintReport (engine exports)
     skipped: dict[str, str] = field(default_factory=dict)
     trtexec: str | None = None  # the equivalent command when the engine was skipped
@@ -57,6 +58,8 @@ class ExportResult:
         paths = [self.onnx, self.parity_path]
         if self.engine is not None:
             paths += [self.engine, self.engine.with_name(self.engine.name + ".json")]
+        if self.engine_parity_path is not None:
+            paths.append(self.engine_parity_path)
         return paths
 
 
@@ -230,6 +233,7 @@ def _engine_parity(
 
     report = verify_engine(plan.engine, onnx_bytes, result.meta, profile, long_side=opts["parity_size"])
     report.save(plan.engine_parity)
+    result.engine_parity_path = plan.engine_parity
     if not report.passed and not opts["force"]:
         for path in (plan.engine, plan.engine.with_name(plan.engine.name + ".json")):
             path.unlink(missing_ok=True)

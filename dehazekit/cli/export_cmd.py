@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -59,10 +59,10 @@ def _report(result: Any) -> None:
 
 @cli_errors
 def export(
-    model: Optional[Path] = None,
-    out: Optional[Path] = None,
-    onnx: Optional[Path] = None,
-    backbone: Optional[str] = None,
+    model: Path | None = None,
+    out: Path | None = None,
+    onnx: Path | None = None,
+    backbone: str | None = None,
     trt: bool = False,
     **options: Any,
 ) -> None:
@@ -92,15 +92,15 @@ def _signature() -> inspect.Signature:
     """MODEL, --out/-o, --backbone, --trt, then one option per row of the format table."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     fixed = [
-        ("model", Optional[Path], typer.Argument(None, help=_MODEL_HELP, show_default=False)),
-        ("out", Optional[Path], typer.Option(None, "--out", "-o", help=_OUT_HELP, show_default=False)),
-        ("onnx", Optional[Path], typer.Option(None, "--onnx", hidden=True)),
-        ("backbone", Optional[str], typer.Option(None, "--backbone", help=_BACKBONE_HELP)),
+        ("model", Path | None, typer.Argument(None, help=_MODEL_HELP, show_default=False)),
+        ("out", Path | None, typer.Option(None, "--out", "-o", help=_OUT_HELP, show_default=False)),
+        ("onnx", Path | None, typer.Option(None, "--onnx", hidden=True)),
+        ("backbone", str | None, typer.Option(None, "--backbone", help=_BACKBONE_HELP)),
         ("trt", bool, typer.Option(False, "--trt", help=_TRT_HELP)),
     ]
     params = [inspect.Parameter(name, kind, default=default, annotation=ann) for name, ann, default in fixed]
     for arg in ARGS.values():
-        annotation = arg.type if arg.default is not None else Optional[arg.type]
+        annotation = arg.type if arg.default is not None else arg.type | None
         option = typer.Option(arg.default, arg.flag, help=arg.help, show_default=arg.type is not bool)
         params.append(inspect.Parameter(arg.name, kind, default=option, annotation=annotation))
     return inspect.Signature(params, return_annotation=None)
