@@ -365,7 +365,7 @@ def refuse_overwriting_inputs(
         if hit is not None:
             raise OutputError.build(
                 "the output would overwrite an input",
-                got=f"{flag} {out} is {hit}",
+                got=f"output {out} = input {hit}",
                 fix=f"choose another {flag} (inputs are never overwritten)",
             )
 
