@@ -102,7 +102,7 @@ class LineProgress:
         self.total, self.interval = total, interval
         self.start = self.last = time.perf_counter()
 
-    def __enter__(self) -> LineProgress:
+    def __enter__(self) -> LineProgress:  # noqa: PYI034 - typing.Self needs Python 3.11
         self.start = self.last = time.perf_counter()
         return self
 
@@ -126,7 +126,7 @@ class LineProgress:
 
 
 def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
