@@ -139,3 +139,38 @@ def test_frame_too_large_for_memory(tmp_path, tiny_onnx, max_memory):
         assert done.returncode == 0, text
         assert "auto tiles of" in text and Image.open(out).size == (3200, 3200)
     assert temps(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_adapt_killed_with_9_resumes_to_the_same_adapter(tmp_path):
+    """kill -9 in the middle of `adapt` (after a checkpoint): `--resume` ends where an unbroken run ends."""
+    import json
+
+    from tests.dehazekit.adapt.conftest import write_hazy_images
+
+    import torch
+
+    from dehazekit.backbones import create_backbone
+    from dehazekit.models import save_model
+
+    write_hazy_images(tmp_path / "hazy", 6)
+    before = digest_tree(tmp_path / "hazy")
+    torch.manual_seed(0)
+    save_model(create_backbone("tiny-gunet").eval(), tmp_path / "base")
+
+    def args(out: Path, *extra: str) -> list[object]:
+        return ["adapt", "--images", tmp_path / "hazy", "--backbone", "tiny-gunet", "--weights", tmp_path / "base",
+                "--objective", "dcp", "--search-steps", "60", "--finetune-steps", "30", "--batch-size", "2",
+                "--size", "32", "--checkpoint-every", "5", "--out", out, *extra]
+
+    full = run_limited(*args(tmp_path / "full"), timeout=600)
+    assert full.returncode == 0, full.stdout + full.stderr
+    cut = tmp_path / "cut"
+    rc, _ = interrupt_when(args(cut), lambda: (cut / "checkpoint" / "state.pt").exists(), signal.SIGKILL,
+                           timeout=600)
+    assert rc == -signal.SIGKILL and not (cut / "adapter.json").exists()
+    resumed = run_limited(*args(cut, "--resume"), timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    a, b = (json.loads((d / "adapter.json").read_text()) for d in (tmp_path / "full", cut))
+    assert a["blocks"] == b["blocks"] and a["gates"] == b["gates"]
+    assert digest_tree(tmp_path / "hazy") == before
