@@ -1,12 +1,11 @@
 """Where an export writes: beside its model by default, or ``out``; never over one of its inputs.
 
-A small local guard: the shared output-vs-input guard for every command belongs in the runtimes
-media/io layer (issue 11); until it lands there, export checks its own outputs here.
+The rule itself is the shared one of the media layer (``runtimes.media.refuse_overwriting_inputs``,
+``writable_check``); this module only knows which files an export reads and writes.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,32 +71,15 @@ def plan_outputs(
     )
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def refuse_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
-    """Refuse, before any work, an output that is (or resolves to) one of the inputs."""
-    sources = [Path(p) for p in inputs]
-    for target in outputs:
-        for source in sources:
-            if _same(target, source) or target.resolve() == source.resolve():
-                raise ConfigError.build(
-                    "output would overwrite an input",
-                    got=f"{target} is the input {source}",
-                    fix="pass --out with a different folder or .onnx name (inputs are never overwritten)",
-                )
+    """Raise OutputError before any work if an output is (or resolves to) one of the inputs."""
+    from dehazekit.runtimes.media import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(outputs, inputs, "--out")
 
 
 def check_writable(folder: Path) -> None:
-    """The nearest existing parent of ``folder`` must be writable (checked before any work)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise ConfigError.build(
-            "output folder is not writable", got=str(folder), fix="pass --out DIR (a folder you can write to)"
-        )
+    """Fail early, one line naming the folder, when it cannot be created or written."""
+    from dehazekit.runtimes.media import writable_check
+
+    writable_check(folder)

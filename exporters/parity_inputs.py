@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from dehazekit.runtimes.errors import InputError
+from dehazekit.runtimes.media import IMAGE_SUFFIXES, is_image, read_image
 from dehazekit.runtimes.meta import ModelMeta
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PARITY_LONG_SIDE = 512  # the realistic-size case: a 3:4 frame with this long side (0 disables it)
 
 
@@ -40,10 +39,8 @@ def realistic_size(long_side: int, pad_multiple: int, min_size: int) -> tuple[in
 
 
 def _load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    """(H, W, 3) float32 in [0, 1], read through the media layer (upright, any bit depth, sRGB)."""
+    return read_image(path).astype(np.float32) / 255.0
 
 
 def _centre_crop(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -73,7 +70,9 @@ def image_inputs(
     """
     folder = Path(images_dir)
     files = (
-        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        sorted(p for p in folder.iterdir() if is_image(p) and not p.name.startswith("."))
+        if folder.is_dir()
+        else []
     )
     if not files:
         raise InputError.build(

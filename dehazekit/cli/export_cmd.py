@@ -71,16 +71,20 @@ def export(
     Files go beside MODEL (or to --out). Exit codes: 0 ok, 2 invalid request or failed parity,
     3 ONNX written but TensorRT is not installed.
     """
+    from dehazekit.cli.guard import guard_outputs, model_files
     from dehazekit.exporters import export as run_export
 
     if onnx is not None and out is not None:
         from dehazekit.runtimes.errors import ConfigError
 
         raise ConfigError.build("--onnx is the old name of --out", got="both", fix="give only --out")
+    target, flag = (onnx, "--onnx") if onnx is not None else (out, "--out")
+    if target is not None:  # named by the flag the user typed; the library checks every file it writes
+        guard_outputs([target], [*model_files(model), options.get("verify_images")], flag)
     result = run_export(
         model,
         ["onnx", "engine"] if trt else ["onnx"],
-        out=out if out is not None else onnx,
+        out=target,
         backbone=backbone,
         progress=_progress,
         **options,

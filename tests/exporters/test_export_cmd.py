@@ -58,7 +58,7 @@ def test_output_over_the_source_weights_is_refused(tmp_path, flag):
     save_model(create_backbone("tiny-gunet"), tmp_path)
     weights = (tmp_path / "model.safetensors").read_bytes()
     code, text = _run(str(tmp_path), flag, str(tmp_path / "model.safetensors"))
-    assert code == 2 and "overwrite an input" in text and "--out" in text, text
+    assert code == 2 and "overwrite an input" in text and f"choose another {flag}" in text, text
     assert "Traceback" not in text and text.count("error:") == 1
     assert "export [1/" not in text  # refused before any work
     assert (tmp_path / "model.safetensors").read_bytes() == weights

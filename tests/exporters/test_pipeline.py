@@ -12,7 +12,7 @@ from torch import nn
 from dehazekit.backbones import create_backbone
 from dehazekit.exporters import export
 from dehazekit.exporters.onnx_export import read_meta
-from dehazekit.runtimes.errors import ConfigError, ParityError, UnknownNameError
+from dehazekit.runtimes.errors import ConfigError, OutputError, ParityError, UnknownNameError
 
 NO_TRT = importlib.util.find_spec("tensorrt") is None
 
@@ -93,7 +93,7 @@ def test_outputs_go_beside_the_model_never_over_it(tmp_path):
     save_model(create_backbone("tiny-gunet"), tmp_path)
     weights = (tmp_path / "model.safetensors").read_bytes()
     for out in (tmp_path / "model.safetensors", tmp_path / "model.json"):
-        with pytest.raises(ConfigError, match="overwrite an input"):
+        with pytest.raises(OutputError, match="overwrite an input"):
             export(tmp_path, "onnx", out=out)
     assert (tmp_path / "model.safetensors").read_bytes() == weights
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
