@@ -121,6 +121,14 @@ def _shapes(opts: dict[str, Any]) -> dict[str, Any]:
     return {k: parse_shape(opts[k]) if opts[k] else None for k in ("min_shape", "opt_shape", "max_shape")}
 
 
+def _profile(net: nn.Module, shapes: dict[str, Any]) -> Any:
+    """The engine's shape profile, checked against the backbone's pad multiple before the ONNX is traced."""
+    from dehazekit.exporters.tensorrt_build import ShapeProfile
+    from dehazekit.models import meta_for
+
+    return ShapeProfile.for_meta(meta_for(net), shapes["min_shape"], shapes["opt_shape"], shapes["max_shape"])
+
+
 def export(
     model: nn.Module | str | Path | None = None,
     formats: str | Sequence[str] = "onnx",
@@ -149,9 +157,10 @@ def export(
     stage = _Stages(names, progress)
     stage("load", str(model) if model is not None and not isinstance(model, nn.Module) else "model")
     net, saved = _load(model, backbone)
+    profile = _profile(net, shapes) if want_engine else None
     result = _export_onnx(net, saved, plan, opts, stage)
-    if want_engine:
-        _export_engine(result, plan, opts, shapes, stage)
+    if profile is not None:
+        _export_engine(result, plan, opts, profile, stage)
     return result
 
 
@@ -183,18 +192,13 @@ def _export_onnx(
     return ExportResult(meta=meta, onnx=plan.onnx, parity=report, parity_path=plan.parity, proto=proto)
 
 
-def _export_engine(
-    result: ExportResult, plan: Any, opts: dict[str, Any], shapes: dict[str, Any], stage: Any
-) -> None:
+def _export_engine(result: ExportResult, plan: Any, opts: dict[str, Any], profile: Any, stage: Any) -> None:
     from dehazekit.exporters import tensorrt_build as tb
     from dehazekit.exporters.trt_lint import lint_onnx
 
     stage("lint", "TensorRT ONNX parser operator matrix")
     result.lint = lint_onnx(result.proto)
     result.lint.raise_if_failed()
-    profile = tb.ShapeProfile.for_meta(
-        result.meta, shapes["min_shape"], shapes["opt_shape"], shapes["max_shape"]
-    )
     if not tb.tensorrt_available():
         gen_plan = tb.plan_precision(10, result.meta.precision, opts["fp16"])
         result.trtexec = tb.trtexec_command(

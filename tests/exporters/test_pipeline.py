@@ -109,3 +109,17 @@ def test_engine_without_tensorrt_keeps_the_onnx_and_says_how(tmp_path):
     assert result.lint is not None and result.lint.ok
     assert result.trtexec.startswith(f"trtexec --onnx={tmp_path / 'model.onnx'}")
     assert "--optShapes=hazy:1x3x512x512" in result.trtexec
+
+
+def test_engine_profile_invalid_for_the_backbone_is_refused_before_tracing(tmp_path):
+    torch.manual_seed(0)
+    events = []
+    with pytest.raises(ConfigError, match="multiples of"):
+        export(
+            create_backbone("tiny-gunet").eval(),
+            "engine",
+            out=tmp_path,
+            min_shape="1x3x33x33",
+            progress=events.append,
+        )
+    assert [e.stage for e in events] == ["load"] and list(tmp_path.iterdir()) == []

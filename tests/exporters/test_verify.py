@@ -65,3 +65,24 @@ def test_real_photos_are_cropped(shared_data, exports):
     report = verify(exports.model("tiny-gunet"), exports.onnx("tiny-gunet"), images_dir=folder)
     # 2 small random + 1 realistic random + 2 photos x (2 small sizes + own size up to 512 px)
     assert report.passed and len(report.cases) == 9
+
+
+def test_polygraphy_comparator_verdict_is_our_tolerance(exports):
+    """The runs and pairing are Polygraphy's (Comparator.run / compare_accuracy); the verdict is ours."""
+    from polygraphy.comparator import Comparator
+
+    from dehazekit.exporters.comparison import ImageCompare, TorchRunner, onnxrt_runner
+
+    model, path = exports.model("tiny-gunet"), exports.onnx("tiny-gunet")
+    feeds = [{"hazy": np.random.default_rng(0).random((1, 3, 48, 64), dtype=np.float32)}]
+    results = Comparator.run([TorchRunner(model), onnxrt_runner(path.read_bytes())], data_loader=feeds)
+    verdicts = {
+        limit: bool(
+            Comparator.compare_accuracy(
+                results,
+                compare_func=ImageCompare(lambda r, c, t=Tolerance(max_abs=limit): compare("", r, c, t)),
+            )
+        )
+        for limit in (1e-4, 1e-12)
+    }
+    assert verdicts == {1e-4: True, 1e-12: False}  # fp32 export within 1e-4, but not bit-exact
