@@ -1,7 +1,8 @@
 """Export: ``export(model, formats, ...) -> ExportResult`` (the checked pipeline) and its parts:
 deploy preparation, ONNX (fp32/fp16), parity reports, TensorRT engines, the TRT operator lint.
 
-Submodules load lazily so importing ``dehazekit.exporters`` does not pull in torch/onnx until a function is used.
+Submodules load lazily so importing ``dehazekit.exporters`` does not pull in torch/onnx until a
+function is used.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Polygraphy runs the runners and pairs their outputs; dehazekit judges each pair 
 statistics (``dehazekit.exporters.verify.compare``) passed to ``Comparator.compare_accuracy`` as the
 compare function, so the Comparator's pass/fail is exactly our tolerance.
 
-Polygraphy's own ``PytRunner`` is not used (as of 0.53): it moves every input to CUDA and zips the returned tensor as if
-it were a tuple of outputs, so it cannot run a single-output network on a CPU-only machine. ``TorchRunner``
-below is a small runner on Polygraphy's ``BaseRunner`` contract that runs on the CPU.
+Polygraphy's own ``PytRunner`` is not used (as of 0.53): it moves every input to CUDA and zips the
+returned tensor as if it were a tuple of outputs, so it cannot run a single-output network on a CPU-only
+machine. ``TorchRunner`` below is a small runner on Polygraphy's ``BaseRunner`` contract, on the CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ DYNAMIC_NCHW = (None, 3, None, None)
 
 
 class TorchRunner(BaseRunner):
-    """A ``torch.nn.Module`` on the CPU: ``{"hazy": (B,3,H,W) float32}`` -> ``{"clear": (B,3,H,W) float32}``."""
+    """A ``torch.nn.Module`` on the CPU: ``{"hazy": (B,3,H,W) float32}`` -> ``{"clear": (B,3,H,W)}``."""
 
     def __init__(self, model: Any, name: str = "pytorch-cpu") -> None:
         super().__init__(name=name, prefix="pytorch-cpu")

@@ -48,7 +48,7 @@ FORMATS: dict[str, ExportFormat] = {
             ".onnx",
             None,
             (),
-            "ONNX, dynamic batch/H/W, ModelMeta in metadata_props; parity-checked vs PyTorch; onnxruntime anywhere",
+            "ONNX, dynamic batch/H/W, ModelMeta in metadata_props, parity-checked vs PyTorch; runs anywhere",
         ),
         ExportFormat(
             "engine",

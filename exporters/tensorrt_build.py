@@ -283,7 +283,7 @@ def _build_serialized(trt: Any, onnx_bytes: bytes, recipe: BuildRecipe) -> bytes
         raise ExportError.build(
             "TensorRT engine build failed",
             got=str(exc).strip().splitlines()[-1][:300],
-            fix="see the TensorRT log above; lint the ONNX (dehazekit.exporters.lint_onnx) or raise --workspace",
+            fix="see the TensorRT log above; check dehazekit.exporters.lint_onnx(onnx) or raise --workspace",
         ) from exc
     return bytes(memoryview(serialized))
 

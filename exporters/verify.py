@@ -172,7 +172,7 @@ class ParityReport:
         return atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     def table(self) -> Any:
-        """Rich table that fits 80 columns: case names carry the size (shapes and NaN counts are in the JSON)."""
+        """Rich table within 80 columns: case names carry the size (shapes and NaN counts: the JSON)."""
         from rich.table import Table
 
         table = Table(title=f"parity {self.backbone} {self.precision} ({'PASS' if self.passed else 'FAIL'})")

@@ -110,7 +110,10 @@ def _signature() -> inspect.Signature:
     return inspect.Signature(params, return_annotation=None)
 
 
-_MODEL_HELP = "Adapt output folder, model.safetensors, or an official checkpoint with --backbone. Default: bundled model."
+_MODEL_HELP = (
+    "Adapt output folder, model.safetensors, or an official checkpoint with --backbone. "
+    "Default: bundled model."
+)
 _OUT_HELP = "Output folder or .onnx path (default: beside MODEL). Never an input file."
 _BACKBONE_HELP = "Backbone of an official checkpoint (alone: random weights, needs --out)."
 _TRT_HELP = "Also build a TensorRT engine (needs dehazekit\\[trt] and a GPU)."

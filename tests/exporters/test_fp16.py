@@ -100,7 +100,7 @@ def _output_types(model: onnx.ModelProto, names: set[str]) -> dict[str, list[int
 
 @pytest.mark.parametrize("name", ["tiny-gunet", "tiny-dea", "tiny-dehazeformer", "tiny-msbdn"])
 def test_node_for_node_against_onnxruntime_float16(exports, name):
-    """Our converter and onnxruntime.transformers.float16 (same blocklist) give every node the same precision."""
+    """Ours and onnxruntime.transformers.float16 (same blocklist) give every node the same precision."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     fp32 = onnx.load(str(exports.onnx(name)))

@@ -1,4 +1,4 @@
-"""`dehazekit.exporters.export` through the Python API: the parity gate, early validation, outputs, progress."""
+"""`dehazekit.exporters.export` from Python: the parity gate, early validation, outputs, progress."""
 
 from __future__ import annotations
 
