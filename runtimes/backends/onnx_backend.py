@@ -82,9 +82,11 @@ class OnnxBackend(BaseBackend):
         if self.cuda_io is not None:
             chosen = self.cuda_io.with_stream(chosen)
         options = ort.SessionOptions()
+        options.log_severity_level = 4  # failures reach the user as one BackendError line, not ORT's log
         threads = threads or int(os.environ.get("DEHAZEKIT_ORT_THREADS", "0"))
         if threads:
             options.intra_op_num_threads = threads
+        self.threads = threads or None  # None: onnxruntime's default (one per physical core)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
@@ -133,7 +135,8 @@ class OnnxBackend(BaseBackend):
         return list(self.session.get_providers())
 
     def describe(self) -> dict[str, object]:
-        info: dict[str, object] = {"backend": self.name, "providers": self.providers, "backbone": self.meta.backbone}
+        info: dict[str, object] = {"backend": self.name, "providers": self.providers, "backbone": self.meta.backbone,
+                                   "threads": self.threads or "onnxruntime default"}
         if self.cuda_io is not None:
             info["overlap"] = "CUDA I/O binding, 2 streams, 2 staging slots"
         return info
