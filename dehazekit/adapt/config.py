@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,48 +10,63 @@ from dehazekit.runtimes.errors import ConfigError
 
 HYPERGRADS = ("rank1", "first-order", "unrolled", "reference")
 # Fields that may change between an interrupted run and its resume without changing the result.
-RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count")
+RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "time_budget")
+
+
+def _opt(default: Any, help: str, **cli: Any) -> Any:
+    """A config field with its CLI help (``dehazekit adapt`` generates its options from these)."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass
 class AdaptConfig:
-    """Configuration of ``dehazekit.adapt`` (mirrors ``dehazekit adapt``'s options).
+    """Configuration of ``dehazekit.adapt``; ``dehazekit adapt``'s options are generated from these fields
+    (help text in each field's metadata), so every default lives here and only here.
 
     ``candidates``: which blocks get gated LoRA in Stage 1: "auto" (the backbone's ``bilalora``
     preset when it has one, else all candidates), "all", or another preset name.
-    ``weights``: a model folder, an official checkpoint, or "default" (the bundled model).
+    ``weights``: a model folder, an official checkpoint, "default" (the bundled model) or "random".
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
+    ``time_budget``: seconds; search/fine-tune step counts are picked from a measured probe to fit.
     """
 
-    backbone: str | None = None
-    weights: str | None = None
-    objective: str = "h2c"
-    clip: str = "ViT-B-32"
-    clip_pretrained: str | None = "openai"
-    clip_weights: str | None = None
-    prompts: Any = None
-    top_k: int | None = 3
-    gate_threshold: float | None = None
-    rank: int = 8
-    lora_alpha: float = 16.0
-    search_steps: int = 300
-    finetune_steps: int = 600
-    batch_size: int = 4
-    size: int = 224
-    seed: int = 0
-    lr_w: float = 1e-4
-    lr_alpha: float = 3e-4
-    hypergrad: str = "rank1"
-    candidates: str = "auto"
-    checkpoint_every: int = 50
-    video_frames: int = 64
-    preview_count: int = 4
-    out: str = "adapt_out"
-    resume: bool = False
+    backbone: str | None = _opt(None, "Backbone or family name, e.g. convir, gunet-t (`dehazekit backbones`).")
+    weights: str | None = _opt(None, "Model folder, official checkpoint, 'default' (bundled model) or "
+                                     "'random' (tests only).")
+    objective: str = _opt("h2c", "h2c (CLIP), dcp (CLIP-free) or h2c+dcp.")
+    clip: str = _opt("ViT-B-32", "open_clip model name (or a model-config JSON).")
+    clip_pretrained: str | None = _opt("openai", "open_clip pretrained tag ('none': random CLIP).")
+    clip_weights: str | None = _opt(None, "Local CLIP checkpoint file.")
+    prompts: Any = _opt(None, "H2C prompt preset: default, day, night.", cli=False)
+    top_k: int | None = _opt(3, "Blocks kept after the search (no cap when only --gate-threshold is given).")
+    gate_threshold: float | None = _opt(None, "Keep blocks with gate >= this (capped by --top-k).")
+    rank: int = _opt(8, "LoRA rank.")
+    lora_alpha: float = _opt(16.0, "LoRA scaling = lora_alpha / rank.")
+    search_steps: int = _opt(300, "Stage 1 (bilevel search) steps.")
+    finetune_steps: int = _opt(600, "Stage 2 (top-K fine-tune) steps.")
+    batch_size: int = _opt(4, "Crops per batch.")
+    size: int = _opt(224, "Crop side in pixels.")
+    seed: int = _opt(0, "Seed of the split, the crops and LoRA init.")
+    lr_w: float = _opt(1e-4, "LoRA learning rate (Adam).")
+    lr_alpha: float = _opt(3e-4, "Gate learning rate (AdamW).")
+    hypergrad: str = _opt("rank1", "rank1, first-order, unrolled or reference.")
+    candidates: str = _opt("auto", "auto, all or a backbone preset.")
+    checkpoint_every: int = _opt(50, "Steps per checkpoint (0: never).")
+    video_frames: int = _opt(64, "Frames sampled from a video input.")
+    preview_count: int = _opt(4, "Crops in report/before_after.png and the merge check.")
+    time_budget: float | None = _opt(None, "Wall-time budget, e.g. 10m, 1h30m: step counts are picked "
+                                           "from a measured probe to fit it.")
+    out: str = _opt("adapt_out", "Output folder.")
+    resume: bool = _opt(False, "Continue from OUT/checkpoint.")
 
     def __post_init__(self) -> None:
+        from dehazekit.catalog import resolve_backbone
+
         self.out = str(self.out)
+        if isinstance(self.backbone, str):
+            self.backbone = resolve_backbone(self.backbone)  # 'convir' -> 'convir-s'; unknown: suggestions
+        self._check_budget()
         for name in ("weights", "clip_weights"):
             if getattr(self, name) is not None:
                 setattr(self, name, str(getattr(self, name)))
@@ -82,6 +97,24 @@ class AdaptConfig:
             raise ConfigError.build("--top-k must be a positive integer", got=self.top_k)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError.build("--seed must be a non-negative integer", got=self.seed)
+
+    def _check_budget(self) -> None:
+        if self.time_budget is None:
+            return
+        if isinstance(self.time_budget, str):
+            from dehazekit.runtimes.progress import parse_duration
+
+            try:
+                self.time_budget = parse_duration(self.time_budget)
+            except ValueError:
+                raise ConfigError.build("bad --time-budget", got=self.time_budget,
+                                        expected="a duration such as 90s, 10m, 1h30m") from None
+        if isinstance(self.time_budget, bool) or not isinstance(self.time_budget, (int, float)) \
+                or not self.time_budget > 0:
+            raise ConfigError.build("--time-budget must be > 0", got=self.time_budget, expected="e.g. 10m")
+        if self.resume:
+            raise ConfigError.build("--time-budget picks the step counts of a new run; it cannot resume one",
+                                    fix="resume with the step counts in OUT/report/summary.json")
 
     def _check_floats(self) -> None:
         for name in ("lora_alpha", "lr_w", "lr_alpha"):

@@ -6,13 +6,13 @@ must skip, its pad multiple and minimum size, named candidate presets, and wheth
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from dehazekit.catalog import resolve_backbone
 from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 CandidateFn = Callable[[nn.Module], list[str]]
@@ -75,13 +75,16 @@ def _ensure_families_loaded() -> None:
 
 
 def get_spec(name: str) -> BackboneSpec:
+    """The spec of a registered name; a family name ('convir', 'dea-net', ...) means its default variant
+    (dehazekit.catalog), and an unknown name gets close matches among the user-facing names."""
     _ensure_families_loaded()
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}?" if close else "run `dehazekit backbones` to list them"
-        raise UnknownNameError.build(f"unknown backbone {name!r}", expected=sorted(_REGISTRY), fix=hint) from None
+    resolved = resolve_backbone(name)  # raises with suggestions for unknown names
+    if resolved not in _REGISTRY:  # the catalogue names a backbone nobody registered: a bug, say so
+        raise UnknownNameError.build(f"backbone {resolved!r} is in dehazekit.catalog but not registered",
+                                     expected=sorted(_REGISTRY))
+    return _REGISTRY[resolved]
 
 
 def list_backbones(include_tiny: bool = True) -> list[str]:
@@ -102,7 +105,7 @@ def create_backbone(name: str, **overrides: Any) -> nn.Module:
     except TypeError as exc:
         raise ConfigError.build(f"invalid overrides for backbone {name!r}", got=overrides,
                                 fix=f"check the constructor arguments ({exc})") from exc
-    model.backbone_name = name
+    model.backbone_name = spec.name  # the canonical name, also when called with a family alias
     model.backbone_config = dict(overrides)
     return model
 

@@ -19,6 +19,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USER_ERROR = 2
 
 
+def is_terminal() -> bool:
+    """True when stdout is an interactive terminal (rich bars); False for logs, pipes, CI and nohup."""
+    return console.is_terminal
+
+
+def print_line(text: str) -> None:
+    """One plain line on stdout, never hard-wrapped (paths stay copyable at any width), no markup."""
+    console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)], force=True)
