@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from dehazekit.cli.console import cli_errors, console
+from dehazekit.cli.console import cli_errors, console, is_terminal, print_line
 
 
 def synth(
     clear: Path = typer.Option(..., "--clear", help="Folder of clean images (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="Output folder: hazy/, clear/, params.json."),
-    preset: str = typer.Option("homogeneous", "--preset", help="homogeneous or realistic."),
+    preset: str = typer.Option("homogeneous", "--haze-preset", help="homogeneous or realistic."),
     count: int = typer.Option(16, "--count", help="Number of pairs (images are cycled)."),
     seed: int = typer.Option(0, "--seed"),
     size: int = typer.Option(256, "--size", help="Downscale to this side and centre-crop a square; 0 = full image."),
@@ -22,14 +22,40 @@ def synth(
     from dehazekit.data.datasets import write_eval_set
 
     path = write_eval_set(clear, out, preset, count, seed=seed, size=size or None, depth_dir=depth)
-    console.print(f"wrote {count} pairs ({preset}) to {path}")
+    print_line(f"wrote {count} pairs ({preset}) to {path}")
+
+
+def _pretrain_with_progress(cfg: Any) -> Any:
+    """pretrain() with a rich bar on a terminal and steady plain lines elsewhere (logs, pipes, nohup)."""
+    from dehazekit.runtimes.progress import StageProgress, format_seconds
+    from dehazekit.train.pretrain import pretrain
+
+    if not cfg.progress:
+        return pretrain(cfg)
+    if not is_terminal():
+        return pretrain(cfg, progress=StageProgress(emit=print_line, metrics=("loss", "lr")))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    stages = StageProgress(emit=lambda line: None, metrics=("loss",))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[eta]}"),
+                  console=console) as bar:
+        task = bar.add_task("pretrain", total=cfg.steps, eta="")
+
+        def on_step(event: dict[str, Any]) -> None:
+            stages(event)
+            rep = stages.reporter(event)
+            bar.update(task, completed=event["step"], description=f"pretrain loss {event['loss']:.4f}",
+                       eta=f"ETA {format_seconds(rep.eta_s)}")
+
+        return pretrain(cfg, progress=on_step)
 
 
 def pretrain_cmd(
     clear: Path = typer.Option(..., "--clear", help="Folder of clean images (searched recursively)."),
     backbone: str = typer.Option(..., "--backbone", help="Registered backbone name."),
     out: Path = typer.Option(Path("runs/pretrain"), "--out"),
-    preset: str = typer.Option("homogeneous", "--preset", help="Preset(s): homogeneous, realistic, homogeneous+realistic."),
+    preset: str = typer.Option("homogeneous", "--haze-preset",
+                               help="Haze preset(s): homogeneous, realistic, homogeneous+realistic."),
     depth: Optional[Path] = typer.Option(None, "--depth", help="Folder of Make3D depth .mat files."),
     steps: int = typer.Option(2000, "--steps"),
     crop: int = typer.Option(256, "--crop"),
@@ -44,22 +70,26 @@ def pretrain_cmd(
     val_count: int = typer.Option(16, "--val-count", help="Held-out synthetic pairs per preset."),
     val_size: int = typer.Option(128, "--val-size"),
     max_side: int = typer.Option(512, "--max-side", help="Clean images are cached downscaled to this side."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Per-step progress (bar on a terminal, "
+                                  "a line every few seconds otherwise)."),
 ) -> None:
     """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on validation)."""
-    from dehazekit.train.pretrain import PretrainConfig, pretrain
+    from dehazekit.catalog import resolve_backbone
+
+    backbone = resolve_backbone(backbone)  # before torch loads: unknown names fail in a second
+    from dehazekit.train.pretrain import PretrainConfig
 
     cfg = PretrainConfig(clear=clear, backbone=backbone, out=out, presets=preset, depth=depth, steps=steps,
                          crop=crop, batch_size=batch_size, lr=lr, ssim_weight=ssim_weight, reweight=reweight,
                          resume=resume, seed=seed, val_every=val_every, ckpt_every=ckpt_every,
                          val_count=val_count, val_size=val_size, max_side=max_side, progress=progress)
-    result = pretrain(cfg)
+    result = _pretrain_with_progress(cfg)
     best = result.best.get("val", {})
     for name, s in best.items():
         base = result.hazy_baseline[name]
-        console.print(f"{name}: {s['psnr']:.2f} dB / SSIM {s['ssim']:.4f}  (hazy input {base['psnr']:.2f} dB / "
+        print_line(f"{name}: {s['psnr']:.2f} dB / SSIM {s['ssim']:.4f}  (hazy input {base['psnr']:.2f} dB / "
                       f"{base['ssim']:.4f})")
-    console.print(f"best step {result.best.get('step')} -> {result.out}")
+    print_line(f"best step {result.best.get('step')} -> {result.out}")
 
 
 def eval_cmd(

@@ -15,6 +15,9 @@ from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 ObjectiveFactory = Callable[..., nn.Module]
 _OBJECTIVES: dict[str, ObjectiveFactory] = {}
+# Names users bring from papers and other tools -> our objective (suggested, never silently substituted).
+ALIASES: dict[str, tuple[str, ...]] = {"clip": ("h2c",), "haze2clear": ("h2c",), "dark-channel": ("dcp",),
+                                       "dark_channel": ("dcp",), "dcp-prior": ("dcp",)}
 
 
 def register_objective(name: str) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
@@ -71,6 +74,7 @@ def create_objective(spec: str, options: dict[str, dict[str, Any]] | None = None
     for weight, name in parse_objective_spec(spec):
         if name not in _OBJECTIVES:
             close = difflib.get_close_matches(name, list(_OBJECTIVES), n=3, cutoff=0.4)
+            close = [m for m in ALIASES.get(name.lower(), ()) if m in _OBJECTIVES] + close
             raise UnknownNameError.build(f"unknown objective {name!r}", expected=sorted(_OBJECTIVES),
                                          fix=f"did you mean {', '.join(close)}?" if close else None)
         built.append((weight, _OBJECTIVES[name](**options.get(name, {}))))
