@@ -72,16 +72,19 @@ def _aliases() -> dict[str, str]:
     return {alias: fam.default for fam in FAMILIES.values() for alias in fam.aliases}
 
 
-def resolve_backbone(name: str) -> str:
+def resolve_backbone(name: str, registered: list[str] | tuple[str, ...] = ()) -> str:
     """A registered backbone name for ``name``: variants and test configs as given, a family name
-    ('convir', 'dea-net', 'gunet', ...) as its default variant. Unknown names get close matches."""
+    ('convir', 'dea-net', 'gunet', ...) as its default variant. Unknown names get close matches among
+    the user-facing names and ``registered`` (backbones registered by user code, e.g. plugins)."""
     key = str(name).strip().lower()
+    if name in registered:
+        return name
     if key in user_backbones() or key in test_backbones():
         return key
     aliases = _aliases()
     if key in aliases:
         return aliases[key]
-    choices = user_backbones() + sorted(aliases)
+    choices = sorted({*user_backbones(), *registered}) + sorted(aliases)
     close = difflib.get_close_matches(key, choices, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "run `dehazekit backbones` to list them"
     raise UnknownNameError.build(f"unknown backbone {name!r}", expected=", ".join(user_backbones()), fix=hint)

@@ -80,7 +80,8 @@ def get_spec(name: str) -> BackboneSpec:
     _ensure_families_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
-    resolved = resolve_backbone(name)  # raises with suggestions for unknown names
+    # raises with suggestions among user-facing names for unknown ones
+    resolved = resolve_backbone(name, [n for n, s in _REGISTRY.items() if not s.tiny])
     if resolved not in _REGISTRY:  # the catalogue names a backbone nobody registered: a bug, say so
         raise UnknownNameError.build(f"backbone {resolved!r} is in dehazekit.catalog but not registered",
                                      expected=sorted(_REGISTRY))

@@ -59,12 +59,13 @@ def _build_command() -> Any:
         inspect.Parameter("prompts", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
                           default=typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night.")),
     ]
-    params = extra[:1] + _config_parameters() + extra[1:]
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    params = [context, *extra[:1], *_config_parameters(), *extra[1:]]
 
     @cli_errors
     def adapt(**values: Any) -> None:
         """Adapt BACKBONE to your real haze: search LoRA layers, fine-tune the top-K, merge, report."""
-        ctx = typer.get_current_context()
+        ctx = values.pop("ctx")
         # Only what the user typed goes into the config: everything else keeps AdaptConfig's default.
         given = {k: v for k, v in values.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
         _run(Path(values["images"]), given)

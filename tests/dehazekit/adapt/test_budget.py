@@ -1,0 +1,54 @@
+"""--time-budget: step counts from a measured probe; the probe leaves the real run untouched."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dehazekit.adapt import AdaptConfig, adapt
+from dehazekit.adapt.budget import plan, probe
+from dehazekit.runtimes.errors import ConfigError
+
+
+def test_plan_keeps_the_default_stage_ratio() -> None:
+    config = AdaptConfig(backbone="tiny-gunet", time_budget="100s")
+    planned = plan(config, {"search": 1.0, "finetune": 0.5}, 100.0)
+    ratio = AdaptConfig().finetune_steps / AdaptConfig().search_steps
+    assert planned.search_steps == 50 and planned.finetune_steps == int(50 * ratio)
+    with pytest.raises(ConfigError, match="too short"):
+        plan(config, {"search": 1.0, "finetune": 0.5}, 5.0)
+
+
+def test_budget_and_resume_do_not_mix() -> None:
+    with pytest.raises(ConfigError, match="cannot resume"):
+        AdaptConfig(backbone="tiny-gunet", time_budget="10m", resume=True)
+    with pytest.raises(ConfigError, match="time-budget"):
+        AdaptConfig(backbone="tiny-gunet", time_budget="ten minutes")
+
+
+def test_probe_restores_rng(hazy_dir: Path) -> None:
+    from dehazekit.adapt.api import _setup
+    from dehazekit.lora import inject_lora
+
+    config = AdaptConfig(backbone="tiny-gunet", weights="random", objective="dcp", size=32, batch_size=2)
+    data, model, candidates, objective = _setup(hazy_dir, config, None)
+    inject_lora(model, candidates, rank=2, gated=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    seconds = probe(model, objective, data, config)
+    assert seconds["search"] > 0 and seconds["finetune"] > 0
+    assert torch.equal(rng, torch.get_rng_state())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # probed a copy
+
+
+def test_time_budget_picks_step_counts(hazy_dir: Path, tmp_path: Path, caplog) -> None:
+    with caplog.at_level("INFO"):
+        result = adapt(hazy_dir, "tiny-gunet", weights="random", objective="dcp", size=32, batch_size=2,
+                       time_budget="4s", checkpoint_every=0, out=str(tmp_path / "out"))
+    config = json.loads((result.out_dir / "report" / "summary.json").read_text())["config"]
+    assert config["search_steps"] != AdaptConfig().search_steps and config["search_steps"] >= 5
+    assert config["finetune_steps"] == 2 * config["search_steps"]
+    assert len(result.losses["search"]) == config["search_steps"]
+    assert "estimated adaptation time" in caplog.text and "fitted to --time-budget 0:04" in caplog.text
