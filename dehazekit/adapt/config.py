@@ -137,6 +137,9 @@ class AdaptConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RESUME_FREE}
 
     def objective_options(self) -> dict[str, dict[str, Any]]:
-        """Keyword arguments for each objective factory (see dehazekit.objectives.create_objective)."""
-        return {"h2c": {"clip": self.clip, "pretrained": self.clip_pretrained, "weights": self.clip_weights,
-                        "prompts": self.prompts}}
+        """Keyword arguments for each objective factory in ``objective``, routed by the field names each
+        objective registered with its factory (dehazekit.objectives.register_objective(options=...))."""
+        from dehazekit.objectives.base import objective_option_fields, parse_objective_spec
+
+        return {name: {kw: getattr(self, fld) for kw, fld in objective_option_fields(name).items()}
+                for _, name in parse_objective_spec(self.objective)}
