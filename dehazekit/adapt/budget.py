@@ -74,8 +74,10 @@ def probe(model: nn.Module, objective: nn.Module, data: Any, config: AdaptConfig
     return {"search": search_s, "finetune": finetune_s}
 
 
-def plan(config: AdaptConfig, seconds_per_step: dict[str, float], budget_s: float) -> AdaptConfig:
-    """``config`` with search/fine-tune step counts that fit ``budget_s`` seconds of training.
+def plan(config: AdaptConfig, seconds_per_step: dict[str, float], budget_s: float,
+         spent_s: float = 0.0) -> AdaptConfig:
+    """``config`` with search/fine-tune step counts that fit ``budget_s`` seconds of training
+    (``spent_s``: loading and probing already done, named in the error when nothing fits).
 
     The two stages keep the ratio of AdaptConfig's default step counts (one source of that ratio).
     """
@@ -86,7 +88,9 @@ def plan(config: AdaptConfig, seconds_per_step: dict[str, float], budget_s: floa
     if search < _MIN_SEARCH_STEPS:
         need = _MIN_SEARCH_STEPS * per_round
         raise ConfigError.build("--time-budget is too short for this backbone, image size and machine",
-                                got=format_seconds(budget_s), expected=f">= {format_seconds(need)}",
+                                got=f"{format_seconds(max(budget_s, 0))} left after {format_seconds(spent_s)} "
+                                    "of loading and probing",
+                                expected=f">= {format_seconds(need)} for {_MIN_SEARCH_STEPS} search rounds",
                                 fix="raise --time-budget, lower --size, or pick a smaller backbone")
     return dataclasses.replace(config, search_steps=search, finetune_steps=int(search * ratio))
 
@@ -104,7 +108,7 @@ def estimate_and_plan(config: AdaptConfig, model: nn.Module, objective: nn.Modul
     per_step = probe(model, objective, data, config)
     if config.time_budget is not None:
         spent = elapsed_s + time.perf_counter() - start
-        config = plan(config, per_step, config.time_budget - spent)
+        config = plan(config, per_step, config.time_budget - spent, spent)
     est = Estimate(per_step, {"search": config.search_steps, "finetune": config.finetune_steps})
     log.info("%s%s", est.describe(),
              f"; fitted to --time-budget {format_seconds(config.time_budget)}" if config.time_budget else "")

@@ -128,6 +128,24 @@ def check_arguments(images: Path, config: Any) -> None:
     elif weights != WEIGHTS_RANDOM and not Path(weights).exists():
         raise ModelFileError.build("--weights does not exist", got=weights,
                                    expected="a model folder, a checkpoint file, 'default' or 'random'")
+    _check_clip(config)
+
+
+def _check_clip(config: Any) -> None:
+    from dehazekit.preflight import clip_unavailable
+    from dehazekit.runtimes.errors import ModelFileError
+
+    terms = [t.rpartition("*")[2] for t in config.objective.replace(" ", "").split("+")]
+    if "h2c" not in terms:
+        return
+    if config.clip_weights is not None:
+        if not Path(config.clip_weights).is_file():
+            raise ModelFileError.build("--clip-weights does not exist", got=config.clip_weights,
+                                       expected="a local open_clip or OpenAI checkpoint file")
+        return
+    error = clip_unavailable(config.clip, config.clip_pretrained)
+    if error is not None:
+        raise error
 
 
 class _ProgressBar:

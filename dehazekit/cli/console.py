@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -30,8 +31,14 @@ def print_line(text: str) -> None:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=err_console, show_path=False)], force=True)
+    """Rich log lines on a terminal; plain, never-wrapped lines in logs and pipes (paths stay whole)."""
+    if err_console.is_terminal:
+        handler: logging.Handler = RichHandler(console=err_console, show_path=False)
+        fmt = "%(message)s"
+    else:
+        handler, fmt = logging.StreamHandler(sys.stderr), "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=[handler],
+                        force=True)
 
 
 def cli_errors(func: F) -> F:

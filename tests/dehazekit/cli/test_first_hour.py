@@ -21,12 +21,14 @@ SAMPLES = ROOT / "samples" / "images"
 runner = CliRunner()
 
 
-def _cli_without_torch(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+def _cli_without_torch(tmp_path: Path, *args: str, env: dict | None = None
+                       ) -> tuple[subprocess.CompletedProcess, float]:
     """Run `dehazekit ARGS` in a fresh interpreter where `import torch` raises."""
     blocker = tmp_path / "blocker"
     blocker.mkdir(exist_ok=True)
     (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)]), "COLUMNS": "200"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)]), "COLUMNS": "200",
+           **(env or {})}
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "dehazekit.cli.main", *args], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=120)
@@ -63,6 +65,17 @@ def test_argument_errors_come_before_torch(tmp_path: Path) -> None:
                                  "--weights", "default")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "bundled gunet-t model" in out, out
+
+
+def test_offline_clip_error_comes_before_torch(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_CACHE": str(home / "hf" / "hub"),
+           "HF_HUB_OFFLINE": "1"}
+    proc, _ = _cli_without_torch(tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "gunet", "--weights",
+                                 "default", env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "--clip-weights" in out and "--objective dcp" in out, out
+    assert "torch is blocked" not in out and not (tmp_path / "adapt_out").exists()
 
 
 def test_gunet_with_default_weights_adapts_and_reports_progress_when_piped(tmp_path: Path) -> None:
