@@ -5,6 +5,7 @@ user types and needs to read: family names that resolve to a default variant, th
 to hide from listings, and where each family's official checkpoints come from. A test keeps this
 table and the registry in step (every registered name is listed here exactly once).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -30,25 +31,53 @@ class Family:
 
 # Default variant = the smallest released one: it adapts in reasonable time on a CPU and on edge GPUs.
 FAMILIES: dict[str, Family] = {
-    "convir": Family("convir-s", ("convir-s", "convir-b", "convir-l"), ("convir",),
-                     "github.com/c-yn/ConvIR README (Dehazing/ITS and OTS models, S/B/L): .pkl files "
-                     "holding {'model': state_dict}", ("tiny-convir",)),
-    "dea": Family("dea", ("dea",), ("dea-net", "deanet"),
-                  "github.com/cecret3350/DEA-Net, trained_models/{ITS,OTS,HAZE4K}/*.pth (deploy form, "
-                  "plain state_dict; training checkpoints with DEConv load too)", ("tiny-dea",)),
-    "gunet": Family("gunet-t", ("gunet-t", "gunet-s"), ("gunet",),
-                    "github.com/IDKiro/gUNet README (saved models per dataset, gunet_t/gunet_s .pth: "
-                    "{'state_dict': ...} with 'module.' prefixes)", ("tiny-gunet",)),
-    "dehazeformer": Family("dehazeformer-t", ("dehazeformer-t", "dehazeformer-s"), ("dehazeformer",),
-                           "github.com/IDKiro/DehazeFormer README (saved models per dataset, "
-                           "dehazeformer-t/-s .pth: {'state_dict': ...} with 'module.' prefixes)",
-                           ("tiny-dehazeformer",)),
-    "msbdn": Family("msbdn", ("msbdn",), ("msbdn-dff",),
-                    "github.com/BookerDeWitt/MSBDN-DFF README: model.pkl, a whole pickled module (read "
-                    "without running its code)", ("tiny-msbdn",)),
-    "dehamer": Family("dehamer", ("dehamer",), (),
-                      "github.com/Li-Chongyi/Dehamer README (per-dataset .pt checkpoints of UNet_emb)",
-                      ("tiny-dehamer",)),
+    "convir": Family(
+        "convir-s",
+        ("convir-s", "convir-b", "convir-l"),
+        ("convir",),
+        "github.com/c-yn/ConvIR README (Dehazing/ITS and OTS models, S/B/L): .pkl files "
+        "holding {'model': state_dict}",
+        ("tiny-convir",),
+    ),
+    "dea": Family(
+        "dea",
+        ("dea",),
+        ("dea-net", "deanet"),
+        "github.com/cecret3350/DEA-Net, trained_models/{ITS,OTS,HAZE4K}/*.pth (deploy form, "
+        "plain state_dict; training checkpoints with DEConv load too)",
+        ("tiny-dea",),
+    ),
+    "gunet": Family(
+        "gunet-t",
+        ("gunet-t", "gunet-s"),
+        ("gunet",),
+        "github.com/IDKiro/gUNet README (saved models per dataset, gunet_t/gunet_s .pth: "
+        "{'state_dict': ...} with 'module.' prefixes)",
+        ("tiny-gunet",),
+    ),
+    "dehazeformer": Family(
+        "dehazeformer-t",
+        ("dehazeformer-t", "dehazeformer-s"),
+        ("dehazeformer",),
+        "github.com/IDKiro/DehazeFormer README (saved models per dataset, "
+        "dehazeformer-t/-s .pth: {'state_dict': ...} with 'module.' prefixes)",
+        ("tiny-dehazeformer",),
+    ),
+    "msbdn": Family(
+        "msbdn",
+        ("msbdn",),
+        ("msbdn-dff",),
+        "github.com/BookerDeWitt/MSBDN-DFF README: model.pkl, a whole pickled module (read "
+        "without running its code)",
+        ("tiny-msbdn",),
+    ),
+    "dehamer": Family(
+        "dehamer",
+        ("dehamer",),
+        (),
+        "github.com/Li-Chongyi/Dehamer README (per-dataset .pt checkpoints of UNet_emb)",
+        ("tiny-dehamer",),
+    ),
 }
 
 
@@ -109,7 +138,9 @@ def missing_weights_error(backbone: str) -> ConfigError:
     bundled = default_model_backbone() or "gunet-t"
     return ConfigError.build(
         f"no --weights for {backbone}: adaptation starts from a trained dehazing model",
-        got="no --weights", expected="--weights PATH | default | random",
+        got="no --weights",
+        expected="--weights PATH | default | random",
         fix=f"pass --weights PATH to a checkpoint ({official}); or --weights {WEIGHTS_DEFAULT} with "
-            f"--backbone {bundled} (the bundled model); or train one with `dehazekit pretrain --backbone "
-            f"{backbone}`; --weights {WEIGHTS_RANDOM} starts from random weights (tests only)")
+        f"--backbone {bundled} (the bundled model); or train one with `dehazekit pretrain --backbone "
+        f"{backbone}`; --weights {WEIGHTS_RANDOM} starts from random weights (tests only)",
+    )

@@ -4,6 +4,7 @@
 module only answers early, without torch or open_clip's package import (several seconds on a busy
 machine), and answers None whenever it cannot tell, so a wrong guess never blocks a run.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -94,13 +95,15 @@ def clip_unavailable(name: str, tag: str | None) -> OfflineError | None:
         cfg = table.get_pretrained_cfg(name, tag) if table is not None else None
         if not cfg or _cached(cfg):
             return None
-    except Exception as exc:  # any surprise in open_clip's layout: leave the check to clip_model
+    except Exception as exc:  # noqa: BLE001 - any surprise in open_clip's layout: leave it to clip_model
         log.debug("CLIP preflight skipped: %s", exc)
         return None
     if os.environ.get("HF_HUB_OFFLINE") != "1" and _reachable():
         return None
     return OfflineError.build(
         f"CLIP weights {name}/{tag} are not cached and the network is unreachable",
-        got="no cached file", expected="a cached or downloadable open_clip checkpoint",
+        got="no cached file",
+        expected="a cached or downloadable open_clip checkpoint",
         fix=f"pass a local checkpoint with --clip-weights PATH (same architecture as --clip {name}), "
-            "or use the CLIP-free objective: --objective dcp")
+        "or use the CLIP-free objective: --objective dcp",
+    )

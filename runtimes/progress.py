@@ -8,11 +8,14 @@ from the CLI, fed from the same numbers (``rate``, ``eta_s``).
 The rate is measured from the reporter's start to the latest step, so the first reported rate covers
 one real step (no "443655 step/s" from a zero-length interval) and the ETA exists from step 1.
 """
+
 from __future__ import annotations
 
 import logging
+import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("dehazekit.progress")
 
@@ -22,9 +25,9 @@ Emit = Callable[[str], None]
 
 def format_seconds(seconds: float | None) -> str:
     """'1:02:03' / '4:05'; '?' when unknown."""
-    if seconds is None or seconds != seconds or seconds < 0:
+    if seconds is None or math.isnan(seconds) or seconds < 0:
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -44,9 +47,17 @@ class ProgressReporter:
     from where it restarted; ``unit`` names a step ("step", "frame", ...).
     """
 
-    def __init__(self, label: str, total: int | None, *, emit: Emit | None = None,
-                 interval_s: float = DEFAULT_INTERVAL_S, start_step: int = 0, unit: str = "step",
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int | None,
+        *,
+        emit: Emit | None = None,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        start_step: int = 0,
+        unit: str = "step",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.label, self.total, self.unit = label, total, unit
         self.emit = emit if emit is not None else log.info
         self.interval_s = float(interval_s)
@@ -115,8 +126,12 @@ class StageProgress:
 
     _BOOKKEEPING = frozenset({"stage", "step", "total", "step_s"})
 
-    def __init__(self, emit: Emit | None = None, interval_s: float = DEFAULT_INTERVAL_S,
-                 metrics: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        emit: Emit | None = None,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        metrics: tuple[str, ...] | None = None,
+    ) -> None:
         self.emit, self.interval_s, self.metrics = emit, interval_s, metrics
         self.reporters: dict[str, ProgressReporter] = {}
 
@@ -125,18 +140,29 @@ class StageProgress:
         if stage not in self.reporters:
             total = event.get("total")
             first = int(event["step"]) - (1 if event.get("step_s") is not None else 0)
-            self.reporters[stage] = ProgressReporter(stage, None if total is None else int(total), emit=self.emit,
-                                                     interval_s=self.interval_s, start_step=max(first, 0))
+            self.reporters[stage] = ProgressReporter(
+                stage,
+                None if total is None else int(total),
+                emit=self.emit,
+                interval_s=self.interval_s,
+                start_step=max(first, 0),
+            )
         return self.reporters[stage]
 
     def __call__(self, event: dict[str, Any]) -> None:
-        names = self.metrics if self.metrics is not None else [
-            k for k, v in event.items() if k not in self._BOOKKEEPING and isinstance(v, (int, float))]
-        self.reporter(event).update(int(event["step"]), step_s=event.get("step_s"),
-                                    **{k: event.get(k) for k in names})
+        names = (
+            self.metrics
+            if self.metrics is not None
+            else [k for k, v in event.items() if k not in self._BOOKKEEPING and isinstance(v, (int, float))]
+        )
+        self.reporter(event).update(
+            int(event["step"]), step_s=event.get("step_s"), **{k: event.get(k) for k in names}
+        )
 
 
-def estimate_wall_s(seconds_per_step: dict[str, float], steps: dict[str, int], overhead_s: float = 0.0) -> float:
+def estimate_wall_s(
+    seconds_per_step: dict[str, float], steps: dict[str, int], overhead_s: float = 0.0
+) -> float:
     """Wall time of a multi-stage loop from measured seconds per step of each stage."""
     return overhead_s + sum(seconds_per_step[k] * steps.get(k, 0) for k in seconds_per_step)
 

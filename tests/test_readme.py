@@ -1,4 +1,5 @@
 """README.md's Python API block runs as written, on tiny inputs (sample photos, tiny step counts)."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def python_api_block() -> str:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Python API"):]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
+    section = text[text.index("### Python API") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match, "README's Python API section has no python code block"
     return match.group(1)
 
@@ -25,7 +26,7 @@ def _real_folder(tmp_path: Path) -> None:
     real.mkdir()
     for path in sorted((ROOT / "samples" / "images").glob("*.jpg")):
         Image.open(path).convert("RGB").resize((96, 64)).save(real / path.name)
-    shutil.copy(sorted(real.glob("*.jpg"))[0], real / "photo.jpg")
+    shutil.copy(min(real.glob("*.jpg")), real / "photo.jpg")
 
 
 def _run(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:

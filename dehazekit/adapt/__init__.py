@@ -3,6 +3,7 @@
 ``AdaptConfig`` imports without torch (the CLI validates arguments before torch loads); the rest
 loads on first use.
 """
+
 import importlib
 import sys
 import types
@@ -11,8 +12,11 @@ from typing import Any
 from dehazekit.adapt.config import AdaptConfig
 
 __all__ = ["AdaptConfig", "AdaptResult", "UnpairedHazy", "adapt"]
-_LAZY = {"AdaptResult": "dehazekit.adapt.api", "adapt": "dehazekit.adapt.api",
-         "UnpairedHazy": "dehazekit.adapt.data"}
+_LAZY = {
+    "AdaptResult": "dehazekit.adapt.api",
+    "adapt": "dehazekit.adapt.api",
+    "UnpairedHazy": "dehazekit.adapt.data",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ The probe runs a few Stage 1 and Stage 2 steps on a copy of the model with its o
 restores torch's RNG afterwards, so the real run is the same with or without it. The first step of each
 stage is a warm-up (allocator, autograd graph) and is not timed.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,8 +53,9 @@ def _timed(step_fn: Any, batches: Any, count: int) -> float:
     return (time.perf_counter() - start) / count
 
 
-def probe(model: nn.Module, objective: nn.Module, data: Any, config: AdaptConfig,
-          steps: int = PROBE_STEPS) -> dict[str, float]:
+def probe(
+    model: nn.Module, objective: nn.Module, data: Any, config: AdaptConfig, steps: int = PROBE_STEPS
+) -> dict[str, float]:
     """Seconds per search step and per fine-tune step, measured on a copy of ``model`` (gated LoRA in)."""
     from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig
     from dehazekit.lora import gates_of
@@ -63,8 +65,11 @@ def probe(model: nn.Module, objective: nn.Module, data: Any, config: AdaptConfig
         seed, bs = config.seed + _PROBE_SEED_OFFSET, config.batch_size
         alpha, w, every = (data.sampler(s, bs, seed=seed) for s in ("alpha", "w", "all"))
         work = copy.deepcopy(model)
-        search = BilevelSearch(work, objective, SearchConfig(hypergrad=config.hypergrad, lr_alpha=config.lr_alpha,
-                                                             lr_w=config.lr_w))
+        search = BilevelSearch(
+            work,
+            objective,
+            SearchConfig(hypergrad=config.hypergrad, lr_alpha=config.lr_alpha, lr_w=config.lr_w),
+        )
         search_s = _timed(search.step, ((next(alpha), next(w)) for _ in iter(int, 1)), steps)
         blocks = list(gates_of(work))[: max(1, config.top_k or 3)]
         tuner = FineTuner(work, objective, blocks, FinetuneConfig(lr=config.lr_w))
@@ -74,8 +79,9 @@ def probe(model: nn.Module, objective: nn.Module, data: Any, config: AdaptConfig
     return {"search": search_s, "finetune": finetune_s}
 
 
-def plan(config: AdaptConfig, seconds_per_step: dict[str, float], budget_s: float,
-         spent_s: float = 0.0) -> AdaptConfig:
+def plan(
+    config: AdaptConfig, seconds_per_step: dict[str, float], budget_s: float, spent_s: float = 0.0
+) -> AdaptConfig:
     """``config`` with search/fine-tune step counts that fit ``budget_s`` seconds of training
     (``spent_s``: loading and probing already done, named in the error when nothing fits).
 
@@ -87,16 +93,19 @@ def plan(config: AdaptConfig, seconds_per_step: dict[str, float], budget_s: floa
     search = int(budget_s // per_round)
     if search < _MIN_SEARCH_STEPS:
         need = _MIN_SEARCH_STEPS * per_round
-        raise ConfigError.build("--time-budget is too short for this backbone, image size and machine",
-                                got=f"{format_seconds(max(budget_s, 0))} left after {format_seconds(spent_s)} "
-                                    "of loading and probing",
-                                expected=f">= {format_seconds(need)} for {_MIN_SEARCH_STEPS} search rounds",
-                                fix="raise --time-budget, lower --size, or pick a smaller backbone")
+        raise ConfigError.build(
+            "--time-budget is too short for this backbone, image size and machine",
+            got=f"{format_seconds(max(budget_s, 0))} left after {format_seconds(spent_s)} "
+            "of loading and probing",
+            expected=f">= {format_seconds(need)} for {_MIN_SEARCH_STEPS} search rounds",
+            fix="raise --time-budget, lower --size, or pick a smaller backbone",
+        )
     return dataclasses.replace(config, search_steps=search, finetune_steps=int(search * ratio))
 
 
-def estimate_and_plan(config: AdaptConfig, model: nn.Module, objective: nn.Module, data: Any,
-                      elapsed_s: float) -> AdaptConfig:
+def estimate_and_plan(
+    config: AdaptConfig, model: nn.Module, objective: nn.Module, data: Any, elapsed_s: float
+) -> AdaptConfig:
     """Log the estimated wall time of a long run; with ``config.time_budget`` pick the step counts.
 
     ``elapsed_s``: time already spent (loading), taken out of the budget together with the probe.
@@ -110,6 +119,9 @@ def estimate_and_plan(config: AdaptConfig, model: nn.Module, objective: nn.Modul
         spent = elapsed_s + time.perf_counter() - start
         config = plan(config, per_step, config.time_budget - spent, spent)
     est = Estimate(per_step, {"search": config.search_steps, "finetune": config.finetune_steps})
-    log.info("%s%s", est.describe(),
-             f"; fitted to --time-budget {format_seconds(config.time_budget)}" if config.time_budget else "")
+    log.info(
+        "%s%s",
+        est.describe(),
+        f"; fitted to --time-budget {format_seconds(config.time_budget)}" if config.time_budget else "",
+    )
     return config

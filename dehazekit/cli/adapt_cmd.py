@@ -3,13 +3,14 @@
 The options are generated from AdaptConfig's fields (type, default and help live there only); this
 module adds what is not a config field (--images, --prompt) and checks arguments before torch loads.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -27,10 +28,10 @@ def register(app: typer.Typer) -> None:
 
 def _option_type(name: str, hint: Any) -> Any:
     if name in _CLI_TYPES:
-        return Optional[_CLI_TYPES[name]]
+        return _CLI_TYPES[name] | None
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if args else hint
-    return bool if base is bool else Optional[base]
+    return bool if base is bool else base | None
 
 
 def _config_parameters() -> list[inspect.Parameter]:
@@ -46,18 +47,32 @@ def _config_parameters() -> list[inspect.Parameter]:
         kind = _option_type(f.name, hints[f.name])
         default = ... if f.name in _REQUIRED else f.default
         option = typer.Option(default, flag, help=f.metadata["help"], show_default=f.default is not None)
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+        params.append(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        )
     return params
 
 
 def _build_command() -> Any:
     extra = [
-        inspect.Parameter("images", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
-                          default=typer.Option(..., "--images", help="Folder of real hazy images, or a video file.")),
-        inspect.Parameter("prompt", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
-                          default=typer.Option(None, "--prompt", help='H2C prompt pair "hazy|clear" (repeat).')),
-        inspect.Parameter("prompts", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
-                          default=typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night.")),
+        inspect.Parameter(
+            "images",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Path,
+            default=typer.Option(..., "--images", help="Folder of real hazy images, or a video file."),
+        ),
+        inspect.Parameter(
+            "prompt",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=list[str] | None,
+            default=typer.Option(None, "--prompt", help='H2C prompt pair "hazy|clear" (repeat).'),
+        ),
+        inspect.Parameter(
+            "prompts",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=str | None,
+            default=typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night."),
+        ),
     ]
     context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     params = [context, *extra[:1], *_config_parameters(), *extra[1:]]
@@ -75,7 +90,7 @@ def _build_command() -> Any:
     return adapt
 
 
-def _prompt_pairs(preset: Optional[str], pairs: Optional[list[str]]) -> Any:
+def _prompt_pairs(preset: str | None, pairs: list[str] | None) -> Any:
     from dehazekit.runtimes.errors import ConfigError
 
     if not pairs:
@@ -108,12 +123,21 @@ def make_config(given: dict[str, Any]) -> Any:
 
 def check_arguments(images: Path, config: Any) -> None:
     """Cheap checks that must fail before torch loads or CLIP is touched (a second, not 15)."""
-    from dehazekit.catalog import WEIGHTS_DEFAULT, WEIGHTS_RANDOM, default_model_backbone, missing_weights_error
+    from dehazekit.catalog import (
+        WEIGHTS_DEFAULT,
+        WEIGHTS_RANDOM,
+        default_model_backbone,
+        missing_weights_error,
+    )
     from dehazekit.runtimes.errors import ConfigError, InputError, ModelFileError
 
     if not images.exists():
-        raise InputError.build("--images does not exist", got=str(images),
-                               expected="a folder of hazy images or a video file", fix="check the path")
+        raise InputError.build(
+            "--images does not exist",
+            got=str(images),
+            expected="a folder of hazy images or a video file",
+            fix="check the path",
+        )
     weights = config.weights
     if weights is None:
         raise missing_weights_error(config.backbone)
@@ -122,12 +146,19 @@ def check_arguments(images: Path, config: Any) -> None:
         if bundled is None:
             raise ModelFileError.build("no default model is installed", fix="pass --weights PATH")
         if bundled != config.backbone:
-            raise ConfigError.build(f"--weights default is the bundled {bundled} model; it does not fit "
-                                    f"--backbone {config.backbone}", got=config.backbone, expected=bundled,
-                                    fix=f"use --backbone {bundled}, or pass --weights PATH for {config.backbone}")
+            raise ConfigError.build(
+                f"--weights default is the bundled {bundled} model; it does not fit "
+                f"--backbone {config.backbone}",
+                got=config.backbone,
+                expected=bundled,
+                fix=f"use --backbone {bundled}, or pass --weights PATH for {config.backbone}",
+            )
     elif weights != WEIGHTS_RANDOM and not Path(weights).exists():
-        raise ModelFileError.build("--weights does not exist", got=weights,
-                                   expected="a model folder, a checkpoint file, 'default' or 'random'")
+        raise ModelFileError.build(
+            "--weights does not exist",
+            got=weights,
+            expected="a model folder, a checkpoint file, 'default' or 'random'",
+        )
     _check_clip(config)
 
 
@@ -140,8 +171,11 @@ def _check_clip(config: Any) -> None:
         return
     if config.clip_weights is not None:
         if not Path(config.clip_weights).is_file():
-            raise ModelFileError.build("--clip-weights does not exist", got=config.clip_weights,
-                                       expected="a local open_clip or OpenAI checkpoint file")
+            raise ModelFileError.build(
+                "--clip-weights does not exist",
+                got=config.clip_weights,
+                expected="a local open_clip or OpenAI checkpoint file",
+            )
         return
     error = clip_unavailable(config.clip, config.clip_pretrained)
     if error is not None:
@@ -165,14 +199,16 @@ class _ProgressBar:
         stage, step, total = event["stage"], int(event["step"]), int(event["total"])
         if stage not in self.tasks:
             label = "search (gates + LoRA)" if stage == "search" else "fine-tune (top-K LoRA)"
-            self.tasks[stage] = self.progress.add_task(label, total=total, completed=step - 1, loss="", rate="",
-                                                       eta="")
+            self.tasks[stage] = self.progress.add_task(
+                label, total=total, completed=step - 1, loss="", rate="", eta=""
+            )
         loss = event.get("loss", event.get("lower_loss"))
         upper = event.get("upper_loss")
         text = f"loss {loss:.4f}" + (f" | F {upper:.4f}" if upper is not None else "")
         rate = f"{rep.rate:.2f} step/s" if rep.rate else ""
-        self.progress.update(self.tasks[stage], completed=step, loss=text, rate=rate,
-                             eta=f"ETA {format_seconds(rep.eta_s)}")
+        self.progress.update(
+            self.tasks[stage], completed=step, loss=text, rate=rate, eta=f"ETA {format_seconds(rep.eta_s)}"
+        )
 
 
 def _summary_table(result: Any) -> Any:
@@ -190,16 +226,24 @@ def _summary_table(result: Any) -> Any:
 def _print_result(result: Any) -> None:
     console.print(_summary_table(result))
     t = result.timings
-    print_line(f"time: load {t['load']:.1f} s, search {t['search']:.1f} s, fine-tune {t['finetune']:.1f} s, "
-               f"total {t['total']:.1f} s; merged == unmerged (max |diff| {result.merge_max_abs_diff:.2e})")
+    print_line(
+        f"time: load {t['load']:.1f} s, search {t['search']:.1f} s, fine-tune {t['finetune']:.1f} s, "
+        f"total {t['total']:.1f} s; merged == unmerged (max |diff| {result.merge_max_abs_diff:.2e})"
+    )
     if result.skipped:
-        print_line(f"skipped {len(result.skipped)} file(s): "
-                   + ", ".join(Path(s["path"]).name for s in result.skipped[:8]))
+        print_line(
+            f"skipped {len(result.skipped)} file(s): "
+            + ", ".join(Path(s["path"]).name for s in result.skipped[:8])
+        )
     if result.upscaled:
-        print_line(f"upscaled {len(result.upscaled)} image(s) smaller than the crop size: "
-                   + ", ".join(result.upscaled[:8]))
-    print_line(f"outputs in {result.out_dir}: adapter.json, adapter.safetensors, model.safetensors, "
-               "model.json, report/")
+        print_line(
+            f"upscaled {len(result.upscaled)} image(s) smaller than the crop size: "
+            + ", ".join(result.upscaled[:8])
+        )
+    print_line(
+        f"outputs in {result.out_dir}: adapter.json, adapter.safetensors, model.safetensors, "
+        "model.json, report/"
+    )
 
 
 def _run(images: Path, given: dict[str, Any]) -> None:
@@ -210,9 +254,14 @@ def _run(images: Path, given: dict[str, Any]) -> None:
     if is_terminal():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
-                   TextColumn("{task.fields[eta]}"))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+        )
         with Progress(*columns, console=console, transient=False) as progress:
             result = run_adapt(str(images), config=config, progress=_ProgressBar(progress))
     else:  # logs, pipes, CI, nohup: one plain line at a steady interval

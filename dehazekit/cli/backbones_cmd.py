@@ -1,4 +1,5 @@
 """`dehazekit backbones`: list registered backbones with parameter counts and deploy facts."""
+
 from __future__ import annotations
 
 import typer
@@ -11,8 +12,10 @@ def register(app: typer.Typer) -> None:
 
 
 @cli_errors
-def backbones(tiny: bool = typer.Option(False, "--tiny", hidden=True, help="Also list the tiny test configs."),
-              notes: bool = typer.Option(False, "--notes", help="Also print each backbone's export notes.")) -> None:
+def backbones(
+    tiny: bool = typer.Option(False, "--tiny", hidden=True, help="Also list the tiny test configs."),
+    notes: bool = typer.Option(False, "--notes", help="Also print each backbone's export notes."),
+) -> None:
     """List backbones: parameters, pad multiple, minimum size, ONNX export, the family name that picks it."""
     from rich.table import Table
 
@@ -31,8 +34,14 @@ def backbones(tiny: bool = typer.Option(False, "--tiny", hidden=True, help="Also
     names = list_backbones(include_tiny=tiny)
     for name in names:
         spec = get_spec(name)
-        table.add_row(name, f"{count_parameters(name):,}", str(spec.pad_multiple), str(spec.min_size),
-                      "yes" if spec.exportable else "no", default_of.get(name, ""))
+        table.add_row(
+            name,
+            f"{count_parameters(name):,}",
+            str(spec.pad_multiple),
+            str(spec.min_size),
+            "yes" if spec.exportable else "no",
+            default_of.get(name, ""),
+        )
     console.print(table)
     print_line("A family name (e.g. --backbone convir) picks the smallest released variant.")
     if notes:

@@ -1,10 +1,12 @@
 """Shared CLI plumbing: one rich console, logging through rich, DehazeKitError -> clean exit."""
+
 from __future__ import annotations
 
 import functools
 import logging
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -37,8 +39,9 @@ def setup_logging(verbose: bool = False) -> None:
         fmt = "%(message)s"
     else:
         handler, fmt = logging.StreamHandler(sys.stderr), "%(asctime)s %(levelname)s %(message)s"
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=[handler],
-                        force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=[handler], force=True
+    )
 
 
 def cli_errors(func: F) -> F:

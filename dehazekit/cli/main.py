@@ -1,4 +1,5 @@
 """Typer app. Commands live one module each and register themselves; heavy imports stay inside them."""
+
 from __future__ import annotations
 
 import typer

@@ -4,6 +4,7 @@ click suggests options by spelling alone, so ``--half`` became "Possible options
 mistyped option is matched against the command's own options, through a table of names users bring
 from other tools, then by spelling; renamed options say what they are called now.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -16,13 +17,30 @@ except ImportError:  # pragma: no cover - older typer on plain click
 
 # What users type -> what dehazekit calls it (used only when the command has that option).
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "--half": ("--fp16",), "--fp-16": ("--fp16",), "--float16": ("--fp16",), "--tensorrt": ("--trt",),
-    "--output": ("--out",), "--output-dir": ("--out",), "--outdir": ("--out",), "--dst": ("--out",),
-    "--input": ("--images",), "--image": ("--images",), "--video": ("--images",), "--data": ("--images",),
-    "--model": ("--weights",), "--checkpoint": ("--weights",), "--ckpt": ("--weights",),
-    "--preset": ("--haze-preset",), "--iters": ("--steps",), "--epochs": ("--steps",),
-    "--budget": ("--time-budget",), "--max-time": ("--time-budget",), "--bs": ("--batch-size",),
-    "--batch": ("--batch-size",), "--gpu": ("--device",), "--cuda": ("--device",),
+    "--half": ("--fp16",),
+    "--fp-16": ("--fp16",),
+    "--float16": ("--fp16",),
+    "--tensorrt": ("--trt",),
+    "--output": ("--out",),
+    "--output-dir": ("--out",),
+    "--outdir": ("--out",),
+    "--dst": ("--out",),
+    "--input": ("--images",),
+    "--image": ("--images",),
+    "--video": ("--images",),
+    "--data": ("--images",),
+    "--model": ("--weights",),
+    "--checkpoint": ("--weights",),
+    "--ckpt": ("--weights",),
+    "--preset": ("--haze-preset",),
+    "--iters": ("--steps",),
+    "--epochs": ("--steps",),
+    "--budget": ("--time-budget",),
+    "--max-time": ("--time-budget",),
+    "--bs": ("--batch-size",),
+    "--batch": ("--batch-size",),
+    "--gpu": ("--device",),
+    "--cuda": ("--device",),
 }
 RENAMED = {"--preset": "the haze preset of synth/pretrain is --haze-preset (--preset is x264's in run)"}
 

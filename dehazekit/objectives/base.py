@@ -8,7 +8,7 @@ Adding an objective (two places):
   1. its module: the factory, registered with the AdaptConfig fields that feed its keyword arguments,
      ``@register_objective("name", options={"factory_kwarg": "adapt_config_field"})``; import the module
      in ``dehazekit/objectives/__init__.py`` so it registers;
-  2. ``dehazekit/adapt/config.py``: one ``_opt(default, help)`` field per option. ``dehazekit adapt``
+  2. ``dehazekit/adapt/config.py``: one ``field(default=..., metadata=_help("..."))`` per option. ``dehazekit adapt``
      generates its ``--flag`` from that field, and ``AdaptConfig.objective_options()`` routes the values
      to the factory through the mapping above. A test checks that the factory's own keyword defaults
      equal the config's (tests/dehazekit/adapt/test_config_cli.py), so a default has one value.

@@ -1,8 +1,8 @@
 """The shared progress reporter: real rate and ETA from the first step, lines at a steady interval."""
+
 from __future__ import annotations
 
 import pytest
-
 from dehazekit.runtimes.progress import ProgressReporter, StageProgress, format_seconds, parse_duration
 
 
@@ -37,8 +37,19 @@ def test_lines_come_at_a_steady_interval_plus_the_last_step() -> None:
     for step in range(1, 101):
         clock.now += 1.0
         rep.update(step)
-    assert [line.split()[1] for line in lines] == ["1/100", "11/100", "21/100", "31/100", "41/100", "51/100",
-                                                   "61/100", "71/100", "81/100", "91/100", "100/100"]
+    assert [line.split()[1] for line in lines] == [
+        "1/100",
+        "11/100",
+        "21/100",
+        "31/100",
+        "41/100",
+        "51/100",
+        "61/100",
+        "71/100",
+        "81/100",
+        "91/100",
+        "100/100",
+    ]
 
 
 def test_stage_progress_one_reporter_per_stage_and_resume_offset() -> None:

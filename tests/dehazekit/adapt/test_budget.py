@@ -1,4 +1,5 @@
 """--time-budget: step counts from a measured probe; the probe leaves the real run untouched."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from dehazekit.runtimes.errors import ConfigError
 
 from dehazekit.adapt import AdaptConfig, adapt
 from dehazekit.adapt.budget import plan, probe
-from dehazekit.runtimes.errors import ConfigError
 
 
 def test_plan_keeps_the_default_stage_ratio() -> None:
@@ -45,8 +46,17 @@ def test_probe_restores_rng(hazy_dir: Path) -> None:
 
 def test_time_budget_picks_step_counts(hazy_dir: Path, tmp_path: Path, caplog) -> None:
     with caplog.at_level("INFO"):
-        result = adapt(hazy_dir, "tiny-gunet", weights="random", objective="dcp", size=32, batch_size=2,
-                       time_budget="4s", checkpoint_every=0, out=str(tmp_path / "out"))
+        result = adapt(
+            hazy_dir,
+            "tiny-gunet",
+            weights="random",
+            objective="dcp",
+            size=32,
+            batch_size=2,
+            time_budget="4s",
+            checkpoint_every=0,
+            out=str(tmp_path / "out"),
+        )
     config = json.loads((result.out_dir / "report" / "summary.json").read_text())["config"]
     assert config["search_steps"] != AdaptConfig().search_steps and config["search_steps"] >= 5
     assert config["finetune_steps"] == 2 * config["search_steps"]

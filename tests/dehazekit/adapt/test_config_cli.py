@@ -1,5 +1,6 @@
 """One source of configuration: `dehazekit adapt`'s options are AdaptConfig's fields, objectives route
 their own options, and a default has one value everywhere."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,8 +33,9 @@ def test_every_config_field_is_an_option_with_the_config_default() -> None:
 
 def test_unset_options_keep_config_defaults() -> None:
     assert make_config({"backbone": "gunet"}) == AdaptConfig(backbone="gunet-t")
-    config = make_config({"backbone": "dea", "gate_threshold": 0.4, "clip_pretrained": "none",
-                          "prompt": ["fog|clear"]})
+    config = make_config(
+        {"backbone": "dea", "gate_threshold": 0.4, "clip_pretrained": "none", "prompt": ["fog|clear"]}
+    )
     assert config.top_k is None and config.clip_pretrained is None and config.prompts == [("fog", "clear")]
 
 
@@ -46,7 +48,9 @@ def test_objective_factory_defaults_equal_config_defaults() -> None:
         for keyword, field_name in objective_option_fields(name).items():
             assert field_name in defaults, f"{name}: option {keyword} -> unknown AdaptConfig.{field_name}"
             default = signature.parameters[keyword].default
-            assert default == defaults[field_name], f"{name}.{keyword}: {default!r} vs {defaults[field_name]!r}"
+            assert default == defaults[field_name], (
+                f"{name}.{keyword}: {default!r} vs {defaults[field_name]!r}"
+            )
 
 
 def test_objective_options_are_routed_by_registration() -> None:

@@ -3,6 +3,7 @@
 The mission command runs in a subprocess with torch made unimportable: an argument error that needs
 torch (or CLIP) before it can be reported fails these tests, so "before torch loads" is checked, not timed.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,17 +22,29 @@ SAMPLES = ROOT / "samples" / "images"
 runner = CliRunner()
 
 
-def _cli_without_torch(tmp_path: Path, *args: str, env: dict | None = None
-                       ) -> tuple[subprocess.CompletedProcess, float]:
+def _cli_without_torch(
+    tmp_path: Path, *args: str, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess, float]:
     """Run `dehazekit ARGS` in a fresh interpreter where `import torch` raises."""
     blocker = tmp_path / "blocker"
     blocker.mkdir(exist_ok=True)
     (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)]), "COLUMNS": "200",
-           **(env or {})}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)]),
+        "COLUMNS": "200",
+        **(env or {}),
+    }
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "dehazekit.cli.main", *args], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dehazekit.cli.main", *args],
+        capture_output=True,
+        check=False,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     return proc, time.monotonic() - start
 
 
@@ -48,31 +61,47 @@ def test_mission_command_as_written_names_every_way_to_weights(tmp_path: Path) -
 
 
 def test_argument_errors_come_before_torch(tmp_path: Path) -> None:
-    proc, _ = _cli_without_torch(tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "convirr",
-                                 "--weights", "default")
+    proc, _ = _cli_without_torch(
+        tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "convirr", "--weights", "default"
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "unknown backbone" in out and "did you mean convir" in out, out
     assert "tiny-" not in out  # test-only configs are not offered
-    proc, _ = _cli_without_torch(tmp_path, "adapt", "--images", str(tmp_path / "nope"), "--backbone", "gunet",
-                                 "--weights", "default")
+    proc, _ = _cli_without_torch(
+        tmp_path, "adapt", "--images", str(tmp_path / "nope"), "--backbone", "gunet", "--weights", "default"
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "--images does not exist" in out, out
-    proc, _ = _cli_without_torch(tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "dea-net",
-                                 "--weights", str(tmp_path / "missing.pth"))
+    proc, _ = _cli_without_torch(
+        tmp_path,
+        "adapt",
+        "--images",
+        str(SAMPLES),
+        "--backbone",
+        "dea-net",
+        "--weights",
+        str(tmp_path / "missing.pth"),
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "--weights does not exist" in out, out
-    proc, _ = _cli_without_torch(tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "convir",
-                                 "--weights", "default")
+    proc, _ = _cli_without_torch(
+        tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "convir", "--weights", "default"
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "bundled gunet-t model" in out, out
 
 
 def test_offline_clip_error_comes_before_torch(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {"HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_CACHE": str(home / "hf" / "hub"),
-           "HF_HUB_OFFLINE": "1"}
-    proc, _ = _cli_without_torch(tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "gunet", "--weights",
-                                 "default", env=env)
+    env = {
+        "HOME": str(home),
+        "HF_HOME": str(home / "hf"),
+        "HF_HUB_CACHE": str(home / "hf" / "hub"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc, _ = _cli_without_torch(
+        tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "gunet", "--weights", "default", env=env
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "--clip-weights" in out and "--objective dcp" in out, out
     assert "torch is blocked" not in out and not (tmp_path / "adapt_out").exists()
@@ -80,9 +109,30 @@ def test_offline_clip_error_comes_before_torch(tmp_path: Path) -> None:
 
 def test_gunet_with_default_weights_adapts_and_reports_progress_when_piped(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
-    result = runner.invoke(app, ["adapt", "--images", str(SAMPLES), "--backbone", "gunet", "--weights", "default",
-                                 "--objective", "dcp", "--search-steps", "2", "--finetune-steps", "2", "--size",
-                                 "32", "--batch-size", "2", "--out", str(out_dir)])
+    result = runner.invoke(
+        app,
+        [
+            "adapt",
+            "--images",
+            str(SAMPLES),
+            "--backbone",
+            "gunet",
+            "--weights",
+            "default",
+            "--objective",
+            "dcp",
+            "--search-steps",
+            "2",
+            "--finetune-steps",
+            "2",
+            "--size",
+            "32",
+            "--batch-size",
+            "2",
+            "--out",
+            str(out_dir),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out_dir / "model.json").read_text())["backbone"] == "gunet-t"
     # CliRunner's stdout is not a terminal: plain progress lines with step, rate, ETA and loss.
@@ -95,7 +145,11 @@ def test_gunet_with_default_weights_adapts_and_reports_progress_when_piped(tmp_p
 
 def test_mistyped_options_get_real_suggestions() -> None:
     result = runner.invoke(app, ["export", "--half"])
-    assert result.exit_code == 2 and "--fp16" in result.output and "Possible options: --help" not in result.output
+    assert (
+        result.exit_code == 2
+        and "--fp16" in result.output
+        and "Possible options: --help" not in result.output
+    )
     result = runner.invoke(app, ["adapt", "--finetune", "3"])
     assert "--finetune-steps" in result.output
     result = runner.invoke(app, ["synth", "--clear", ".", "--out", "x", "--preset", "realistic"])
@@ -122,9 +176,9 @@ def test_backbones_listing_hides_test_configs_and_fits_80_columns(monkeypatch) -
 
 def test_objective_clip_suggests_h2c() -> None:
     import pytest
+    from dehazekit.runtimes.errors import UnknownNameError
 
     from dehazekit.objectives import create_objective
-    from dehazekit.runtimes.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="did you mean h2c"):
         create_objective("clip")
