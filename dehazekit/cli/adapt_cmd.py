@@ -16,7 +16,7 @@ import typer
 
 from dehazekit.cli.console import cli_errors, console, is_terminal, print_line
 
-# Config fields whose CLI form differs from the field: (CLI type, converter to the field's value).
+# Config fields typed differently on the command line (AdaptConfig converts them in __post_init__).
 _CLI_TYPES: dict[str, type] = {"weights": str, "clip_weights": Path, "time_budget": str, "out": Path}
 _REQUIRED = ("backbone",)
 

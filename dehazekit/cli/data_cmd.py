@@ -22,10 +22,22 @@ def synth(
     depth: Path | None = typer.Option(None, "--depth", help="Folder of Make3D depth .mat files."),
 ) -> None:
     """Write a fixed, seeded synthetic-haze evaluation set."""
+    _must_exist(clear=clear, depth=depth)
     from dehazekit.data.datasets import write_eval_set
 
     path = write_eval_set(clear, out, preset, count, seed=seed, size=size or None, depth_dir=depth)
     print_line(f"wrote {count} pairs ({preset}) to {path}")
+
+
+def _must_exist(**paths: Path | None) -> None:
+    """Missing inputs fail in a second, before torch loads."""
+    from dehazekit.runtimes.errors import InputError
+
+    for name, path in paths.items():
+        if path is not None and not Path(path).exists():
+            raise InputError.build(
+                f"--{name.replace('_', '-')} does not exist", got=str(path), fix="check the path"
+            )
 
 
 def _pretrain_with_progress(cfg: Any) -> Any:
@@ -94,6 +106,7 @@ def pretrain_cmd(
     """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on validation)."""
     from dehazekit.catalog import resolve_backbone
 
+    _must_exist(clear=clear, depth=depth)
     backbone = resolve_backbone(backbone)  # before torch loads: unknown names fail in a second
     from dehazekit.train.pretrain import PretrainConfig
 
@@ -145,6 +158,7 @@ def eval_cmd(
     ),
 ) -> None:
     """Dehaze a folder and report before/after metrics (table, JSON, contact sheet)."""
+    _must_exist(hazy=hazy, model=model, clear=clear, fade_params=fade_params)
     from dehazekit.metrics.eval import EvalConfig, evaluate, print_report
 
     cfg = EvalConfig(
