@@ -22,8 +22,8 @@ from torch import Tensor, nn
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
 from dehazekit.catalog import WEIGHTS_RANDOM, missing_weights_error
-from dehazekit.runtimes.progress import StageProgress
 from dehazekit.runtimes.errors import ConfigError, ParityError
+from dehazekit.runtimes.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     ``create_backbone``/``load_model`` (copied, never modified). ``overrides`` replace config fields.
     ``progress`` receives one dict per step: stage, step, total, step_s (that step's seconds) and its
     losses; by default steady progress lines (step, rate, ETA, loss) go to logging. A run of more than
-    a few hundred steps logs its estimated wall time first; ``time_budget`` picks the step counts.
+    100 steps logs its estimated wall time first (measured probe); ``time_budget`` picks the step counts.
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
     """
     from dehazekit.adapt.budget import estimate_and_plan
