@@ -86,6 +86,10 @@ def group_class() -> type:
     from typer.core import TyperGroup
 
     class _Group(TyperGroup):
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            plain_flags(self, ctx)  # the root's own flags (--verbose, completion) too
+            return super().parse_args(ctx, args)
+
         def get_command(self, ctx: Any, cmd_name: str) -> Any | None:
             command = super().get_command(ctx, cmd_name)
             if command is not None and not getattr(command, "_dehazekit_polished", False):
