@@ -287,7 +287,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     100 steps logs its estimated wall time first (measured probe); ``time_budget`` picks the step counts.
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
     """
-    from dehazekit.adapt.budget import estimate_and_plan
+    from dehazekit.adapt.budget import estimate_and_plan, refit_finetune
     from dehazekit.bilevel import select_top_k
     from dehazekit.lora import inject_lora
 
@@ -306,7 +306,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     torch.manual_seed(config.seed)  # LoRA A init: same seed, same run
     gates = inject_lora(model, candidates, rank=config.rank, lora_alpha=config.lora_alpha, gated=True)
     _check_k(config, len(gates))
-    config = estimate_and_plan(config, model, objective, data, time.perf_counter() - t0)
+    config, estimate = estimate_and_plan(config, model, objective, data, time.perf_counter() - t0)
     if progress is None:
         progress = StageProgress(metrics=("loss", "lower_loss", "upper_loss"))
     run = _Run(config, data, model, objective, progress)
@@ -319,6 +319,8 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
         selected = select_top_k(search_gates, config.top_k, config.gate_threshold)
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
+    if state is None:  # --time-budget: the fine-tune absorbs the search's drift from the probed speed
+        run.config = config = refit_finetune(config, estimate, run.timings["search"], time.perf_counter() - t0)
     run.finetune(selected, search_gates, state)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 

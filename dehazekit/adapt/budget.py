@@ -105,23 +105,46 @@ def plan(
 
 def estimate_and_plan(
     config: AdaptConfig, model: nn.Module, objective: nn.Module, data: Any, elapsed_s: float
-) -> AdaptConfig:
+) -> tuple[AdaptConfig, Estimate | None]:
     """Log the estimated wall time of a long run; with ``config.time_budget`` pick the step counts.
 
     ``elapsed_s``: time already spent (loading), taken out of the budget together with the probe.
+    Returns the (re-planned) config and the estimate (None for short runs without a budget).
     """
     long_run = config.search_steps + config.finetune_steps > LONG_RUN_STEPS
     if config.time_budget is None and not long_run:
-        return config
+        return config, None
     start = time.perf_counter()
     per_step = probe(model, objective, data, config)
     if config.time_budget is not None:
         spent = elapsed_s + time.perf_counter() - start
         config = plan(config, per_step, config.time_budget - spent, spent)
     est = Estimate(per_step, {"search": config.search_steps, "finetune": config.finetune_steps})
-    log.info(
-        "%s%s",
-        est.describe(),
-        f"; fitted to --time-budget {format_seconds(config.time_budget)}" if config.time_budget else "",
-    )
-    return config
+    fitted = f"; fitted to --time-budget {format_seconds(config.time_budget)}" if config.time_budget else ""
+    log.info("%s%s", est.describe(), fitted)
+    return config, est
+
+
+def refit_finetune(
+    config: AdaptConfig, estimate: Estimate | None, search_s: float, elapsed_s: float
+) -> AdaptConfig:
+    """After Stage 1 of a budgeted run: fine-tune steps that fit what is left of the budget.
+
+    A shared or throttled machine rarely keeps the probe's speed; the search's measured seconds per
+    step rescale the probe's fine-tune figure, so the second stage absorbs the first one's drift.
+    Never more steps than planned, at least one.
+    """
+    if config.time_budget is None or estimate is None or config.search_steps == 0:
+        return config
+    slowdown = (search_s / config.search_steps) / estimate.seconds_per_step["search"]
+    per_step = estimate.seconds_per_step["finetune"] * slowdown
+    fits = int(max(config.time_budget - elapsed_s, 0.0) // per_step)
+    steps = max(1, min(config.finetune_steps, fits))
+    if steps < config.finetune_steps:
+        log.info(
+            "search ran at %.2fx the probed speed; fine-tune steps %d -> %d to stay within --time-budget",
+            1 / slowdown,
+            config.finetune_steps,
+            steps,
+        )
+    return dataclasses.replace(config, finetune_steps=steps)
