@@ -45,10 +45,11 @@ def run_once(images: Path, budget_s: float, size: int, batch: int) -> dict:
                                  progress=lambda event: None)
         wall = time.perf_counter() - start
     estimate = next(line for line in capture.lines if line.startswith("estimated adaptation time"))
-    steps = {k: int(v) for k, v in re.findall(r"(search|finetune) (\d+) steps", estimate)}
+    planned = {k: int(v) for k, v in re.findall(r"(search|finetune) (\d+) steps", estimate)}
     per_step = {k: float(v) for k, v in re.findall(r"(search|finetune) \d+ steps x ([\d.]+) s", estimate)}
+    steps = {k: len(result.losses[k]) for k in planned}  # the fine-tune may have been re-fitted
     return {"budget_s": budget_s, "wall_s": round(wall, 1), "wall_over_budget": round(wall / budget_s, 3),
-            "steps": steps, "probe_s_per_step": per_step,
+            "planned_steps": planned, "steps": steps, "probe_s_per_step": per_step,
             "measured_s_per_step": {k: round(result.timings[k] / max(steps[k], 1), 3) for k in steps},
             "timings_s": {k: round(v, 1) for k, v in result.timings.items()},
             "load_avg_1m": os.getloadavg()[0]}
