@@ -7,6 +7,7 @@ time of the whole call (loading, probe, both stages, merge, report) against the 
 
     OMP_NUM_THREADS=1 python benchmarks/adapt_time_budget.py --budgets 60 120 --size 128
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,19 +41,34 @@ def run_once(images: Path, budget_s: float, size: int, batch: int) -> dict:
     logging.getLogger("dehazekit.adapt.budget").setLevel(logging.INFO)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = dehazekit.adapt(str(images), "gunet", weights="default", objective="dcp", size=size,
-                                 batch_size=batch, time_budget=budget_s, checkpoint_every=0, out=out,
-                                 progress=lambda event: None)
+        result = dehazekit.adapt(
+            str(images),
+            "gunet",
+            weights="default",
+            objective="dcp",
+            size=size,
+            batch_size=batch,
+            time_budget=budget_s,
+            checkpoint_every=0,
+            out=out,
+            progress=lambda event: None,
+        )
         wall = time.perf_counter() - start
     estimate = next(line for line in capture.lines if line.startswith("estimated adaptation time"))
     planned = {k: int(v) for k, v in re.findall(r"(search|finetune) (\d+) steps", estimate)}
     per_step = {k: float(v) for k, v in re.findall(r"(search|finetune) \d+ steps x ([\d.]+) s", estimate)}
     steps = {k: len(result.losses[k]) for k in planned}  # the fine-tune may have been re-fitted
-    return {"budget_s": budget_s, "wall_s": round(wall, 1), "wall_over_budget": round(wall / budget_s, 3),
-            "planned_steps": planned, "steps": steps, "probe_s_per_step": per_step,
-            "measured_s_per_step": {k: round(result.timings[k] / max(steps[k], 1), 3) for k in steps},
-            "timings_s": {k: round(v, 1) for k, v in result.timings.items()},
-            "load_avg_1m": os.getloadavg()[0]}
+    return {
+        "budget_s": budget_s,
+        "wall_s": round(wall, 1),
+        "wall_over_budget": round(wall / budget_s, 3),
+        "planned_steps": planned,
+        "steps": steps,
+        "probe_s_per_step": per_step,
+        "measured_s_per_step": {k: round(result.timings[k] / max(steps[k], 1), 3) for k in steps},
+        "timings_s": {k: round(v, 1) for k, v in result.timings.items()},
+        "load_avg_1m": os.getloadavg()[0],
+    }
 
 
 def main() -> None:
@@ -61,15 +77,25 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[60.0, 120.0])
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "adapt_time_budget.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "adapt_time_budget.json"
+    )
     args = parser.parse_args()
     runs = [run_once(args.images, b, args.size, args.batch_size) for b in args.budgets]
-    report = {"images": str(args.images), "backbone": "gunet-t (bundled)", "objective": "dcp",
-              "size": args.size, "batch_size": args.batch_size, "runs": runs}
+    report = {
+        "images": str(args.images),
+        "backbone": "gunet-t (bundled)",
+        "objective": "dcp",
+        "size": args.size,
+        "batch_size": args.batch_size,
+        "runs": runs,
+    }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for r in runs:
-        print(f"budget {r['budget_s']:.0f} s -> wall {r['wall_s']:.1f} s ({r['wall_over_budget']:.2f}x), "
-              f"steps {r['steps']}, probe {r['probe_s_per_step']} vs measured {r['measured_s_per_step']}")
+        print(
+            f"budget {r['budget_s']:.0f} s -> wall {r['wall_s']:.1f} s ({r['wall_over_budget']:.2f}x), "
+            f"steps {r['steps']}, probe {r['probe_s_per_step']} vs measured {r['measured_s_per_step']}"
+        )
 
 
 if __name__ == "__main__":

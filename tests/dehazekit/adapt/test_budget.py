@@ -54,6 +54,7 @@ def test_probe_restores_rng(hazy_dir: Path) -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # probed a copy
 
 
+@pytest.mark.slow  # fills its 20 s budget by design
 def test_time_budget_picks_step_counts(hazy_dir: Path, tmp_path: Path, caplog) -> None:
     with caplog.at_level("INFO"):
         result = adapt(
