@@ -25,6 +25,7 @@ def adapt_once(hazy_dir: Path, out: Path, precision: str, device: str = "cpu"):
         lr_alpha=1e-2,
         device=device,
         precision=precision,
+        weights="random",
     )
     return adapt(hazy_dir, "tiny-gunet", config)
 
