@@ -36,14 +36,17 @@ class Dehazer:
 
     ``tile``: frames whose longer side exceeds it run as overlapping tiles (None: always whole).
     ``bgr``: frames are BGR (OpenCV) rather than RGB.
+    ``adapter``: for an adapter bank folder, the adapter to start with (switch later with ``use``).
     """
 
     def __init__(self, model: str | Path | Backend, *, device: str = "auto",
                  providers: Sequence[str] | None = None, batch: int = 1, tile: int | None = None,
-                 overlap: int = 64, bgr: bool = False) -> None:
+                 overlap: int = 64, bgr: bool = False, adapter: str | None = None) -> None:
         if batch < 1:
             raise ConfigError.build("batch must be >= 1", got=batch)
-        self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers)
+        extra = {"adapter": adapter} if adapter is not None else {}
+        self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers,
+                                                                          **extra)
         self.meta = self.backend.meta
         self.batch = batch
         self.bgr = bgr
@@ -84,6 +87,14 @@ class Dehazer:
                 pending = []
         if pending:
             yield from self.process_batch(pending)
+
+    # --- adapter banks -------------------------------------------------------------------------
+    def use(self, adapter: str) -> None:
+        """Switch a bank model to ``adapter`` for the next frames (no reload; see runtimes.bank)."""
+        if not hasattr(self.backend, "use"):
+            raise ConfigError.build("this model is not an adapter bank", got=self.backend.name,
+                                    fix="open a folder written by `dehazekit bank build`")
+        self.backend.use(adapter)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def describe(self) -> dict[str, object]:

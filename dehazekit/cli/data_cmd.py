@@ -63,7 +63,7 @@ def pretrain_cmd(
 
 
 def eval_cmd(
-    hazy: Path = typer.Option(..., "--hazy", help="Folder of hazy images."),
+    hazy: Optional[Path] = typer.Option(None, "--hazy", help="Folder of hazy images."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model folder/file; default: the bundled model."),
     clear: Optional[Path] = typer.Option(None, "--clear", help="Ground truth with matching file stems."),
     metrics: str = typer.Option("fade,dark_channel,colourfulness,entropy,naturalness", "--metrics",
@@ -71,14 +71,39 @@ def eval_cmd(
     fade_params: Optional[Path] = typer.Option(None, "--fade-params", help="Folder with FADE's .mat files."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write report.json and contact_sheet.png here."),
     max_side: int = typer.Option(1024, "--max-side", help="Downscale larger images to this side (0 = never)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Score a video instead: flicker (+ FADE per frame)."),
+    stabilize: bool = typer.Option(False, "--stabilize", help="With --video: also score the stabilised output."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="With --video: first N frames only."),
 ) -> None:
-    """Dehaze a folder and report before/after metrics (table, JSON, contact sheet)."""
+    """Dehaze a folder (or a --video) and report before/after metrics (table, JSON, contact sheet)."""
     from dehazekit.metrics.eval import EvalConfig, evaluate, print_report
+
+    if video is not None:
+        _eval_video(video, model, fade_params, out, max_side, stabilize, max_frames)
+        return
+    if hazy is None:
+        from dehazekit.runtimes.errors import ConfigError
+
+        raise ConfigError.build("nothing to evaluate", expected="--hazy FOLDER or --video FILE")
 
     cfg = EvalConfig(hazy=hazy, model=model, clear=clear, metrics=metrics, fade_params=fade_params, out=out,
                      max_side=max_side or None)
     report = evaluate(cfg)
     print_report(report, console)
+
+
+def _eval_video(video: Path, model: Optional[Path], fade_params: Optional[Path], out: Optional[Path],
+                max_side: int, stabilize: bool, max_frames: Optional[int]) -> None:
+    """`eval --video`: flicker (JSON key ``flicker``) and mean FADE, raw and optionally stabilised."""
+    import os
+
+    from dehazekit.metrics.video_eval import VideoEvalConfig, evaluate_video, print_video_report
+
+    if fade_params is None and os.environ.get("DEHAZEKIT_FADE_PARAMS"):
+        fade_params = Path(os.environ["DEHAZEKIT_FADE_PARAMS"])
+    cfg = VideoEvalConfig(video=video, model=model, max_frames=max_frames, max_side=max_side or None,
+                          stabilize=stabilize, fade_params=fade_params, out=out)
+    print_video_report(evaluate_video(cfg), console)
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,7 @@ _REGISTRY: dict[str, str | BackendFactory] = {
     ".pt": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
     ".pth": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
     "<dir>": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
+    "<bank>": "dehazekit.runtimes.bank:open_bank",  # a folder with bank.json (dehazekit bank build)
 }
 
 
@@ -50,7 +51,7 @@ def _resolve(entry: str | BackendFactory) -> BackendFactory:
 
 def backend_key(path: Path) -> str:
     if path.is_dir():
-        return "<dir>"
+        return "<bank>" if (path / "bank.json").is_file() else "<dir>"
     if not path.exists():
         raise ModelFileError.build("model file not found", got=str(path),
                                    fix="check the path (pass --model PATH on the command line)")
