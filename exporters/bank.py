@@ -208,3 +208,37 @@ def _write_bank(work: Path, named: list[tuple[str, Path]], base_model: Any, base
     return {"format": BANK_FORMAT, "backbone": base_model.backbone_name,
             "base_digest": shared_digest(base_state, []), "base_onnx": "base.onnx",
             "base_onnx_bytes": (work / "base.onnx").stat().st_size, "overridable": union, "adapters": entries}
+
+
+def build_bank_engine(bank_dir: str | Path, *, workspace_gib: float = 4.0, min_shape: Any = None,
+                      opt_shape: Any = None, max_shape: Any = None) -> Path:
+    """Build ``BANK_DIR/base.engine`` (+ .json ModelMeta) from base.onnx with BuilderFlag.REFIT, so
+    the runtime can refit it with any adapter of the bank (runtimes.bank_trt); fp32 weights."""
+    from dehazekit.exporters import tensorrt_build as tb
+    from dehazekit.exporters.onnx_export import INPUT_NAME, read_meta
+    from dehazekit.runtimes.bank import Bank
+    from dehazekit.runtimes.bank_trt import ENGINE
+    from dehazekit.runtimes.io_utils import atomic_write_bytes
+
+    bank = Bank(bank_dir)
+    meta = read_meta(bank.base_onnx)
+    profile = tb.ShapeProfile.for_meta(meta, min_shape, opt_shape, max_shape)
+    trt = tb._import_tensorrt()
+    generation = tb.api_generation(trt.__version__)
+    plan = tb.plan_precision(generation, meta.precision, fp16=False)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network, _parser = tb._parse_network(trt, builder, logger, bank.base_onnx, plan, generation)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    config.set_flag(trt.BuilderFlag.REFIT)  # weights stay replaceable: one engine serves every adapter
+    shapes = builder.create_optimization_profile()
+    shapes.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
+    config.add_optimization_profile(shapes)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError.build("TensorRT bank engine build failed", fix="see the TensorRT log above")
+    engine = bank.folder / ENGINE
+    atomic_write_bytes(engine, bytes(memoryview(serialized)))
+    meta.save(engine.with_name(engine.name + ".json"))
+    return engine

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from dehazekit.cli import adapt_cmd, backbones_cmd, data_cmd, export_cmd, run_cmd
+from dehazekit.cli import adapt_cmd, bank_cmd, backbones_cmd, data_cmd, export_cmd, run_cmd
 from dehazekit.cli.console import setup_logging
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for _module in (backbones_cmd, adapt_cmd, export_cmd, run_cmd, data_cmd):
+for _module in (backbones_cmd, adapt_cmd, export_cmd, run_cmd, data_cmd, bank_cmd):
     _module.register(app)
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ def run(
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop a camera/stream after N."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the audio track."),
     preset: str = typer.Option("superfast", "--preset", help="x264 preset for video output (speed vs size)."),
+    stabilize: bool = typer.Option(False, "--stabilize", help="Temporal stabiliser against flicker (video)."),
+    bank: Path | None = typer.Option(None, "--bank", help="Adapter bank folder (dehazekit bank build)."),
+    adapter: str | None = typer.Option(None, "--adapter", help="Bank adapter to run (default: the base)."),
+    route: str = typer.Option("off", "--route", help="auto: pick the bank adapter per frame from the haze."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream."""
     import time
@@ -89,8 +93,12 @@ def run(
     from dehazekit.runtimes.pipeline import Pipeline
     from dehazekit.runtimes.sources import SideBySideSink, default_output, open_sink, open_source
 
-    model_path = model or _default_model()
-    dehazer = Dehazer(model_path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr)
+    from dehazekit.cli.video_opts import check_model_choice, print_routes, wrap_dehazer
+
+    check_model_choice(model, bank, adapter)
+    model_path = bank or model or _default_model()
+    dehazer = Dehazer(model_path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr, adapter=adapter)
+    dehazer, router = wrap_dehazer(dehazer, stabilize=stabilize, route=route)
     src = open_source(source, bgr=bgr, max_frames=max_frames)
     target = out or default_output(src)
     sink = open_sink(target, src, bgr=bgr, copy_audio=not no_audio, preset=preset)
@@ -102,6 +110,7 @@ def run(
         report = Pipeline(dehazer, on_frame=on_frame).run(src, sink)
     report.output = str(target)
     _summary(report)
+    print_routes(router)
 
 
 @cli_errors

@@ -31,7 +31,8 @@ class VideoEvalConfig:
     stabilize: bool = False
     fade_params: Path | None = None
     out: Path | None = None
-    keep_frames: tuple[int, ...] = ()  # frame indices whose (input, raw, stabilised) are returned
+    keep_frames: tuple[int, ...] = ()  # frame indices whose (input, raw, stabilised...) are returned
+    variants: dict[str, Any] = field(default_factory=dict)  # extra name -> StabilizerConfig to score
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 2:
@@ -93,20 +94,22 @@ def evaluate_video(cfg: VideoEvalConfig) -> VideoEvalResult:
         from dehazekit.metrics.fade import FadeParams
 
         fade_params = FadeParams.load(cfg.fade_params)
-    variants = ["raw", "stabilized"] if cfg.stabilize else ["raw"]
-    meters = {v: FlickerMeter() for v in variants}
-    fades: dict[str, list[float]] = {v: [] for v in ["input", *variants]}
+    configs = {"stabilized": None} if cfg.stabilize else {}
+    stabilizers = {name: Stabilizer(c) for name, c in {**configs, **cfg.variants}.items()}
+    meters = {v: FlickerMeter() for v in ["raw", *stabilizers]}
+    fades: dict[str, list[float]] = {v: [] for v in ["input", *meters]}
     result = VideoEvalResult(video=str(cfg.video), model=str(model_path))
-    stabilizer, seconds = Stabilizer(), {"model": 0.0, "stabilizer": 0.0}
+    seconds = {"model": 0.0, "stabilizer": 0.0}
     with Dehazer(model_path) as dehazer:
         for index, frame in enumerate(_frames(cfg.video, cfg.max_frames, cfg.max_side)):
             start = time.perf_counter()
             outs = {"raw": dehazer(frame)}
             seconds["model"] += time.perf_counter() - start
-            if cfg.stabilize:
+            for name, stabilizer in stabilizers.items():
                 start = time.perf_counter()
-                outs["stabilized"] = stabilizer.step(frame, outs["raw"])
-                seconds["stabilizer"] += time.perf_counter() - start
+                outs[name] = stabilizer.step(frame, outs["raw"])
+                if name == "stabilized":
+                    seconds["stabilizer"] += time.perf_counter() - start
             for name, out in outs.items():
                 meters[name].update(frame, out)
             _score_fade(fade_params, fades, frame, outs)
