@@ -7,6 +7,7 @@ Writes benchmarks/results/video_stability.json and benchmarks/results/strips/<cl
 (input | raw output | stabilised | 8x |stabilised - raw|) at three frames, to look for ghosts.
 The model runs once per frame; raw and stabilised are scored on the same outputs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from dehazekit.metrics.video_eval import VideoEvalConfig, evaluate_video
 from dehazekit.runtimes.stabilize import StabilizerConfig
 
+from dehazekit.metrics.video_eval import VideoEvalConfig, evaluate_video
+
 RESULTS = Path(__file__).parent / "results"
+log = logging.getLogger("video_stability")
 STRIP_FRAMES = (5, 20, 35)
 # A setting that smooths many more cells (every cell moving less than 10% counts as near-static):
 # what more flicker reduction costs in FADE.
@@ -59,9 +61,16 @@ def main() -> None:
     rows = []
     for clip in sorted(args.videos.glob("*.mp4")):
         start = time.perf_counter()
-        cfg = VideoEvalConfig(video=clip, model=args.model, max_frames=args.frames, max_side=args.max_side,
-                              stabilize=True, fade_params=args.fade_params, keep_frames=STRIP_FRAMES,
-                              variants={"strong": STRONG})
+        cfg = VideoEvalConfig(
+            video=clip,
+            model=args.model,
+            max_frames=args.frames,
+            max_side=args.max_side,
+            stabilize=True,
+            fade_params=args.fade_params,
+            keep_frames=STRIP_FRAMES,
+            variants={"strong": STRONG},
+        )
         res = evaluate_video(cfg)
         kept = [res.kept[i] for i in STRIP_FRAMES if i in res.kept]
         (RESULTS / "strips" / f"{clip.stem}.png").write_bytes(strip_png(kept))
@@ -69,11 +78,20 @@ def main() -> None:
         row["stabilizer_cost"] = res.seconds["stabilizer"] / max(res.seconds["model"], 1e-9)
         rows.append(row)
         raw, stab = res.flicker["raw"], res.flicker["stabilized"]
-        logging.info("%s: flicker %.3f -> %.3f, FADE %s, cost %.2f%%", clip.name, raw["ratio"], stab["ratio"],
-                     res.fade, 100 * row["stabilizer_cost"])
-    out = {"command": "python benchmarks/video_stability.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
-        "machine": platform.processor() or platform.machine(), "clips": rows}
+        log.info(
+            "%s: flicker %.3f -> %.3f, FADE %s, cost %.2f%%",
+            clip.name,
+            raw["ratio"],
+            stab["ratio"],
+            res.fade,
+            100 * row["stabilizer_cost"],
+        )
+    out = {
+        "command": "python benchmarks/video_stability.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+        "machine": platform.processor() or platform.machine(),
+        "clips": rows,
+    }
     (RESULTS / "video_stability.json").write_text(json.dumps(out, indent=2) + "\n")
 
 

@@ -16,6 +16,7 @@ Bank layout (``BANK_DIR``)::
     adapters/base.npz     the base values of those initializers (restores the base, e.g. after a refit)
     adapters/NAME.npz     the adapter's merged values of the initializers it changes
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,10 +30,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
-
 from dehazekit.runtimes.bank import BANK_FORMAT, MANIFEST, adapter_file
-from dehazekit.runtimes.errors import ConfigError, ExportError, ModelFileError
+from dehazekit.runtimes.errors import ConfigError, DehazeKitError, ExportError, ModelFileError
+from onnx import numpy_helper
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +62,31 @@ def _load_adapter(folder: Path) -> tuple[dict[str, Any], Any]:
 
     info = read_adapter_info(folder)
     if not (folder / "model.safetensors").is_file():
-        raise ModelFileError.build("adapter folder has no merged model", got=str(folder),
-                                   expected="model.safetensors + model.json (written by `dehazekit adapt`)")
+        raise ModelFileError.build(
+            "adapter folder has no merged model",
+            got=str(folder),
+            expected="model.safetensors + model.json (written by `dehazekit adapt`)",
+        )
     return info, load_model(folder)
 
 
 def _check_same_base(name: str, info: dict[str, Any], model: Any, base: Any, base_state: dict) -> str:
     if model.backbone_name != base.backbone_name or dict(model.backbone_config) != dict(base.backbone_config):
-        raise ConfigError.build(f"adapter {name} is for another backbone than the base",
-                                got=(model.backbone_name, dict(model.backbone_config)),
-                                expected=(base.backbone_name, dict(base.backbone_config)),
-                                fix="build one bank per base model")
+        raise ConfigError.build(
+            f"adapter {name} is for another backbone than the base",
+            got=(model.backbone_name, dict(model.backbone_config)),
+            expected=(base.backbone_name, dict(base.backbone_config)),
+            fix="build one bank per base model",
+        )
     blocks = list(info["blocks"])
     ours, theirs = shared_digest(_state(model), blocks), shared_digest(base_state, blocks)
     if ours != theirs:
-        raise ConfigError.build(f"adapter {name} was not adapted from this base model",
-                                got=f"weights outside its blocks hash to {ours[:12]}", expected=theirs[:12],
-                                fix="pass --base with the model the adapters were made from")
+        raise ConfigError.build(
+            f"adapter {name} was not adapted from this base model",
+            got=f"weights outside its blocks hash to {ours[:12]}",
+            expected=theirs[:12],
+            fix="pass --base with the model the adapters were made from",
+        )
     return ours
 
 
@@ -92,13 +100,16 @@ def _export(model: Any, path: Path) -> onnx.ModelProto:
 def diff_initializers(base: onnx.ModelProto, other: onnx.ModelProto, name: str) -> dict[str, np.ndarray]:
     """Initializers of ``other`` that differ from ``base``; the graphs must match otherwise."""
     if [n.SerializeToString() for n in base.graph.node] != [n.SerializeToString() for n in other.graph.node]:
-        raise ExportError.build(f"adapter {name} exports to a different graph than the base",
-                                fix="adapters of one bank must share backbone and config")
+        raise ExportError.build(
+            f"adapter {name} exports to a different graph than the base",
+            fix="adapters of one bank must share backbone and config",
+        )
     ours = {t.name: t for t in base.graph.initializer}
     theirs = {t.name: t for t in other.graph.initializer}
     if set(ours) != set(theirs):
-        raise ExportError.build(f"adapter {name} has other initializers than the base",
-                                got=sorted(set(ours) ^ set(theirs))[:5])
+        raise ExportError.build(
+            f"adapter {name} has other initializers than the base", got=sorted(set(ours) ^ set(theirs))[:5]
+        )
     changed = {}
     for key, tensor in theirs.items():
         if tensor.SerializeToString() != ours[key].SerializeToString():
@@ -124,13 +135,14 @@ def _signature(info: dict[str, Any], folder: Path, given: float | None) -> float
     summary = folder / "report" / "summary.json"
     if not summary.is_file():
         return None
-    from dehazekit.data.images import list_images, read_rgb_uint8
     from dehazekit.runtimes.routing import haze_score
+
+    from dehazekit.data.images import list_images, read_rgb_uint8
 
     source = json.loads(summary.read_text()).get("data", {}).get("source")
     try:
         files = list_images(Path(source), "adapter images") if source else []
-    except Exception as exc:  # the images moved since adaptation: routing then needs --haze
+    except DehazeKitError as exc:  # the images moved since adaptation: routing then needs --haze
         log.warning("haze signature of %s unavailable (%s); pass --haze", folder, exc)
         return None
     scores = [haze_score(read_rgb_uint8(f, HAZE_SIDE)) for f in files]
@@ -145,13 +157,20 @@ def parse_named(paths: Sequence[str]) -> list[tuple[str, Path]]:
         named.append((name, Path(folder)) if sep else (Path(text).name, Path(text)))
     names = [n for n, _ in named]
     if len(set(names)) != len(names) or "base" in names:
-        raise ConfigError.build("adapter names must be unique and not 'base'", got=names,
-                                fix="name them: NAME=DIR")
+        raise ConfigError.build(
+            "adapter names must be unique and not 'base'", got=names, fix="name them: NAME=DIR"
+        )
     return named
 
 
-def build_bank(adapters: Sequence[str], out: str | Path, *, base: str | Path = "default",
-               haze: Mapping[str, float] | None = None, force: bool = False) -> Path:
+def build_bank(
+    adapters: Sequence[str],
+    out: str | Path,
+    *,
+    base: str | Path = "default",
+    haze: Mapping[str, float] | None = None,
+    force: bool = False,
+) -> Path:
     """Write the bank folder ``out`` (atomically: built beside it, then renamed). Returns ``out``."""
     from dehazekit.models import default_model_path, load_model
 
@@ -177,8 +196,14 @@ def build_bank(adapters: Sequence[str], out: str | Path, *, base: str | Path = "
     return out
 
 
-def _write_bank(work: Path, named: list[tuple[str, Path]], base_model: Any, base_state: dict, base_path: Path,
-                haze: dict[str, float]) -> dict[str, Any]:
+def _write_bank(
+    work: Path,
+    named: list[tuple[str, Path]],
+    base_model: Any,
+    base_state: dict,
+    base_path: Path,
+    haze: dict[str, float],
+) -> dict[str, Any]:
     (work / "adapters").mkdir()
     base_proto = _export(base_model, work / "tmp_base.onnx")
     entries, overrides = {}, {}
@@ -189,9 +214,14 @@ def _write_bank(work: Path, named: list[tuple[str, Path]], base_model: Any, base
         outside = [k for k in overrides[name] if not any(k.startswith(b + ".") for b in info["blocks"])]
         if outside:
             log.warning("adapter %s changes initializers outside its blocks: %s", name, outside[:5])
-        entries[name] = {"source": str(folder.resolve()), "blocks": list(info["blocks"]),
-                         "adapter_digest": info.get("digest"), "shared_digest": shared,
-                         "initializers": sorted(overrides[name]), "haze": _signature(info, folder, haze.get(name))}
+        entries[name] = {
+            "source": str(folder.resolve()),
+            "blocks": list(info["blocks"]),
+            "adapter_digest": info.get("digest"),
+            "shared_digest": shared,
+            "initializers": sorted(overrides[name]),
+            "haze": _signature(info, folder, haze.get(name)),
+        }
         log.info("adapter %s: %d blocks, %d initializers", name, len(info["blocks"]), len(overrides[name]))
     union = sorted({k for o in overrides.values() for k in o})
     inits = {t.name: numpy_helper.to_array(t) for t in base_proto.graph.initializer}
@@ -200,18 +230,33 @@ def _write_bank(work: Path, named: list[tuple[str, Path]], base_model: Any, base
     for name, arrays in overrides.items():
         path = work / adapter_file(name)
         np.savez(path, **arrays)
-        entries[name].update(file=adapter_file(name), bytes=path.stat().st_size,
-                             sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        entries[name].update(
+            file=adapter_file(name),
+            bytes=path.stat().st_size,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
     onnx.save(make_overridable(base_proto, union), str(work / "base.onnx"))
     for tmp in work.glob("tmp_*.onnx"):
         tmp.unlink()
-    return {"format": BANK_FORMAT, "backbone": base_model.backbone_name,
-            "base_digest": shared_digest(base_state, []), "base_onnx": "base.onnx",
-            "base_onnx_bytes": (work / "base.onnx").stat().st_size, "overridable": union, "adapters": entries}
+    return {
+        "format": BANK_FORMAT,
+        "backbone": base_model.backbone_name,
+        "base_digest": shared_digest(base_state, []),
+        "base_onnx": "base.onnx",
+        "base_onnx_bytes": (work / "base.onnx").stat().st_size,
+        "overridable": union,
+        "adapters": entries,
+    }
 
 
-def build_bank_engine(bank_dir: str | Path, *, workspace_gib: float = 4.0, min_shape: Any = None,
-                      opt_shape: Any = None, max_shape: Any = None) -> Path:
+def build_bank_engine(
+    bank_dir: str | Path,
+    *,
+    workspace_gib: float = 4.0,
+    min_shape: Any = None,
+    opt_shape: Any = None,
+    max_shape: Any = None,
+) -> Path:
     """Build ``BANK_DIR/base.engine`` (+ .json ModelMeta) from base.onnx with BuilderFlag.REFIT, so
     the runtime can refit it with any adapter of the bank (runtimes.bank_trt); fp32 weights."""
     from dehazekit.exporters import tensorrt_build as tb

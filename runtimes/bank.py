@@ -15,6 +15,7 @@ BuilderFlag.REFIT by ``dehazekit bank build --trt``) with the adapter's weights 
 ``trt.Refitter.set_named_weights``; switching costs one refit, still no rebuild.
 numpy + onnxruntime/tensorrt only (no torch).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from dehazekit.runtimes.backends.onnx_backend import OnnxBackend, _import_ort
 from dehazekit.runtimes.errors import BackendError, ModelFileError, UnknownNameError
 
@@ -51,15 +51,23 @@ class Bank:
         self.folder = Path(folder)
         file = self.folder / MANIFEST
         if not file.is_file():
-            raise ModelFileError.build("not an adapter bank", got=str(self.folder), expected=f"{MANIFEST} inside",
-                                       fix="build one with `dehazekit bank build ADAPTER_DIR... --out DIR`")
+            raise ModelFileError.build(
+                "not an adapter bank",
+                got=str(self.folder),
+                expected=f"{MANIFEST} inside",
+                fix="build one with `dehazekit bank build ADAPTER_DIR... --out DIR`",
+            )
         try:
             self.manifest = json.loads(file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ModelFileError.build("bank.json is not valid JSON", got=f"{file}: {exc}") from exc
         if self.manifest.get("format") != BANK_FORMAT:
-            raise ModelFileError.build("unsupported bank format", got=self.manifest.get("format"),
-                                       expected=BANK_FORMAT, fix="rebuild the bank with this dehazekit")
+            raise ModelFileError.build(
+                "unsupported bank format",
+                got=self.manifest.get("format"),
+                expected=BANK_FORMAT,
+                fix="rebuild the bank with this dehazekit",
+            )
         self.weights = {name: self._load(name, entry) for name, entry in self.manifest["adapters"].items()}
 
     def _load(self, name: str, entry: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -68,8 +76,11 @@ class Bank:
             raise ModelFileError.build(f"adapter {name} is missing from the bank", got=str(path))
         blob = path.read_bytes()
         if entry.get("sha256") and hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-            raise ModelFileError.build(f"adapter {name} does not match bank.json's sha256", got=str(path),
-                                       fix="the bank was modified; rebuild it")
+            raise ModelFileError.build(
+                f"adapter {name} does not match bank.json's sha256",
+                got=str(path),
+                fix="the bank was modified; rebuild it",
+            )
         with np.load(path, allow_pickle=False) as data:
             return {key: np.ascontiguousarray(data[key]) for key in data.files}
 
@@ -86,21 +97,32 @@ class Bank:
             import difflib
 
             close = difflib.get_close_matches(name, self.names, n=3)
-            raise UnknownNameError.build("no such adapter in the bank", got=name, expected=self.names,
-                                         fix=f"did you mean {', '.join(close)}?" if close else None)
+            raise UnknownNameError.build(
+                "no such adapter in the bank",
+                got=name,
+                expected=self.names,
+                fix=f"did you mean {', '.join(close)}?" if close else None,
+            )
         return name
 
     def signatures(self) -> dict[str, float]:
         """adapter -> haze signature, for every adapter that has one (the base has none)."""
-        return {n: float(e["haze"]) for n, e in self.manifest["adapters"].items() if e.get("haze") is not None}
+        return {
+            n: float(e["haze"]) for n, e in self.manifest["adapters"].items() if e.get("haze") is not None
+        }
 
     def full_weights(self, name: str) -> dict[str, np.ndarray]:
         """Values of every overridable initializer for ``name`` (base values where it changes nothing)."""
         return {**self.weights[BASE], **self.weights[self.check(name)]}
 
 
-def open_bank(folder: str | Path, device: str = "auto", providers: Sequence[str] | None = None,
-              adapter: str | None = None, **kwargs: Any) -> Any:
+def open_bank(
+    folder: str | Path,
+    device: str = "auto",
+    providers: Sequence[str] | None = None,
+    adapter: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """Backend factory for bank folders (registered for directories holding bank.json)."""
     if device == "trt" and (Path(folder) / "base.engine").is_file():
         from dehazekit.runtimes.bank_trt import TensorRTBankBackend
@@ -114,8 +136,14 @@ class OnnxBankBackend(OnnxBackend):
 
     name = "onnxruntime-bank"
 
-    def __init__(self, folder: str | Path, device: str = "auto", providers: Sequence[str] | None = None,
-                 adapter: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        device: str = "auto",
+        providers: Sequence[str] | None = None,
+        adapter: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.bank = Bank(folder)
         ort = _import_ort()
         # onnxruntime warns once per overridable initializer that it will not constant-fold it: that is
@@ -128,8 +156,11 @@ class OnnxBankBackend(OnnxBackend):
         overridable = {i.name for i in self.session.get_overridable_initializers()}
         missing = sorted(set(self.bank.manifest["overridable"]) - overridable)
         if missing:
-            raise ModelFileError.build("base.onnx does not expose the adapters' weights as overridable",
-                                       got=missing[:5], fix="rebuild the bank with `dehazekit bank build`")
+            raise ModelFileError.build(
+                "base.onnx does not expose the adapters' weights as overridable",
+                got=missing[:5],
+                fix="rebuild the bank with `dehazekit bank build`",
+            )
         self.adapter = BASE
         self._feeds: dict[str, np.ndarray] = {}
         self.use(adapter or BASE)
@@ -146,9 +177,17 @@ class OnnxBankBackend(OnnxBackend):
         try:
             out = self.session.run([self.output_name], feed)[0]
         except Exception as exc:
-            raise BackendError.build("ONNX Runtime inference failed", got=str(exc).splitlines()[0],
-                                     expected=f"input {self.input_name} of shape {batch.shape}") from exc
+            raise BackendError.build(
+                "ONNX Runtime inference failed",
+                got=str(exc).splitlines()[0],
+                expected=f"input {self.input_name} of shape {batch.shape}",
+            ) from exc
         return out.astype(np.float32, copy=False)
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "backend": self.name, "adapter": self.adapter, "adapters": self.bank.names}
+        return {
+            **super().describe(),
+            "backend": self.name,
+            "adapter": self.adapter,
+            "adapters": self.bank.names,
+        }

@@ -5,13 +5,13 @@ The engine (``BANK_DIR/base.engine`` + ``base.engine.json``) is built with Build
 else the base's: the previous adapter may have changed blocks this one keeps) through the
 TensorRT 10 name-based ``trt.Refitter`` API and refits the engine in place; nothing is rebuilt.
 """
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
 import numpy as np
-
 from dehazekit.runtimes.backends.trt_backend import TensorRTBackend
 from dehazekit.runtimes.bank import BASE, Bank
 from dehazekit.runtimes.errors import BackendError, ModelFileError
@@ -26,13 +26,17 @@ class TensorRTBankBackend(TensorRTBackend):
 
     name = "tensorrt-bank"
 
-    def __init__(self, folder: str | Path, device: str = "auto", providers: object = None,
-                 adapter: str | None = None) -> None:
+    def __init__(
+        self, folder: str | Path, device: str = "auto", providers: object = None, adapter: str | None = None
+    ) -> None:
         self.bank = Bank(folder)
         super().__init__(self.bank.folder / ENGINE, device=device, providers=providers)
         if not self.engine.refittable:
-            raise ModelFileError.build(f"{ENGINE} is not refittable", got=str(self.bank.folder / ENGINE),
-                                       fix="rebuild it with `dehazekit bank build --trt`")
+            raise ModelFileError.build(
+                f"{ENGINE} is not refittable",
+                got=str(self.bank.folder / ENGINE),
+                fix="rebuild it with `dehazekit bank build --trt`",
+            )
         self.refitter = self._trt.Refitter(self.engine, self._logger)
         self.adapter: str | None = None
         self.use(adapter or BASE)
@@ -44,8 +48,11 @@ class TensorRTBankBackend(TensorRTBackend):
         for key, value in self.bank.full_weights(name).items():
             weights = self._trt.Weights(np.ascontiguousarray(value))
             if not self.refitter.set_named_weights(key, weights):
-                raise BackendError.build("TensorRT refused an adapter weight", got=key,
-                                         fix=f"rebuild {ENGINE} from this bank's base.onnx")
+                raise BackendError.build(
+                    "TensorRT refused an adapter weight",
+                    got=key,
+                    fix=f"rebuild {ENGINE} from this bank's base.onnx",
+                )
         missing = list(self.refitter.get_missing_weights())
         if missing:
             raise BackendError.build("TensorRT refit is missing weights", got=missing[:5])
@@ -55,4 +62,9 @@ class TensorRTBankBackend(TensorRTBackend):
         self.adapter = name
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "backend": self.name, "adapter": self.adapter, "adapters": self.bank.names}
+        return {
+            **super().describe(),
+            "backend": self.name,
+            "adapter": self.adapter,
+            "adapters": self.bank.names,
+        }

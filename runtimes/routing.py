@@ -11,6 +11,7 @@ another adapter has been nearer by ``margin`` for ``hold`` consecutive frames, s
 boundary does not make it thrash. Every segment (first frame, last frame, adapter, mean score) is
 kept and logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from dehazekit.runtimes.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def haze_score(frame: np.ndarray) -> float:
     dark = thumb.min(axis=2)
     padded = np.pad(dark, 1, mode="edge")
     h, w = dark.shape
-    dark = np.min([padded[i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
+    dark = np.min([padded[i : i + h, j : j + w] for i in range(3) for j in range(3)], axis=0)
     low_contrast = float(np.clip(1.0 - 4.0 * thumb.mean(axis=2).std(), 0.0, 1.0))
     return 0.5 * float(dark.mean()) + 0.5 * low_contrast
 
@@ -47,20 +47,29 @@ class Segment:
     scores: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"adapter": self.adapter, "start": self.start, "end": self.end,
-                "mean_score": float(np.mean(self.scores)) if self.scores else None}
+        return {
+            "adapter": self.adapter,
+            "start": self.start,
+            "end": self.end,
+            "mean_score": float(np.mean(self.scores)) if self.scores else None,
+        }
 
 
 class Router:
     """Picks an adapter per frame from ``signatures`` (adapter -> haze score it was made for)."""
 
-    def __init__(self, signatures: Mapping[str, float], *, margin: float = 0.03, hold: int = 8,
-                 smooth: float = 0.7) -> None:
+    def __init__(
+        self, signatures: Mapping[str, float], *, margin: float = 0.03, hold: int = 8, smooth: float = 0.7
+    ) -> None:
         if not signatures:
-            raise ConfigError.build("routing needs at least one adapter with a haze signature",
-                                    fix="rebuild the bank with `dehazekit bank build --haze NAME=SCORE`")
+            raise ConfigError.build(
+                "routing needs at least one adapter with a haze signature",
+                fix="rebuild the bank with `dehazekit bank build --haze NAME=SCORE`",
+            )
         if margin < 0 or hold < 1 or not 0 <= smooth < 1:
-            raise ConfigError.build("router margin >= 0, hold >= 1, 0 <= smooth < 1", got=(margin, hold, smooth))
+            raise ConfigError.build(
+                "router margin >= 0, hold >= 1, 0 <= smooth < 1", got=(margin, hold, smooth)
+            )
         self.signatures = dict(signatures)
         self.margin, self.hold, self.smooth = margin, hold, smooth
         self.segments: list[Segment] = []
@@ -146,7 +155,7 @@ class RoutedDehazer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.dehazer, name)
 
-    def __enter__(self) -> RoutedDehazer:
+    def __enter__(self) -> RoutedDehazer:  # noqa: PYI034 - a plain class, not meant for subclassing
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,6 +18,7 @@ Per frame (uint8 (H, W, 3), either channel order; numpy only, streaming, no look
 Cost: two block means and one bilinear upsample per frame, a few ms at 720p (measured in
 benchmarks/video_stability.py), far below a dehazing network's time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from dehazekit.runtimes.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,15 @@ class StabilizerConfig:
         if self.cells < 1:
             raise ConfigError.build("stabiliser cells must be >= 1", got=self.cells)
         if not (self.motion > 0 and self.cut > 0):
-            raise ConfigError.build("stabiliser motion and cut thresholds must be > 0", got=(self.motion, self.cut))
+            raise ConfigError.build(
+                "stabiliser motion and cut thresholds must be > 0", got=(self.motion, self.cut)
+            )
 
 
 def _cell_means(frame: np.ndarray, cell: int) -> np.ndarray:
     """(H, W, C) -> (ceil(H/cell), ceil(W/cell), C) float32 means; edge cells use the pixels they have."""
     h, w, c = frame.shape
-    gh, gw = -(-h // cell), -(-w // cell)
+    gh = -(-h // cell)
     sums = np.zeros((gh, w, c), dtype=np.float32)
     np.add.reduceat(frame, np.arange(0, h, cell), axis=0, out=sums, dtype=np.float32)
     sums = np.add.reduceat(sums, np.arange(0, w, cell), axis=1)
@@ -168,7 +170,7 @@ class StabilizedDehazer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.dehazer, name)
 
-    def __enter__(self) -> StabilizedDehazer:
+    def __enter__(self) -> StabilizedDehazer:  # noqa: PYI034 - a plain class, not meant for subclassing
         return self
 
     def __exit__(self, *exc: object) -> None:

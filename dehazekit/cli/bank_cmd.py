@@ -1,14 +1,16 @@
 """`dehazekit bank build` / `bank info`: one base model plus a bank of scene adapters."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from dehazekit.cli.console import cli_errors, console
 
-bank_app = typer.Typer(help="Adapter banks: one base network, scene adapters switched live.", no_args_is_help=True)
+bank_app = typer.Typer(
+    help="Adapter banks: one base network, scene adapters switched live.", no_args_is_help=True
+)
 
 
 def _parse_haze(values: list[str]) -> dict[str, float]:
@@ -29,12 +31,19 @@ def _parse_haze(values: list[str]) -> dict[str, float]:
 @bank_app.command("build")
 @cli_errors
 def build(
-    adapters: list[str] = typer.Argument(..., help="Adapter folders from `dehazekit adapt` (NAME=DIR to name one)."),
+    adapters: list[str] = typer.Argument(
+        ..., help="Adapter folders from `dehazekit adapt` (NAME=DIR to name one)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Bank folder to write."),
     base: str = typer.Option("default", "--base", help="The base model the adapters were made from."),
-    haze: list[str] = typer.Option([], "--haze", help="NAME=SCORE haze signature for --route auto "
-                                                      "(default: measured on the adapter's own images)."),
-    trt: bool = typer.Option(False, "--trt", help="Also build a refittable TensorRT engine (dehazekit[trt])."),
+    haze: list[str] = typer.Option(
+        [],
+        "--haze",
+        help="NAME=SCORE haze signature for --route auto (default: measured on the adapter's own images).",
+    ),
+    trt: bool = typer.Option(
+        False, "--trt", help="Also build a refittable TensorRT engine (dehazekit[trt])."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing bank folder."),
 ) -> None:
     """Check the adapters share one base, write base.onnx + each adapter's K-block weights + bank.json."""
@@ -64,9 +73,14 @@ def _print_info(folder: Path) -> None:
     for column in ("adapter", "blocks", "initializers", "KB", "haze"):
         table.add_column(column, justify="left" if column in ("adapter", "blocks") else "right")
     for name, e in m["adapters"].items():
-        haze: Optional[float] = e.get("haze")
-        table.add_row(name, ", ".join(e["blocks"]) or "-", str(len(e["initializers"])), f"{e['bytes'] / 1e3:.1f}",
-                      "-" if haze is None else f"{haze:.3f}")
+        haze: float | None = e.get("haze")
+        table.add_row(
+            name,
+            ", ".join(e["blocks"]) or "-",
+            str(len(e["initializers"])),
+            f"{e['bytes'] / 1e3:.1f}",
+            "-" if haze is None else f"{haze:.3f}",
+        )
     console.print(table)
 
 

@@ -1,4 +1,5 @@
 """The video options of `dehazekit run`: --stabilize, --bank/--adapter, --route (kept apart from run_cmd)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,5 +45,8 @@ def print_routes(router: Any) -> None:
     if router is None:
         return
     for seg in router.report():
-        console.print(f"frames {seg['start']}-{seg['end']}: adapter [bold]{seg['adapter']}[/] "
-                      f"(mean haze score {seg['mean_score']:.3f})", highlight=False)
+        console.print(
+            f"frames {seg['start']}-{seg['end']}: adapter [bold]{seg['adapter']}[/] "
+            f"(mean haze score {seg['mean_score']:.3f})",
+            highlight=False,
+        )

@@ -16,6 +16,7 @@ pixel, on the 0..1 scale) and the temporal std of global brightness, ``brightnes
 std_t(mean_p luma(O_t)), beside the same for the input. ``tau`` defaults to 0.02 (about 5/255).
 Everything runs in numpy on CPU and streams: memory is one previous frame.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,12 +34,15 @@ _EPS = 1e-12
 def luma_blocks(frame: np.ndarray, block: int = BLOCK) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H // block, W // block) float64 mean luma per block, in [0, 1]."""
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise InputError.build("flicker needs uint8 RGB frames", got=f"{frame.dtype} {frame.shape}",
-                               expected="uint8 (H, W, 3)")
+        raise InputError.build(
+            "flicker needs uint8 RGB frames", got=f"{frame.dtype} {frame.shape}", expected="uint8 (H, W, 3)"
+        )
     y = frame.astype(np.float32) @ (_LUMA / 255.0)
     h, w = (y.shape[0] // block) * block, (y.shape[1] // block) * block
     if h == 0 or w == 0:
-        raise InputError.build("frame smaller than the flicker block", got=frame.shape[:2], expected=f">= {block}")
+        raise InputError.build(
+            "frame smaller than the flicker block", got=frame.shape[:2], expected=f">= {block}"
+        )
     return y[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3), dtype=np.float64)
 
 
@@ -91,12 +95,14 @@ class FlickerMeter:
         }
 
 
-def flicker(inputs: list[np.ndarray], outputs: list[np.ndarray], block: int = BLOCK,
-            tau: float = STATIC_TAU) -> dict[str, float]:
+def flicker(
+    inputs: list[np.ndarray], outputs: list[np.ndarray], block: int = BLOCK, tau: float = STATIC_TAU
+) -> dict[str, float]:
     """Flicker of ``outputs`` relative to ``inputs`` (equal-length lists of uint8 RGB frames)."""
     if len(inputs) != len(outputs) or len(inputs) < 2:
-        raise InputError.build("flicker needs two equal sequences of >= 2 frames",
-                               got=(len(inputs), len(outputs)))
+        raise InputError.build(
+            "flicker needs two equal sequences of >= 2 frames", got=(len(inputs), len(outputs))
+        )
     meter = FlickerMeter(block=block, tau=tau)
     for a, b in zip(inputs, outputs):
         meter.update(a, b)

@@ -5,6 +5,7 @@ whatever the file is); the stabiliser, being causal and a pure post-process, is 
 outputs, so raw and stabilised numbers come from one model pass. Frames larger than ``max_side`` are
 downscaled (Lanczos) first and everything is scored at that size.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,15 @@ class VideoEvalResult:
     kept: dict[int, list[np.ndarray]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"video": self.video, "model": self.model, "frames": self.frames, "size": list(self.size),
-                "flicker": self.flicker, "fade": self.fade, "seconds": self.seconds}
+        return {
+            "video": self.video,
+            "model": self.model,
+            "frames": self.frames,
+            "size": list(self.size),
+            "flicker": self.flicker,
+            "fade": self.fade,
+            "seconds": self.seconds,
+        }
 
 
 def _downscale(frame: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -124,7 +132,9 @@ def evaluate_video(cfg: VideoEvalConfig) -> VideoEvalResult:
     return result
 
 
-def _score_fade(params: Any, fades: dict[str, list[float]], frame: np.ndarray, outs: dict[str, np.ndarray]) -> None:
+def _score_fade(
+    params: Any, fades: dict[str, list[float]], frame: np.ndarray, outs: dict[str, np.ndarray]
+) -> None:
     if params is None:
         return
     from dehazekit.metrics.fade import fade
@@ -137,14 +147,26 @@ def _score_fade(params: Any, fades: dict[str, list[float]], frame: np.ndarray, o
 def print_video_report(result: VideoEvalResult, console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"flicker of {Path(result.video).name} ({result.frames} frames at "
-                        f"{result.size[0]}x{result.size[1]})")
+    table = Table(
+        title=f"flicker of {Path(result.video).name} ({result.frames} frames at "
+        f"{result.size[0]}x{result.size[1]})"
+    )
     for column in ("output", "flicker ratio", "static change", "brightness std", "mean FADE"):
         table.add_column(column, justify="left" if column == "output" else "right")
     first = next(iter(result.flicker.values()))
-    table.add_row("input", "1.000", f"{first['static_change_in']:.5f}", f"{first['brightness_std_in']:.4f}",
-                  f"{result.fade['input']:.3f}" if "input" in result.fade else "-")
+    table.add_row(
+        "input",
+        "1.000",
+        f"{first['static_change_in']:.5f}",
+        f"{first['brightness_std_in']:.4f}",
+        f"{result.fade['input']:.3f}" if "input" in result.fade else "-",
+    )
     for name, f in result.flicker.items():
-        table.add_row(name, f"{f['ratio']:.3f}", f"{f['static_change_out']:.5f}", f"{f['brightness_std_out']:.4f}",
-                      f"{result.fade[name]:.3f}" if name in result.fade else "-")
+        table.add_row(
+            name,
+            f"{f['ratio']:.3f}",
+            f"{f['static_change_out']:.5f}",
+            f"{f['brightness_std_out']:.4f}",
+            f"{result.fade[name]:.3f}" if name in result.fade else "-",
+        )
     console.print(table)

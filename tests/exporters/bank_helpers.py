@@ -1,4 +1,5 @@
 """Tiny base model + LoRA adapters on disk, shaped like `dehazekit adapt` output, for bank tests."""
+
 from __future__ import annotations
 
 import copy

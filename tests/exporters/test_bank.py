@@ -1,4 +1,5 @@
 """Adapter bank: build checks, switching parity with each adapter's own merged model, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,20 @@ def bank_setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("bank")
     base = make_base(root / "base")
-    adapters = {"night": make_adapter(base, root / "night", (0, 2), seed=1),
-                "dense": make_adapter(base, root / "dense", (1, 3), seed=2)}
-    bank = build_bank([f"{n}={p}" for n, p in adapters.items()], root / "bank", base=root / "base",
-                      haze={"night": 0.2, "dense": 0.6})
-    own = {name: export_onnx(path, root / f"{name}.onnx") for name, path in {**adapters, "base": root / "base"}.items()}
+    adapters = {
+        "night": make_adapter(base, root / "night", (0, 2), seed=1),
+        "dense": make_adapter(base, root / "dense", (1, 3), seed=2),
+    }
+    bank = build_bank(
+        [f"{n}={p}" for n, p in adapters.items()],
+        root / "bank",
+        base=root / "base",
+        haze={"night": 0.2, "dense": 0.6},
+    )
+    own = {
+        name: export_onnx(path, root / f"{name}.onnx")
+        for name, path in {**adapters, "base": root / "base"}.items()
+    }
     return {"root": root, "base": base, "bank": bank, "own": own, "adapters": adapters}
 
 
@@ -66,8 +76,11 @@ def test_adapter_from_another_base_is_refused(bank_setup, tmp_path):
     other = make_base(tmp_path / "other", seed=7)
     stranger = make_adapter(other, tmp_path / "stranger", (0,), seed=3)
     with pytest.raises(ConfigError, match="not adapted from this base"):
-        build_bank([str(bank_setup["adapters"]["night"]), str(stranger)], tmp_path / "bank",
-                   base=bank_setup["root"] / "base")
+        build_bank(
+            [str(bank_setup["adapters"]["night"]), str(stranger)],
+            tmp_path / "bank",
+            base=bank_setup["root"] / "base",
+        )
     assert not (tmp_path / "bank").exists()
 
 
@@ -104,8 +117,21 @@ def test_cli_bank_info_and_run_with_route(bank_setup, tmp_path):
     assert info.exit_code == 0 and "dense" in info.output
     video = make_video(tmp_path / "clip.mp4", count=6, width=48, height=32)
     out = tmp_path / "out.mp4"
-    run = runner.invoke(app, ["run", str(video), "--bank", str(bank_setup["bank"]), "--route", "auto",
-                              "--stabilize", "--out", str(out), "--no-audio"])
+    run = runner.invoke(
+        app,
+        [
+            "run",
+            str(video),
+            "--bank",
+            str(bank_setup["bank"]),
+            "--route",
+            "auto",
+            "--stabilize",
+            "--out",
+            str(out),
+            "--no-audio",
+        ],
+    )
     assert run.exit_code == 0, run.output
     assert out.is_file() and "adapter" in run.output
     bad = runner.invoke(app, ["run", str(video), "--adapter", "night", "--out", str(tmp_path / "x.mp4")])
@@ -118,8 +144,9 @@ def test_tensorrt_refit_matches_onnxruntime(bank_setup):
     from dehazekit.runtimes.bank import OnnxBankBackend
     from dehazekit.runtimes.bank_trt import TensorRTBankBackend
 
-    build_bank_engine(bank_setup["bank"], min_shape=(1, 3, 32, 32), opt_shape=(2, 3, 40, 56),
-                      max_shape=(2, 3, 64, 64))
+    build_bank_engine(
+        bank_setup["bank"], min_shape=(1, 3, 32, 32), opt_shape=(2, 3, 40, 56), max_shape=(2, 3, 64, 64)
+    )
     x = _batch()
     with TensorRTBankBackend(bank_setup["bank"]) as engine, OnnxBankBackend(bank_setup["bank"]) as ort:
         for name in ("night", "dense", "base", "night"):

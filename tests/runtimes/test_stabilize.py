@@ -1,12 +1,13 @@
 """Stabiliser: removes synthetic flicker, leaves no ghost behind moving things, restarts at cuts."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from dehazekit.metrics.flicker import flicker
 from dehazekit.runtimes.errors import ConfigError
 from dehazekit.runtimes.stabilize import StabilizedDehazer, Stabilizer, StabilizerConfig, upsample
+
+from dehazekit.metrics.flicker import flicker
 from tests.runtimes.video_seq import flickering_model, moving_square, static_scene
 
 
@@ -45,8 +46,10 @@ def test_moving_square_leaves_no_ghost():
 def test_scene_cut_restarts_the_history():
     first, second = static_scene(count=10, seed=0), [255 - f for f in static_scene(count=10, seed=3)]
     inputs = first + second
-    raw = [np.clip(f.astype(np.int16) + (30 if i >= 10 else -30), 0, 255).astype(np.uint8)
-           for i, f in enumerate(inputs)]
+    raw = [
+        np.clip(f.astype(np.int16) + (30 if i >= 10 else -30), 0, 255).astype(np.uint8)
+        for i, f in enumerate(inputs)
+    ]
     steady, stab = _stabilise(inputs, raw)
     assert stab.cuts == 1
     assert np.array_equal(steady[10], raw[10])  # the cut frame itself is the model's, not a blend

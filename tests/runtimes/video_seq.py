@@ -1,11 +1,13 @@
 """Synthetic video sequences with known flicker and motion, for stabiliser and flicker-metric tests."""
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def static_scene(count: int = 30, height: int = 48, width: int = 64, noise: float = 1.0,
-                 seed: int = 0) -> list[np.ndarray]:
+def static_scene(
+    count: int = 30, height: int = 48, width: int = 64, noise: float = 1.0, seed: int = 0
+) -> list[np.ndarray]:
     """A fixed textured scene with a little sensor noise (std ``noise`` grey levels)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
@@ -29,6 +31,6 @@ def moving_square(count: int = 20, height: int = 48, width: int = 96, step: int 
     for i in range(count):
         frame = np.full((height, width, 3), 80, np.uint8)
         x0 = 4 + i * step
-        frame[16:32, x0:x0 + 16] = 230
+        frame[16:32, x0 : x0 + 16] = 230
         frames.append(frame)
     return frames

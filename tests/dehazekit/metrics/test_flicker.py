@@ -1,13 +1,14 @@
 """Flicker metric: 1 for an output that follows its input, grows with added flicker, ignores motion."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from dehazekit.runtimes.errors import InputError
 
 from dehazekit.metrics.flicker import FlickerMeter, flicker
-from dehazekit.runtimes.errors import InputError
 from tests.runtimes.video_seq import flickering_model, moving_square, static_scene
 
 
@@ -33,7 +34,7 @@ def test_moving_regions_are_not_counted():
     outs = []
     for i, f in enumerate(frames):
         out = f.copy()
-        out[16:32, 4 + i * 4:20 + i * 4] -= 40
+        out[16:32, 4 + i * 4 : 20 + i * 4] -= 40
         outs.append(out)
     assert flicker(frames, outs, block=4)["ratio"] == pytest.approx(1.0, abs=0.05)
 
@@ -59,8 +60,21 @@ def test_eval_video_cli_writes_flicker_json(tmp_path, tiny_onnx):
     from tests.runtimes.media import make_video
 
     video = make_video(tmp_path / "clip.mp4", count=8, width=48, height=32)
-    result = CliRunner().invoke(app, ["eval", "--video", str(video), "--model", str(tiny_onnx), "--stabilize",
-                                      "--out", str(tmp_path / "rep"), "--max-frames", "6"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--video",
+            str(video),
+            "--model",
+            str(tiny_onnx),
+            "--stabilize",
+            "--out",
+            str(tmp_path / "rep"),
+            "--max-frames",
+            "6",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "rep" / "video_report.json").read_text())
     assert report["frames"] == 6
