@@ -45,9 +45,10 @@ class TensorRTBankBackend(TensorRTBackend):
         """Refit the engine with adapter ``name`` ("base" = no adapter); a no-op if already current."""
         if name == self.adapter:
             return
+        keep = []  # TensorRT reads the host arrays during refit_cuda_engine: they must outlive the loop
         for key, value in self.bank.full_weights(name).items():
-            weights = self._trt.Weights(np.ascontiguousarray(value))
-            if not self.refitter.set_named_weights(key, weights):
+            keep.append(self._trt.Weights(np.ascontiguousarray(value)))
+            if not self.refitter.set_named_weights(key, keep[-1]):
                 raise BackendError.build(
                     "TensorRT refused an adapter weight",
                     got=key,
