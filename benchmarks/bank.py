@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def rss_mb() -> float:
@@ -36,6 +35,7 @@ def measure(mode: str, workdir: Path, n: int, size: int) -> dict:
     """Runs inside a fresh process."""
     import numpy as np
     import onnxruntime  # noqa: F401  (imported before the baseline, like the models' code)
+
     from dehazekit.runtimes.backends.onnx_backend import OnnxBackend
     from dehazekit.runtimes.bank import OnnxBankBackend
 
@@ -85,14 +85,38 @@ def switch_times(bank, names, x) -> dict:
     }
 
 
-def prepare(workdir: Path, n: int) -> None:
-    sys.path.insert(0, str(REPO))
+def make_adapter(base, folder: Path, blocks_at: tuple[int, ...], seed: int) -> Path:
+    """An adapt-style folder (adapter + merged model) with random LoRA on the candidate blocks ``blocks_at``:
+    random weights are enough to measure memory and switch time."""
+    import copy
+
     import torch
+
+    from dehazekit.adapt.api import candidate_list
+    from dehazekit.lora import adapter_digest, inject_lora, merge_lora, save_adapter
+    from dehazekit.models import save_model
+
+    model = copy.deepcopy(base)
+    candidates = candidate_list(model, "auto")
+    blocks = [candidates[i] for i in blocks_at]
+    torch.manual_seed(seed)
+    inject_lora(model, blocks, rank=2, lora_alpha=4.0, gated=False)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("lora_B"):
+                param.normal_(0, 0.3)
+    save_adapter(model, folder, info={"objective": "random", "seed": seed})
+    merge_lora(model, safe=True)
+    save_model(model, folder, adapter_digest=adapter_digest(folder), selected_blocks=blocks)
+    return folder
+
+
+def prepare(workdir: Path, n: int) -> None:
+    import torch
+
     from dehazekit.exporters.bank import build_bank
     from dehazekit.exporters.onnx_export import export_onnx
-
     from dehazekit.models import default_model_path, load_model
-    from tests.exporters.bank_helpers import make_adapter
 
     base = load_model(default_model_path())
     blocks = [(0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (1, 5, 6), (2, 3, 7)]

@@ -16,10 +16,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from dehazekit.runtimes import Dehazer
-from dehazekit.runtimes.routing import RoutedDehazer, Router
 
 from dehazekit.metrics.video_eval import _frames
+from dehazekit.runtimes import Dehazer
+from dehazekit.runtimes.routing import RoutedDehazer, Router
 
 RESULTS = Path(__file__).parent / "results"
 FADE_EVERY = 5
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=45)
     parser.add_argument("--max-side", type=int, default=320)
     parser.add_argument("--fade-params", type=Path, default=None)
+    parser.add_argument("--name", default="bank_routing", help="results/<name>.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     params = None
@@ -66,13 +67,14 @@ def main() -> None:
     ]
     manifest = json.loads((args.bank / "bank.json").read_text())
     out = {
-        "command": f"python benchmarks/bank_routing.py --bank BANK --frames {args.frames} --max-side {args.max_side}",
+        "command": f"python benchmarks/bank_routing.py --bank BANK --frames {args.frames} "
+        f"--max-side {args.max_side}{' --fade-params DIR' if args.fade_params else ''} --name {args.name}",
         "signatures": {n: e.get("haze") for n, e in manifest["adapters"].items()},
         "blocks": {n: e["blocks"] for n, e in manifest["adapters"].items()},
         "clips": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bank_routing.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from dehazekit.runtimes.stabilize import StabilizerConfig
 
 from dehazekit.metrics.video_eval import VideoEvalConfig, evaluate_video
+from dehazekit.runtimes.stabilize import StabilizerConfig
 
 RESULTS = Path(__file__).parent / "results"
 log = logging.getLogger("video_stability")

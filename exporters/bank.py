@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
+
 from dehazekit.runtimes.bank import BANK_FORMAT, MANIFEST, adapter_file
 from dehazekit.runtimes.errors import ConfigError, DehazeKitError, ExportError, ModelFileError
-from onnx import numpy_helper
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,8 @@ def _signature(info: dict[str, Any], folder: Path, given: float | None) -> float
     summary = folder / "report" / "summary.json"
     if not summary.is_file():
         return None
-    from dehazekit.runtimes.routing import haze_score
-
     from dehazekit.data.images import list_images, read_rgb_uint8
+    from dehazekit.runtimes.routing import haze_score
 
     source = json.loads(summary.read_text()).get("data", {}).get("source")
     try:

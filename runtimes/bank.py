@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from dehazekit.runtimes.backends.onnx_backend import OnnxBackend, _import_ort
 from dehazekit.runtimes.errors import BackendError, ModelFileError, UnknownNameError
 
@@ -150,7 +151,10 @@ class OnnxBankBackend(OnnxBackend):
         # the point of the bank, so the warning is silenced while the session is built (2 = its default).
         ort.set_default_logger_severity(3)
         try:
-            super().__init__(self.bank.base_onnx, device=device, providers=providers, threads=threads)
+            # No CUDA I/O binding: its launch path feeds only the image, not the adapter weights.
+            super().__init__(
+                self.bank.base_onnx, device=device, providers=providers, threads=threads, io_binding=False
+            )
         finally:
             ort.set_default_logger_severity(2)
         overridable = {i.name for i in self.session.get_overridable_initializers()}

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from dehazekit.runtimes.backends.trt_backend import TensorRTBackend
 from dehazekit.runtimes.bank import BASE, Bank
 from dehazekit.runtimes.errors import BackendError, ModelFileError

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +32,15 @@ from dehazekit.runtimes.tiling import TileConfig, needs_tiling, tiled_infer
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class PendingBatch:
+    """A batch handed to the backend: its ticket and padding, or its frames when already done."""
+
+    ticket: object
+    pad: object
+    done: list[np.ndarray] | None = None
+
+
 class Dehazer:
     """uint8 frames in, uint8 frames out; padding, tiling and batching handled here.
 
@@ -44,9 +54,9 @@ class Dehazer:
                  overlap: int = 64, bgr: bool = False, adapter: str | None = None) -> None:
         if batch < 1:
             raise ConfigError.build("batch must be >= 1", got=batch)
-        extra = {"adapter": adapter} if adapter is not None else {}
-        self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers,
-                                                                          **extra)
+        extra = {"adapter": adapter} if adapter is not None else {}  # only bank folders take an adapter
+        self.backend = (model if hasattr(model, "infer")
+                        else open_backend(model, device=device, providers=providers, **extra))
         self.meta = self.backend.meta
         self.batch = batch
         self.bgr = bgr
@@ -64,6 +74,27 @@ class Dehazer:
             out = tiled_infer(batch, self._run_padded, self.tiles)
         else:
             out = self._run_padded(batch)
+        return from_model_batch(out, self.meta, self.bgr)
+
+    def submit_batch(self, frames: Sequence[np.ndarray]) -> PendingBatch:
+        """Start dehazing same-size frames; ``collect_batch`` returns them.
+
+        On backends that overlap transfers with compute (TensorRT, ONNX Runtime on CUDA) this returns while
+        the GPU works, so the caller can decode and submit the next batch; tiled frames run synchronously.
+        """
+        submit = getattr(self.backend, "submit", None)
+        batch = to_model_batch(list(frames), self.meta, self.bgr)
+        tiled = needs_tiling(batch.shape[2], batch.shape[3], self.tiles)
+        if submit is None or tiled:
+            out = tiled_infer(batch, self._run_padded, self.tiles) if tiled else self._run_padded(batch)
+            return PendingBatch(ticket=None, pad=None, done=from_model_batch(out, self.meta, self.bgr))
+        pad = plan_padding(batch.shape[2], batch.shape[3], self.meta)
+        return PendingBatch(ticket=submit(to_layout(pad_batch(batch, pad), self.meta)), pad=pad)
+
+    def collect_batch(self, pending: PendingBatch) -> list[np.ndarray]:
+        if pending.done is not None:
+            return pending.done
+        out = crop_batch(from_layout(self.backend.collect(pending.ticket), self.meta), pending.pad)
         return from_model_batch(out, self.meta, self.bgr)
 
     def _run_padded(self, batch: np.ndarray) -> np.ndarray:

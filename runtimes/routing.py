@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from dehazekit.runtimes.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,16 @@ class RoutedDehazer:
             outputs += self.dehazer.process_batch(frames[start:stop])
             start = stop
         return outputs
+
+    def submit_batch(self, frames: Sequence[np.ndarray]) -> Any:
+        # Synchronous on purpose: switching adapters while an earlier batch is still in flight on the
+        # device would run that batch with the wrong weights.
+        from dehazekit.runtimes.dehazer import PendingBatch
+
+        return PendingBatch(ticket=None, pad=None, done=self.process_batch(frames))
+
+    def collect_batch(self, pending: Any) -> list[np.ndarray]:
+        return pending.done
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         return self.process_batch([frame])[0]

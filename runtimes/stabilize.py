@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from dehazekit.runtimes.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,16 @@ class StabilizedDehazer:
 
     def process_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = self.dehazer.process_batch(frames)
+        return [self.stabilizer.step(f, o) for f, o in zip(frames, outputs)]
+
+    def submit_batch(self, frames: Sequence[np.ndarray]) -> tuple[list[np.ndarray], Any]:
+        # The pipeline keeps one batch in flight and collects in order, so stabilising at collect time
+        # still sees the frames in stream order.
+        return list(frames), self.dehazer.submit_batch(frames)
+
+    def collect_batch(self, pending: tuple[list[np.ndarray], Any]) -> list[np.ndarray]:
+        frames, inner = pending
+        outputs = self.dehazer.collect_batch(inner)
         return [self.stabilizer.step(f, o) for f, o in zip(frames, outputs)]
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from dehazekit.accel import Accelerator
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
 from dehazekit.runtimes.errors import ConfigError, ParityError
@@ -107,11 +108,11 @@ class _Run:
     """One adaptation run's mutable state: model, samplers, history, timings, checkpoints."""
 
     def __init__(self, config: AdaptConfig, data: UnpairedHazy, model: nn.Module, objective: nn.Module,
-                 progress: ProgressFn | None) -> None:
+                 progress: ProgressFn | None, accel: Accelerator) -> None:
         self.config, self.data, self.model, self.objective = config, data, model, objective
         self.progress = progress
         bs = config.batch_size
-        self.samplers = {name: data.sampler(name, bs) for name in ("alpha", "w", "all")}
+        self.samplers = {name: accel.batches(data.sampler(name, bs)) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
         self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
 
@@ -298,7 +299,11 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     torch.manual_seed(config.seed)  # LoRA A init: same seed, same run
     gates = inject_lora(model, candidates, rank=config.rank, lora_alpha=config.lora_alpha, gated=True)
     _check_k(config, len(gates))
-    run = _Run(config, data, model, objective, progress)
+    accel = Accelerator.resolve(config.device, config.precision)
+    log.info("training on %s", accel.describe())
+    accel.attach(model)
+    accel.attach(objective, frozen=True)
+    run = _Run(config, data, model, objective, progress, accel)
     state, resumed = _resume_state(run, config)
     load_s = time.perf_counter() - t0
     if state is not None and state["stage"] == "finetune":
@@ -309,6 +314,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
     run.finetune(selected, search_gates, state)
+    accel.detach(run.model)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 

@@ -6,9 +6,9 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+
 from dehazekit.runtimes.errors import ConfigError
 from dehazekit.runtimes.routing import Router, haze_score
-
 from tests.runtimes.video_seq import static_scene
 
 SIGNATURES = {"light": 0.3, "dense": 0.6}

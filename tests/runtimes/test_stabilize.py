@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dehazekit.runtimes.errors import ConfigError
-from dehazekit.runtimes.stabilize import StabilizedDehazer, Stabilizer, StabilizerConfig, upsample
 
 from dehazekit.metrics.flicker import flicker
+from dehazekit.runtimes.errors import ConfigError
+from dehazekit.runtimes.stabilize import StabilizedDehazer, Stabilizer, StabilizerConfig, upsample
 from tests.runtimes.video_seq import flickering_model, moving_square, static_scene
 
 

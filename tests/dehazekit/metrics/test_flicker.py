@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from dehazekit.runtimes.errors import InputError
 
 from dehazekit.metrics.flicker import FlickerMeter, flicker
+from dehazekit.runtimes.errors import InputError
 from tests.runtimes.video_seq import flickering_model, moving_square, static_scene
 
 
