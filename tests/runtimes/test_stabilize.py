@@ -94,3 +94,47 @@ def test_wrapper_stabilises_any_dehazer_in_order():
     expected, _ = _stabilise(inputs, flickering_model(inputs))
     assert all(np.array_equal(a, b) for a, b in zip(outs, expected))
     assert wrapped.batch == 4 and "stabilize" in wrapped.describe()
+
+
+def _flicker(frame: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A global offset that depends only on the input frame, so it does not depend on call order."""
+    offset = int(frame.astype(np.int64).sum() % 25) - 12
+    return np.clip(out.astype(np.int16) + offset, 0, 255).astype(np.uint8)
+
+
+class _FlickeringDehazer:
+    """A Dehazer whose outputs flicker, driven through submit_batch/collect_batch like the pipeline does."""
+
+    def __init__(self, dehazer):
+        self.dehazer, self.batch = dehazer, dehazer.batch
+
+    def submit_batch(self, frames):
+        return list(frames), self.dehazer.submit_batch(frames)
+
+    def collect_batch(self, pending):
+        frames, inner = pending
+        return [_flicker(f, o) for f, o in zip(frames, self.dehazer.collect_batch(inner))]
+
+    def describe(self):
+        return self.dehazer.describe()
+
+    def close(self):
+        self.dehazer.close()
+
+
+def test_the_pipeline_runs_frames_through_the_stabiliser(tiny_onnx):
+    # The pipeline drives dehazers through submit_batch/collect_batch with one batch in flight: the
+    # stabilised stream must equal stabilising the model's outputs frame by frame, in order.
+    from dehazekit.runtimes import Dehazer, open_sink, open_source
+    from dehazekit.runtimes.pipeline import run_pipeline
+
+    frames = static_scene(count=9, height=24, width=32)
+    with Dehazer(tiny_onnx) as plain:
+        expected, _ = _stabilise(frames, [_flicker(f, plain(f)) for f in frames])
+    written: list[np.ndarray] = []
+    source = open_source(iter(frames))
+    stabilised = StabilizedDehazer(_FlickeringDehazer(Dehazer(tiny_onnx, batch=2)))
+    run_pipeline(source, open_sink(lambda item, frame: written.append(frame), source), stabilised)
+    assert len(written) == len(frames)
+    for got, want in zip(written, expected):
+        np.testing.assert_array_equal(got, want)
