@@ -64,16 +64,19 @@ class Dehazer:
     ``max_memory``: bytes the network's activations may take; larger frames are tiled automatically
     (same blend as ``tile``). "auto": half the memory available at start; None: never tile on its own.
     ``threads``: onnxruntime intra-op threads (None: its default). ``bgr``: frames are BGR (OpenCV).
+    ``adapter``: for an adapter bank folder, the adapter to start with (switch later with ``use``).
     """
 
     def __init__(self, model: str | Path | Backend, *, device: str = "auto",
                  providers: Sequence[str] | None = None, batch: int = 1, tile: int | None = None,
                  overlap: int = 64, bgr: bool = False, max_memory: int | str | None = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, adapter: str | None = None) -> None:
         if batch < 1:
             raise ConfigError.build("batch must be >= 1", got=batch)
         takes_threads = not hasattr(model, "infer") and (Path(model).is_dir() or Path(model).suffix.lower() in THREADED)
-        extra = {"threads": threads} if threads and takes_threads else {}
+        extra: dict[str, object] = {"threads": threads} if threads and takes_threads else {}
+        if adapter is not None:  # only bank folders take an adapter
+            extra["adapter"] = adapter
         self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers,
                                                                          **extra)
         self.meta = self.backend.meta
@@ -178,6 +181,14 @@ class Dehazer:
                 pending = []
         if pending:
             yield from self.process_batch(pending)
+
+    # --- adapter banks -------------------------------------------------------------------------
+    def use(self, adapter: str) -> None:
+        """Switch a bank model to ``adapter`` for the next frames (no reload; see runtimes.bank)."""
+        if not hasattr(self.backend, "use"):
+            raise ConfigError.build("this model is not an adapter bank", got=self.backend.name,
+                                    fix="open a folder written by `dehazekit bank build`")
+        self.backend.use(adapter)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def describe(self) -> dict[str, object]:

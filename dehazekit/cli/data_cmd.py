@@ -152,7 +152,7 @@ def pretrain_cmd(
 
 
 def eval_cmd(
-    hazy: Path = typer.Option(..., "--hazy", help="Folder of hazy images."),
+    hazy: Path | None = typer.Option(None, "--hazy", help="Folder of hazy images."),
     model: Path | None = typer.Option(None, "--model", help="Model folder/file; default: the bundled model."),
     clear: Path | None = typer.Option(None, "--clear", help="Ground truth with matching file stems."),
     metrics: str = typer.Option(
@@ -165,11 +165,23 @@ def eval_cmd(
     max_side: int = typer.Option(
         1024, "--max-side", help="Downscale larger images to this side (0 = never)."
     ),
+    video: Path | None = typer.Option(None, "--video", help="Score a video instead: flicker (+ FADE per frame)."),
+    stabilize: bool = typer.Option(False, "--stabilize", help="With --video: also score the stabilised output."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="With --video: first N frames only."),
 ) -> None:
-    """Dehaze a folder and report before/after metrics (table, JSON, contact sheet)."""
+    """Dehaze a folder (or a --video) and report before/after metrics (table, JSON, contact sheet)."""
     from dehazekit.cli.guard import guard_outputs, model_files
 
-    _must_exist(hazy=hazy, model=model, clear=clear, fade_params=fade_params)
+    _must_exist(hazy=hazy, model=model, clear=clear, fade_params=fade_params, video=video)
+    if video is not None:
+        if out is not None:
+            guard_outputs([out / "video_report.json"], [video, *model_files(model), fade_params])
+        _eval_video(video, model, fade_params, out, max_side, stabilize, max_frames)
+        return
+    if hazy is None:
+        from dehazekit.runtimes.errors import ConfigError
+
+        raise ConfigError.build("nothing to evaluate", expected="--hazy FOLDER or --video FILE")
     if out is not None:
         inputs = [hazy, clear, *model_files(model), fade_params]
         guard_outputs([out / "report.json", out / "contact_sheet.png"], inputs)
@@ -186,6 +198,20 @@ def eval_cmd(
     )
     report = evaluate(cfg)
     print_report(report, console)
+
+
+def _eval_video(video: Path, model: Path | None, fade_params: Path | None, out: Path | None,
+                max_side: int, stabilize: bool, max_frames: int | None) -> None:
+    """`eval --video`: flicker (JSON key ``flicker``) and mean FADE, raw and optionally stabilised."""
+    import os
+
+    from dehazekit.metrics.video_eval import VideoEvalConfig, evaluate_video, print_video_report
+
+    if fade_params is None and os.environ.get("DEHAZEKIT_FADE_PARAMS"):
+        fade_params = Path(os.environ["DEHAZEKIT_FADE_PARAMS"])
+    cfg = VideoEvalConfig(video=video, model=model, max_frames=max_frames, max_side=max_side or None,
+                          stabilize=stabilize, fade_params=fade_params, out=out)
+    print_video_report(evaluate_video(cfg), console)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dehazekit.cli import adapt_cmd, backbones_cmd, data_cmd, export_cmd, run_cmd
+from dehazekit.cli import adapt_cmd, bank_cmd, backbones_cmd, data_cmd, export_cmd, run_cmd
 from dehazekit.cli.console import setup_logging
 from dehazekit.cli.suggest import group_class
 
@@ -30,7 +30,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for _module in (backbones_cmd, adapt_cmd, export_cmd, run_cmd, data_cmd):
+for _module in (backbones_cmd, adapt_cmd, export_cmd, run_cmd, data_cmd, bank_cmd):
     _module.register(app)
 
 if __name__ == "__main__":

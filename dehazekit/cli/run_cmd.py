@@ -54,36 +54,48 @@ def run(
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop a camera/stream after N."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the audio track."),
     preset: str = typer.Option("superfast", "--preset", help="x264 preset for video output (speed vs size)."),
+    stabilize: bool = typer.Option(False, "--stabilize", help="Temporal stabiliser against flicker (video)."),
+    bank: Path | None = typer.Option(None, "--bank", help="Adapter bank folder (dehazekit bank build)."),
+    adapter: str | None = typer.Option(None, "--adapter", help="Bank adapter to run (default: the base)."),
+    route: str = typer.Option("off", "--route", help="auto: pick the bank adapter per frame from the haze."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream. Inputs are never modified or overwritten."""
     from dehazekit.cli.run_model import choose_model
     from dehazekit.cli.run_support import prepare_outputs, progress, summary
+    from dehazekit.cli.video_opts import check_model_choice, print_routes, wrap_dehazer
     from dehazekit.runtimes.backends import backend_key
     from dehazekit.runtimes.budget import inference_threads, parse_memory
     from dehazekit.runtimes.dehazer import Dehazer
     from dehazekit.runtimes.pipeline import Pipeline
     from dehazekit.runtimes.sources import SideBySideSink, default_output, open_sink, open_source
 
+    check_model_choice(model, bank, adapter)
     budget = "auto" if max_memory.strip().lower() == "auto" else parse_memory(max_memory)
-    if model is not None:
-        backend_key(model)  # a missing model or unknown suffix fails now, before any input is opened
+    for given in (model, bank):
+        if given is not None:
+            backend_key(given)  # a missing model or unknown suffix fails now, before any input is opened
     src = open_source(source, bgr=bgr, max_frames=max_frames)
     target = out or default_output(src)
     sink = open_sink(target, src, bgr=bgr, copy_audio=not no_audio, preset=preset)
     if side_by_side:
         sink = SideBySideSink(sink)
     plan = prepare_outputs(src, sink)  # before any work: refuses outputs that would overwrite inputs
-    choice = choose_model(model, None if model is not None else _default_model_folder())
+    if bank is not None:
+        model_path, model_note = bank, f"adapter bank {bank}"
+    else:
+        choice = choose_model(model, None if model is not None else _default_model_folder())
+        model_path, model_note = choice.path, choice.note or choice.route
     n_threads, why = inference_threads(src.info.kind, threads)
-    dehazer = Dehazer(choice.path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr,
-                      max_memory=budget, threads=n_threads)
+    dehazer = Dehazer(model_path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr,
+                      max_memory=budget, threads=n_threads, adapter=adapter)
+    dehazer, router = wrap_dehazer(dehazer, stabilize=stabilize, route=route)
     bar, on_frame = progress(src.info.frame_count)
     with bar, dehazer:
         report = Pipeline(dehazer, on_frame=on_frame).run(src, sink)
         backend = dehazer.describe()
     report.output = str(target)
-    route = choice.note or choice.route
-    summary(report, backend, route, f"{backend.get('threads', n_threads)} inference ({why})", plan)
+    summary(report, backend, model_note, f"{backend.get('threads', n_threads)} inference ({why})", plan)
+    print_routes(router)
 
 
 @cli_errors

@@ -25,6 +25,7 @@ _REGISTRY: dict[str, str | BackendFactory] = {
     ".onnx": "dehazekit.runtimes.backends.onnx_backend:OnnxBackend",
     ".engine": "dehazekit.runtimes.backends.trt_backend:TensorRTBackend",
     ".plan": "dehazekit.runtimes.backends.trt_backend:TensorRTBackend",
+    "<bank>": "dehazekit.runtimes.bank:open_bank",  # a folder with bank.json (dehazekit bank build)
 }
 ENTRY_POINT_GROUP = "dehazekit.backends"
 _plugins_loaded = False
@@ -67,7 +68,7 @@ def _resolve(entry: str | BackendFactory) -> BackendFactory:
 def backend_key(path: Path) -> str:
     _load_plugins()
     if path.is_dir():
-        return "<dir>"
+        return "<bank>" if (path / "bank.json").is_file() else "<dir>"
     if not path.exists():
         raise ModelFileError.build("model file not found", got=str(path),
                                    fix="check the path (pass --model PATH on the command line)")
