@@ -81,9 +81,23 @@ def run(
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop a camera/stream after N."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the audio track."),
     preset: str = typer.Option("superfast", "--preset", help="x264 preset for video output (speed vs size)."),
+    # --- scale-out (engine) block ---
+    engine: str = typer.Option("local", "--engine", help="local (threads here) or ray (a Ray cluster)."),
+    address: str | None = typer.Option(None, "--address", help="Ray: auto, ray://HOST:PORT (default: local)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Ray: actors, each holding one model."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="Ray: GPUs per actor (0.25 ok)."),
+    chunk_frames: int | None = typer.Option(None, "--chunk-frames", min=1, help="Ray: video frames per task."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream."""
     import time
+
+    if engine != "local":
+        _run_engine(engine, source, model or _default_model(), out,
+                    {"device": device, "batch": batch, "tile": tile, "overlap": overlap, "bgr": bgr},
+                    {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                     "chunk_frames": chunk_frames},
+                    side_by_side=side_by_side, copy_audio=not no_audio, preset=preset)
+        return
 
     from dehazekit.runtimes.dehazer import Dehazer
     from dehazekit.runtimes.pipeline import Pipeline
@@ -101,6 +115,26 @@ def run(
         on_frame.start = time.perf_counter()  # type: ignore[attr-defined]
         report = Pipeline(dehazer, on_frame=on_frame).run(src, sink)
     report.output = str(target)
+    _summary(report)
+
+
+def _run_engine(engine: str, source: str, model: Path, out: Path | None, dehazer: dict[str, Any],
+                engine_options: dict[str, Any], **kwargs: Any) -> None:
+    """--engine ray: the same run on a Ray cluster (dehazekit.runtimes.ray_engine), same summary."""
+    from dehazekit.runtimes.errors import ConfigError
+
+    if engine != "ray":
+        raise ConfigError.build("unknown --engine", got=engine, expected="local or ray")
+    from dehazekit.runtimes.ray_engine import RayOptions, import_ray, run_ray
+
+    import_ray()  # the install fix before any work
+    options = RayOptions(**{k: v for k, v in engine_options.items() if v is not None})
+    progress, on_frame = _progress(None)
+    with progress:
+        import time
+
+        on_frame.start = time.perf_counter()  # type: ignore[attr-defined]
+        report = run_ray(source, model, out, options=options, dehazer=dehazer, on_progress=on_frame, **kwargs)
     _summary(report)
 
 
