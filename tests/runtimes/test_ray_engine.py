@@ -121,3 +121,35 @@ def test_without_ray_the_engine_names_the_install_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'dehazekit\[ray\]'"):
         import_ray()
+
+
+def _bframe_clip(path: Path, count: int = 13) -> Path:
+    """x264 with B-frames and a GOP of 5: packets arrive out of presentation order."""
+    import av
+
+    from tests.runtimes.media import moving_frames
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 40, 32, "yuv420p"
+        stream.options = {"preset": "veryfast", "g": "5", "bf": "2", "sc_threshold": "0"}
+        for frame in moving_frames(count, 40, 32):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_reordered_source_frames_each_land_in_one_chunk(cluster, tmp_path, tiny_onnx):
+    from dehazekit.runtimes.ray_engine import RayOptions, run_ray
+    from dehazekit.runtimes.video_chunks import decode_chunk, plan_chunks
+
+    clip = _bframe_clip(tmp_path / "b.mp4")
+    chunks = plan_chunks(clip, 3)
+    assert len(chunks) == 3
+    pts = [item.pts for chunk in chunks for item in decode_chunk(clip, chunk)]
+    assert pts == probe(clip)["pts"]  # every frame once, in order, across chunk boundaries
+    _local(clip, tiny_onnx, tmp_path / "local.mp4")
+    run_ray(clip, tiny_onnx, tmp_path / "ray.mp4", options=RayOptions(workers=2, chunk_frames=3))
+    assert probe(tmp_path / "ray.mp4")["pts"] == probe(tmp_path / "local.mp4")["pts"]
