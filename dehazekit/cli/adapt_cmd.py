@@ -1,6 +1,7 @@
 """`dehazekit adapt`: adapt a backbone to unlabeled real hazy images or video (BiLaLoRA)."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -80,6 +81,7 @@ def _print_result(result: Any) -> None:
 
 @cli_errors
 def adapt(
+    ctx: typer.Context,
     images: Path = typer.Option(..., "--images", help="Folder of real hazy images, or a video file."),
     backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `dehazekit backbones`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder, official checkpoint, or "
@@ -108,8 +110,16 @@ def adapt(
     candidates: str = typer.Option("auto", "--candidates", help="auto, all or a backbone preset."),
     lr_w: float = typer.Option(1e-4, "--lr-w", help="LoRA learning rate (Adam)."),
     lr_alpha: float = typer.Option(3e-4, "--lr-alpha", help="Gate learning rate (AdamW)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (torchrun, gloo/nccl); each takes 1/N of "
+                              "every batch (--batch-size must divide by N)."),
 ) -> None:
     """Adapt BACKBONE to your real haze: search LoRA layers, fine-tune the top-K, merge, report."""
+    # --- data-parallel launch block ---
+    from dehazekit.cli.launch import relaunch, under_torchrun
+
+    if nproc > 1 and not under_torchrun():
+        relaunch(ctx, nproc, "adapt")
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dehazekit.adapt import AdaptConfig
@@ -126,6 +136,9 @@ def adapt(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"), TextColumn("ETA"),
                TimeRemainingColumn())
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 draws and prints
+        run_adapt(str(images), config=config)
+        return
     with Progress(*columns, console=console, transient=False) as progress:
         result = run_adapt(str(images), config=config, progress=_ProgressBar(progress))
     _print_result(result)
