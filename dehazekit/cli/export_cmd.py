@@ -119,6 +119,23 @@ def _engine(out: Path, req: Any) -> None:
     console.print(f"wrote {engine} and {engine.name}.json")
 
 
+def _serving(
+    onnx_path: Path, triton: Path | None, deepstream: Path | None, size: str, engine: Path | None
+) -> None:
+    """--triton / --deepstream (dehazekit.exporters.serving)."""
+    if triton is None and deepstream is None:
+        return
+    from dehazekit.exporters.serving import parse_size, write_deepstream, write_triton_repo
+
+    if triton is not None:
+        for config in write_triton_repo(onnx_path, triton, engine=engine):
+            console.print(f"wrote {config}")
+    if deepstream is not None:
+        console.print(
+            f"wrote {write_deepstream(onnx_path, deepstream, engine=engine, size=parse_size(size))}"
+        )
+
+
 @cli_errors
 def export(
     model: Path | None = typer.Argument(
@@ -149,6 +166,16 @@ def export(
     ),
     force: bool = typer.Option(False, "--force", help="Keep an artifact that fails the parity check."),
     int8: bool = typer.Option(False, "--int8", help="INT8 (needs calibration data; not supported yet)."),
+    # --- serving configs block ---
+    triton: Path | None = typer.Option(
+        None, "--triton", help="Also write a Triton model repository (config.pbtxt + model) here."
+    ),
+    deepstream: Path | None = typer.Option(
+        None, "--deepstream", help="Also write a DeepStream nvinfer config (+ model) here."
+    ),
+    deepstream_size: str = typer.Option(
+        "720x1280", "--deepstream-size", help="DeepStream network input HEIGHTxWIDTH."
+    ),
 ) -> None:
     """Export a model to ONNX with a parity report vs PyTorch, and optionally a TensorRT engine.
 
@@ -175,5 +202,8 @@ def export(
     out = onnx or (default_out.with_suffix(".fp16.onnx") if fp16 else default_out)
     _export_verified(net, out, req, force)
     _lint(out, strict=trt)
+    serving = (triton, deepstream, deepstream_size)
+    _serving(out, *serving, engine=None)  # written even where no engine can be built
     if trt:
         _engine(out, req)
+        _serving(out, *serving, engine=out.with_suffix(".engine"))  # now with the TensorRT plan
