@@ -18,14 +18,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-
 from dehazekit.runtimes.errors import ConfigError, InputError, ParityError
 from dehazekit.runtimes.io_utils import atomic_write_text
+from dehazekit.runtimes.media import IMAGE_SUFFIXES, is_image, read_image
+from torch import nn
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -201,10 +200,7 @@ def default_sizes(pad_multiple: int, min_size: int) -> list[tuple[int, int]]:
 
 
 def _load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return read_image(path).astype(np.float32) / 255.0
 
 
 def image_inputs(
@@ -213,7 +209,7 @@ def image_inputs(
     """Centre crops (never resizes) of up to ``limit`` photos at each size: (1, 3, h, w) float32 [0, 1]."""
     folder = Path(images_dir)
     files = (
-        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        sorted(p for p in folder.iterdir() if is_image(p) and not p.name.startswith(".")) if folder.is_dir() else []
     )
     if not files:
         raise InputError.build(

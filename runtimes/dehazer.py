@@ -13,9 +13,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-
 from dehazekit.runtimes.backends import Backend, open_backend
-from dehazekit.runtimes.errors import ConfigError
+from dehazekit.runtimes.budget import (
+    FALLBACK_BYTES_PER_PIXEL,
+    MemoryPlan,
+    default_budget,
+    measure_bytes_per_pixel,
+    plan_tiles,
+)
+from dehazekit.runtimes.errors import BackendError, ConfigError, InputError
 from dehazekit.runtimes.processing import (
     check_frame,
     crop_batch,
@@ -30,24 +36,42 @@ from dehazekit.runtimes.tiling import TileConfig, needs_tiling, tiled_infer
 
 log = logging.getLogger(__name__)
 
+THREADED = (".onnx", ".safetensors", ".pt", ".pth")  # backends whose CPU thread count we set
+
+
+def _is_allocation_failure(message: str) -> bool:
+    text = message.lower()
+    return any(key in text for key in ("bad_alloc", "bad allocation", "failed to allocate", "out of memory",
+                                       "cannot allocate"))
+
 
 class Dehazer:
     """uint8 frames in, uint8 frames out; padding, tiling and batching handled here.
 
-    ``tile``: frames whose longer side exceeds it run as overlapping tiles (None: always whole).
-    ``bgr``: frames are BGR (OpenCV) rather than RGB.
+    ``tile``: frames whose longer side exceeds it run as overlapping tiles (None: decided by memory).
+    ``max_memory``: bytes the network's activations may take; larger frames are tiled automatically
+    (same blend as ``tile``). "auto": half the memory available at start; None: never tile on its own.
+    ``threads``: onnxruntime intra-op threads (None: its default). ``bgr``: frames are BGR (OpenCV).
     """
 
     def __init__(self, model: str | Path | Backend, *, device: str = "auto",
                  providers: Sequence[str] | None = None, batch: int = 1, tile: int | None = None,
-                 overlap: int = 64, bgr: bool = False) -> None:
+                 overlap: int = 64, bgr: bool = False, max_memory: int | str | None = "auto",
+                 threads: int | None = None) -> None:
         if batch < 1:
             raise ConfigError.build("batch must be >= 1", got=batch)
-        self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers)
+        takes_threads = not hasattr(model, "infer") and (Path(model).is_dir() or Path(model).suffix.lower() in THREADED)
+        extra = {"threads": threads} if threads and takes_threads else {}
+        self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers,
+                                                                         **extra)
         self.meta = self.backend.meta
         self.batch = batch
         self.bgr = bgr
+        self.overlap = overlap
         self.tiles = TileConfig(tile=tile, overlap=overlap, batch=max(batch, 1)) if tile else None
+        self.max_memory = default_budget() if max_memory == "auto" else max_memory
+        self.bytes_per_pixel: float | None = None
+        self.memory_plans: dict[tuple[int, int, int], MemoryPlan] = {}
 
     # --- single frames and batches -------------------------------------------------------------
     def __call__(self, frame: np.ndarray) -> np.ndarray:
@@ -55,13 +79,42 @@ class Dehazer:
 
     def process_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Same-size uint8 (H, W, 3) frames -> dehazed frames of the same size."""
-        batch = to_model_batch(list(frames), self.meta, self.bgr)
-        _, _, height, width = batch.shape
-        if needs_tiling(height, width, self.tiles):
-            out = tiled_infer(batch, self._run_padded, self.tiles)
-        else:
-            out = self._run_padded(batch)
-        return from_model_batch(out, self.meta, self.bgr)
+        try:
+            batch = to_model_batch(list(frames), self.meta, self.bgr)
+            b, _, height, width = batch.shape
+            tiles = self.tiles or self._auto_tiles(b, height, width)
+            if needs_tiling(height, width, tiles):
+                out = tiled_infer(batch, self._run_padded, tiles)
+            else:
+                out = self._run_padded(batch)
+            return from_model_batch(out, self.meta, self.bgr)
+        except MemoryError as exc:
+            raise self._too_large(frames, str(exc) or "MemoryError") from exc
+        except BackendError as exc:
+            if not _is_allocation_failure(str(exc)):
+                raise
+            raise self._too_large(frames, str(exc)) from exc
+
+    def _auto_tiles(self, b: int, height: int, width: int) -> TileConfig | None:
+        """Tiles when the frame's estimated activation memory exceeds ``max_memory``; probed once, lazily."""
+        if self.max_memory is None or FALLBACK_BYTES_PER_PIXEL * b * height * width <= self.max_memory:
+            return None  # fits even at the pessimistic per-pixel cost: no probe needed
+        key = (b, height, width)
+        if key not in self.memory_plans:
+            if self.bytes_per_pixel is None:
+                self.bytes_per_pixel = measure_bytes_per_pixel(self._run_padded)
+            plan = plan_tiles(height, width, b, self.bytes_per_pixel, self.max_memory, self.overlap)
+            log.info("%dx%d frames: %s", width, height, plan.describe())
+            self.memory_plans[key] = plan
+        tile = self.memory_plans[key].tile
+        return TileConfig(tile=tile, overlap=min(self.overlap, tile // 2 - 1), batch=1) if tile else None
+
+    def _too_large(self, frames: Sequence[np.ndarray], got: str) -> InputError:
+        height, width = frames[0].shape[:2]
+        side = 512 if max(height, width) > 512 else 256
+        return InputError.build(f"a {width}x{height} frame is too large for the available memory",
+                                got=got.splitlines()[0][:200],
+                                fix=f"pass --tile {side} (or a smaller --max-memory, or --batch 1)")
 
     def _run_padded(self, batch: np.ndarray) -> np.ndarray:
         """(B, C, H, W) float -> network output cropped back to (B, C, H, W)."""
@@ -87,7 +140,12 @@ class Dehazer:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def describe(self) -> dict[str, object]:
-        return self.backend.describe()
+        info = dict(self.backend.describe())
+        if self.tiles is not None:
+            info["tiling"] = f"tiles of {self.tiles.tile} px (--tile)"
+        elif self.memory_plans:
+            info["tiling"] = "; ".join(plan.describe() for plan in self.memory_plans.values())
+        return info
 
     def close(self) -> None:
         self.backend.close()

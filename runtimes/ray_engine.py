@@ -17,7 +17,6 @@ import functools
 import glob as globlib
 import json
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -33,9 +32,10 @@ from dehazekit.runtimes.errors import (
     missing_dependency,
 )
 from dehazekit.runtimes.frames import Skipped
-from dehazekit.runtimes.images import ImageFilesSource, is_image
+from dehazekit.runtimes.images import ImageFilesSource
+from dehazekit.runtimes.media import is_image, is_video
 from dehazekit.runtimes.pipeline import RunReport
-from dehazekit.runtimes.video import VideoSource, is_video
+from dehazekit.runtimes.video import VideoSource
 from dehazekit.runtimes.video_chunks import CHUNK_FRAMES, join_chunks, plan_chunks
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,13 @@ def run_ray(
     preset: str | None = None,
     on_progress: Callable[[RunReport], None] | None = None,
     factory: Callable[[], Any] | None = None,
+    check_outputs: Callable[[Any, Any], Any] | None = None,
 ) -> RunReport:
     """Dehaze an image/folder/glob or a video (or a folder/glob of videos) on a Ray cluster.
 
-    ``dehazer``: Dehazer keyword options (device, batch, tile, overlap, bgr). ``factory``: builds each
-    actor's Dehazer instead (picklable; for custom backends).
+    ``dehazer``: Dehazer keyword options (device, batch, tile, overlap, bgr, ...). ``factory``: builds each
+    actor's Dehazer instead (picklable; for custom backends). ``check_outputs(source, sink)``: the output
+    safety checks run before any work (default: refuse outputs that are inputs); the CLI passes its own.
     """
     ray = import_ray()
     options = options or RayOptions()
@@ -122,6 +124,7 @@ def run_ray(
             copy_audio,
             preset,
             on_progress,
+            check_outputs or _refuse_inputs_as_outputs,
         ).run(videos)
     except Exception as exc:
         raise _user_error(exc) from exc
@@ -183,10 +186,11 @@ class _Job:
         copy_audio: bool,
         preset: str | None,
         on_progress: Callable[[RunReport], None] | None,
+        check_outputs: Callable[[Any, Any], Any],
     ) -> None:
         self.source, self.out, self.options, self.factory = source, out, options, factory
         self.bgr, self.side_by_side, self.copy_audio, self.preset = bgr, side_by_side, copy_audio, preset
-        self.on_progress = on_progress
+        self.on_progress, self.check_outputs = on_progress, check_outputs
         self.report = RunReport()
 
     def _map(self, rows: list[dict[str, Any]], worker: type, kwargs: dict[str, Any], batch: int):
@@ -226,6 +230,7 @@ class _ImageJob(_Job):
         sink = open_sink(target, src, bgr=self.bgr)
         if self.side_by_side:
             sink = SideBySideSink(sink)
+        self.check_outputs(src, sink)  # before any work; may drop earlier outputs from the listing
         rows = [
             {"index": i, "path": str(p), "name": str(p.relative_to(src.root)) if src.root else p.name}
             for i, p in enumerate(src.files)
@@ -252,70 +257,88 @@ class _ImageJob(_Job):
         return self.report
 
 
+@dataclass
+class _VideoPlan:
+    video: Path
+    target: Path
+    info: Any
+    parts: Path
+    chunks: list
+
+
 class _VideoJob(_Job):
+    """Chunks of every video go into ONE dataset, so a fleet of clips keeps all workers busy; each video is
+    joined once its chunks are back."""
+
     def run(self, videos: list[Path]) -> RunReport:
         single = len(videos) == 1 and Path(self.source).expanduser().is_file()
-        if single:
-            targets = [
-                Path(self.out)
-                if self.out
-                else videos[0].with_name(f"{videos[0].stem}_dehazed{videos[0].suffix}")
-            ]
-        else:
-            root = _root_of(str(self.source))
-            folder = Path(self.out) if self.out else Path(f"{root}_dehazed" if root.name else "dehazed")
-            targets = [folder / v.relative_to(root) for v in videos]
-        for video, target in zip(videos, targets):
-            if not is_video(target):
-                raise ConfigError.build(
-                    "a video output needs a video suffix",
-                    got=str(target),
-                    expected="e.g. --out clip_dehazed.mp4",
-                )
-            self._one(video, target)
-        self.report.output = str(targets[0] if single else targets[0].parent)
-        return self.report
-
-    def _one(self, video: Path, target: Path) -> None:
-        src = VideoSource(video, self.bgr)  # probes rate, time base and audio like the local path
-        src.close()
-        chunks = plan_chunks(video, self.options.chunk_frames)
-        parts_dir = target.with_name(f".{target.stem}.ray-parts")
-        shutil.rmtree(parts_dir, ignore_errors=True)
-        parts_dir.mkdir(parents=True)
+        plans = [self._plan(v, t) for v, t in zip(videos, self._targets(videos, single))]
         try:
-            rows = [
-                {
-                    "chunk": c.index,
-                    "path": str(video),
-                    "part": str(parts_dir / f"part_{c.index:06d}{PART_SUFFIX}"),
-                    "start_pts": c.start_pts,
-                    "end_pts": -1 if c.end_pts is None else c.end_pts,
-                    "first_index": c.first_index,
-                    "frames": c.frames,
-                }
-                for c in chunks
-            ]
-            kwargs = {
-                "info": src.info,
-                "bgr": self.bgr,
-                "side_by_side": self.side_by_side,
-                "preset": self.preset,
-            }
-            done = {}
+            done: dict[int, dict[int, dict]] = {i: {} for i in range(len(plans))}
+            kwargs = {"bgr": self.bgr, "side_by_side": self.side_by_side, "preset": self.preset}
+            rows = [row for i, plan in enumerate(plans) for row in _chunk_rows(i, plan)]
             for row in self._map(rows, _worker("ChunkWorker"), kwargs, 1).iter_rows():
-                done[int(row["chunk"])] = row
+                video, chunk = int(row["video"]), int(row["chunk"])
+                done[video][chunk] = row
                 self.report.frames += int(row["frames"])
                 if row["reason"]:
                     self.report.skipped.append(
-                        Skipped(f"{video}#chunk{int(row['chunk'])}", str(row["reason"]))
+                        Skipped(f"{plans[video].video}#chunk{chunk}", str(row["reason"]))
                     )
                 self._progress(row["backend"])
-            parts = [Path(str(done[i]["part"])) for i in sorted(done) if int(done[i]["frames"]) > 0]
-            audio = video if self.copy_audio and src.info.has_audio else None
-            join_chunks(parts, target, audio_from=audio, time_base=src.info.time_base)
+            for i, plan in enumerate(plans):
+                parts = [
+                    Path(str(done[i][c]["part"])) for c in sorted(done[i]) if int(done[i][c]["frames"]) > 0
+                ]
+                audio = plan.video if self.copy_audio and plan.info.has_audio else None
+                join_chunks(parts, plan.target, audio_from=audio, time_base=plan.info.time_base)
         finally:
-            shutil.rmtree(parts_dir, ignore_errors=True)
+            for plan in plans:
+                shutil.rmtree(plan.parts, ignore_errors=True)
+        self.report.output = str(plans[0].target if single else plans[0].target.parent)
+        return self.report
+
+    def _targets(self, videos: list[Path], single: bool) -> list[Path]:
+        if single:
+            video = videos[0]
+            return [Path(self.out) if self.out else video.with_name(f"{video.stem}_dehazed{video.suffix}")]
+        root = _root_of(str(self.source))
+        folder = Path(self.out) if self.out else Path(f"{root}_dehazed" if root.name else "dehazed")
+        return [folder / v.relative_to(root) for v in videos]
+
+    def _plan(self, video: Path, target: Path) -> _VideoPlan:
+        from dehazekit.runtimes.sources import open_sink
+
+        if not is_video(target):
+            raise ConfigError.build(
+                "a video output needs a video suffix", got=str(target), expected="e.g. --out clip_dehazed.mp4"
+            )
+        src = VideoSource(video, self.bgr)  # probes rate, time base and audio like the local path
+        src.close()
+        self.check_outputs(src, open_sink(target, src))  # the sink is only described, never opened
+        parts = target.with_name(f".{target.stem}.ray-parts")
+        shutil.rmtree(parts, ignore_errors=True)
+        parts.mkdir(parents=True)
+        return _VideoPlan(video, target, src.info, parts, plan_chunks(video, self.options.chunk_frames))
+
+
+def _chunk_rows(video: int, plan: _VideoPlan) -> list[dict[str, Any]]:
+    info = plan.info
+    return [
+        {
+            "video": video,
+            "chunk": c.index,
+            "path": str(plan.video),
+            "part": str(plan.parts / f"part_{c.index:06d}{PART_SUFFIX}"),
+            "start_pts": c.start_pts,
+            "end_pts": -1 if c.end_pts is None else c.end_pts,
+            "first_index": c.first_index,
+            "frames": c.frames,
+            "fps": str(info.fps),
+            "time_base": str(info.time_base),
+        }
+        for c in plan.chunks
+    ]
 
 
 def _worker(name: str) -> type:
@@ -325,25 +348,37 @@ def _worker(name: str) -> type:
 
 
 def _root_of(spec: str) -> Path:
+    from dehazekit.runtimes.media import glob_root
+
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return path
-    parts = path.parts
-    first_magic = next((i for i, part in enumerate(parts) if globlib.has_magic(part)), len(parts))
-    return Path(*parts[:first_magic]) if first_magic else Path(".")
-
-
-# atomic_path's temporaries: "." + stem + "." + 8 mkstemp characters + suffix
-_PARTIAL = re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}(?P<suffix>\.[A-Za-z0-9]+)$")
+    return path if path.is_dir() else glob_root(spec)
 
 
 def _sweep_partials(target: Path) -> None:
-    """Delete temporaries a killed worker left mid-write, only where the finished output now exists."""
+    """Delete temporaries a killed worker left mid-write, only where the finished output now exists (the
+    owner pid in a temporary's name means nothing on the driver when the worker ran on another node)."""
+    from dehazekit.runtimes.io_utils import TEMP_MARK, is_temp_name
+
     folder = target if target.is_dir() else target.parent
     if not folder.is_dir():
         return
     for tmp in folder.rglob(".*"):
-        match = _PARTIAL.match(tmp.name)
-        if match and tmp.is_file() and (tmp.parent / f"{match['stem']}{match['suffix']}").is_file():
+        if not (tmp.is_file() and is_temp_name(tmp.name)):
+            continue
+        final = tmp.parent / f"{tmp.name[1 : tmp.name.rindex(TEMP_MARK)]}{tmp.suffix}"
+        if final.is_file():
             log.info("removing a partial write left by a lost worker: %s", tmp)
             tmp.unlink()
+
+
+def _refuse_inputs_as_outputs(src: Any, sink: Any) -> None:
+    """The default output check (the CLI passes its fuller one): no output may be an input."""
+    from dehazekit.runtimes.media import refuse_overwriting_inputs
+
+    inner = getattr(sink, "inner", sink)
+    files = list(getattr(src, "files", [])) or [src.info.path]
+    if hasattr(inner, "path_for"):
+        outputs = [inner.path_for(name) for name in src.names()]
+    else:
+        outputs = [inner.path]
+    refuse_overwriting_inputs(outputs, files)

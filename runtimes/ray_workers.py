@@ -12,7 +12,7 @@ import collections
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class ImageWorker:
         items, rows = [], []
         for index, path, name in zip(batch["index"], batch["path"], batch["name"]):
             try:
-                items.append(FrameItem(int(index), read_image(Path(str(path)), self.bgr), str(name)))
+                items.append(FrameItem(int(index), read_image(Path(str(path)), bgr=self.bgr), str(name)))
                 rows.append((int(index), str(path), True, ""))
             except InputError as exc:
                 log.warning("skipping %s: %s", path, exc)
@@ -57,16 +57,12 @@ class ImageWorker:
 
 
 class ChunkWorker:
-    """Rows {chunk, path, part, start_pts, end_pts, first_index, frames} -> one encoded part file each.
-
-    ``info``: the source's SourceInfo (rate, time base) for the encoder; parts carry no audio, which is
-    copied once when the parts are joined.
-    """
+    """Rows {video, chunk, path, part, start_pts, end_pts, first_index, frames, fps, time_base} -> one
+    encoded part file each (no audio: it is copied once when the parts are joined)."""
 
     def __init__(
         self,
         factory: DehazerFactory,
-        info: SourceInfo,
         *,
         bgr: bool = False,
         side_by_side: bool = False,
@@ -74,12 +70,11 @@ class ChunkWorker:
         preset: str | None = None,
     ) -> None:
         self.dehazer, self.bgr, self.side_by_side = factory(), bgr, side_by_side
-        self.info = replace(info, has_audio=False)
         self.codec, self.preset = codec, preset
         self.backend = json.dumps(self.dehazer.describe(), default=str)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = []
+        out: dict[str, list] = {"video": [], "chunk": [], "part": [], "frames": [], "reason": []}
         for i in range(len(batch["chunk"])):
             end = int(batch["end_pts"][i])
             chunk = Chunk(
@@ -89,22 +84,33 @@ class ChunkWorker:
                 int(batch["first_index"][i]),
                 int(batch["frames"][i]),
             )
-            frames, skipped = self._encode(Path(str(batch["path"][i])), chunk, Path(str(batch["part"][i])))
-            reason = "; ".join(s.reason for s in skipped.entries)
-            rows.append((chunk.index, str(batch["part"][i]), frames, reason))
+            path = Path(str(batch["path"][i]))
+            info = SourceInfo(
+                "video",
+                str(path),
+                path=path,
+                fps=Fraction(str(batch["fps"][i])),
+                time_base=Fraction(str(batch["time_base"][i])),
+            )
+            frames, skipped = self._encode(path, chunk, Path(str(batch["part"][i])), info)
+            for key, value in (
+                ("video", int(batch["video"][i])),
+                ("chunk", chunk.index),
+                ("part", str(batch["part"][i])),
+                ("frames", frames),
+                ("reason", "; ".join(s.reason for s in skipped.entries)),
+            ):
+                out[key].append(value)
         return {
-            "chunk": np.array([r[0] for r in rows]),
-            "part": np.array([r[1] for r in rows]),
-            "frames": np.array([r[2] for r in rows]),
-            "reason": np.array([r[3] for r in rows]),
-            "backend": np.array([self.backend] * len(rows)),
+            **{k: np.array(v) for k, v in out.items()},
+            "backend": np.array([self.backend] * len(out["chunk"])),
         }
 
-    def _encode(self, path: Path, chunk: Chunk, part: Path) -> tuple[int, SkipLog]:
+    def _encode(self, path: Path, chunk: Chunk, part: Path, info: SourceInfo) -> tuple[int, SkipLog]:
         skipped = SkipLog()
         sink: Any = ChunkSink(
             part,
-            self.info,
+            info,
             codec=self.codec,
             copy_audio=False,
             bgr=self.bgr,

@@ -101,30 +101,31 @@ def decode_chunk(
     frame of the chunk, including reordered B-frames, has come out by then.
     """
     av = _av()
-    fmt = "bgr24" if bgr else "rgb24"
+    from dehazekit.runtimes.media import decode_video_frames
+
+    bad = 0
+
+    def on_bad_packet(packet: object, exc: Exception) -> None:
+        nonlocal bad
+        bad += 1
+
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if chunk.index > 0:
             container.seek(chunk.start_pts, stream=stream, backward=True, any_frame=False)
-        index, bad = chunk.first_index, 0
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                bad += 1
+        index = chunk.first_index
+        fmt = "bgr24" if bgr else "rgb24"
+        # the local source's decoder: frames come out upright (display rotation applied) like there
+        for image, frame in decode_video_frames(container, stream, fmt, on_bad_packet):
+            if frame.pts is None or frame.pts < chunk.start_pts:
                 continue
-            for frame in frames:
-                if frame.pts is None or frame.pts < chunk.start_pts:
-                    continue
-                if chunk.end_pts is not None and frame.pts >= chunk.end_pts:
-                    return
-                yield FrameItem(
-                    index, frame.to_ndarray(format=fmt), f"frame_{index:06d}", frame.pts, frame.time_base
-                )
-                index += 1
-        if bad and skipped is not None:
-            skipped.add(f"{path}#chunk{chunk.index}", f"{bad} damaged packet(s) could not be decoded")
+            if chunk.end_pts is not None and frame.pts >= chunk.end_pts:
+                break
+            yield FrameItem(index, image, f"frame_{index:06d}", frame.pts, frame.time_base)
+            index += 1
+    if bad and skipped is not None:
+        skipped.add(f"{path}#chunk{chunk.index}", f"{bad} damaged packet(s) could not be decoded")
 
 
 def join_chunks(

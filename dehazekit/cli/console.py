@@ -25,14 +25,23 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def cli_errors(func: F) -> F:
-    """Turn a DehazeKitError into a red one-line message and exit code 2 (no traceback)."""
+    """Turn a DehazeKitError into a red one-line message and exit code 2 (no traceback); Ctrl-C and
+    SIGTERM unwind (temporaries removed) and exit 130 / 143 with one line."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dehazekit.runtimes.signals import exit_code, terminate_as_interrupt
+
         try:
-            return func(*args, **kwargs)
+            with terminate_as_interrupt():
+                return func(*args, **kwargs)
         except DehazeKitError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from exc
+        except KeyboardInterrupt as exc:
+            code = exit_code(exc)
+            what = "terminated (SIGTERM)" if code == 143 else "interrupted"
+            err_console.print(f"[bold red]{what}:[/] stopped; unfinished outputs were removed", highlight=False)
+            raise typer.Exit(code) from exc
 
     return wrapper  # type: ignore[return-value]

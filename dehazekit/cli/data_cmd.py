@@ -19,8 +19,10 @@ def synth(
     depth: Optional[Path] = typer.Option(None, "--depth", help="Folder of Make3D depth .mat files."),
 ) -> None:
     """Write a fixed, seeded synthetic-haze evaluation set."""
+    from dehazekit.cli.guard import guard_outputs
     from dehazekit.data.datasets import write_eval_set
 
+    guard_outputs([out / "params.json"], [clear, depth], folders=[out / "hazy", out / "clear"])
     path = write_eval_set(clear, out, preset, count, seed=seed, size=size or None, depth_dir=depth)
     console.print(f"wrote {count} pairs ({preset}) to {path}")
 
@@ -47,8 +49,10 @@ def pretrain_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on validation)."""
+    from dehazekit.cli.guard import guard_outputs
     from dehazekit.train.pretrain import PretrainConfig, pretrain
 
+    guard_outputs([out / "model.safetensors", out / "model.json", out / "checkpoint.pt"], [clear, depth])
     cfg = PretrainConfig(clear=clear, backbone=backbone, out=out, presets=preset, depth=depth, steps=steps,
                          crop=crop, batch_size=batch_size, lr=lr, ssim_weight=ssim_weight, reweight=reweight,
                          resume=resume, seed=seed, val_every=val_every, ckpt_every=ckpt_every,
@@ -73,8 +77,12 @@ def eval_cmd(
     max_side: int = typer.Option(1024, "--max-side", help="Downscale larger images to this side (0 = never)."),
 ) -> None:
     """Dehaze a folder and report before/after metrics (table, JSON, contact sheet)."""
+    from dehazekit.cli.guard import guard_outputs, model_files
     from dehazekit.metrics.eval import EvalConfig, evaluate, print_report
 
+    if out is not None:
+        inputs = [hazy, clear, *model_files(model), fade_params]
+        guard_outputs([out / "report.json", out / "contact_sheet.png"], inputs)
     cfg = EvalConfig(hazy=hazy, model=model, clear=clear, metrics=metrics, fade_params=fade_params, out=out,
                      max_side=max_side or None)
     report = evaluate(cfg)

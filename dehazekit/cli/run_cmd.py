@@ -1,13 +1,13 @@
 """`dehazekit run` (images, folders, globs, videos, streams -> dehazed output) and `dehazekit bench`.
 
 Only runtimes is imported, inside the commands: these work on a machine without torch as long as the
-model is ONNX or a TensorRT engine.
+model is ONNX or a TensorRT engine. The default model runs through a cached, verified ONNX copy
+(run_model); output safety, progress and the summary live in run_support.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -16,8 +16,8 @@ from dehazekit.cli.console import cli_errors, console
 log = logging.getLogger(__name__)
 
 
-def _default_model() -> Path:
-    """The bundled default model, or a clear error asking for --model."""
+def _default_model_folder() -> Path:
+    """The bundled default model's folder, or a clear error asking for --model."""
     from dehazekit.runtimes.errors import ConfigError
 
     path = None
@@ -27,7 +27,7 @@ def _default_model() -> Path:
         path = default_model_path()
     except (ImportError, AttributeError):
         path = None
-    except Exception as exc:  # a bundled model that is missing on disk reports itself here
+    except Exception as exc:  # noqa: BLE001 - a bundled model that is missing on disk reports itself here
         log.debug("default model unavailable: %s", exc)
     if path is None or not (Path(path) / "model.safetensors").is_file():
         raise ConfigError.build("no model given and no bundled default model is installed",
@@ -35,46 +35,19 @@ def _default_model() -> Path:
     return Path(path)
 
 
-def _progress(total: int | None):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = [TextColumn("[bold]dehazing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn()]
-    progress = Progress(*columns, console=console, transient=False)
-    task = progress.add_task("run", total=total, fps=0.0)
-
-    def on_frame(report: Any) -> None:
-        import time
-
-        elapsed = time.perf_counter() - on_frame.start  # type: ignore[attr-defined]
-        progress.update(task, completed=report.frames, fps=report.frames / elapsed if elapsed > 0 else 0.0)
-
-    return progress, on_frame
-
-
-def _summary(report: Any) -> None:
-    from rich.table import Table
-
-    table = Table(show_header=False, box=None)
-    rows = [("frames", str(report.frames)), ("seconds", f"{report.seconds:.2f}"), ("fps", f"{report.fps:.2f}"),
-            ("backend", str(report.backend.get("backend"))),
-            ("providers", ", ".join(map(str, report.backend.get("providers", [])))),
-            ("output", str(report.output)), ("skipped", str(len(report.skipped)))]
-    for key, value in rows:
-        table.add_row(f"[bold]{key}", value)
-    console.print(table)
-    for skipped in report.skipped:
-        console.print(f"[yellow]skipped[/] {skipped.item}: {skipped.reason}", highlight=False, soft_wrap=True)
-
-
 @cli_errors
 def run(
     source: str = typer.Argument(..., help="Image, folder, glob, video, rtsp:// URL or camera index."),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Model file (.onnx, .engine, .safetensors)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model file or folder (default: bundled)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file or folder (default: beside input)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per inference call."),
     tile: int | None = typer.Option(None, "--tile", help="Run frames larger than this as overlapping tiles."),
     overlap: int = typer.Option(64, "--overlap", min=0, help="Tile overlap in pixels."),
+    max_memory: str = typer.Option("auto", "--max-memory",
+                                   help="Activation memory budget (e.g. 4G); larger frames are tiled. "
+                                        "auto: half the free RAM; off: never tile on its own."),
+    threads: int | None = typer.Option(None, "--threads", min=1,
+                                       help="Inference threads (default: cores left after decode/encode)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or trt."),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="Write input and dehazed frames side by side."),
     bgr: bool = typer.Option(False, "--bgr", help="Carry frames as BGR end to end (saves swaps for OpenCV)."),
@@ -88,54 +61,45 @@ def run(
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="Ray: GPUs per actor (0.25 ok)."),
     chunk_frames: int | None = typer.Option(None, "--chunk-frames", min=1, help="Ray: video frames per task."),
 ) -> None:
-    """Dehaze images, folders, videos or a live stream."""
-    import time
-
+    """Dehaze images, folders, videos or a live stream. Inputs are never modified or overwritten."""
     if engine != "local":
-        _run_engine(engine, source, model or _default_model(), out,
-                    {"device": device, "batch": batch, "tile": tile, "overlap": overlap, "bgr": bgr},
-                    {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker,
-                     "chunk_frames": chunk_frames},
-                    side_by_side=side_by_side, copy_audio=not no_audio, preset=preset)
-        return
+        from dehazekit.cli.run_engine import run_engine
 
+        run_engine(engine, source, model, None if model is not None else _default_model_folder(), out,
+                   {"device": device, "batch": batch, "tile": tile, "overlap": overlap, "bgr": bgr,
+                    "max_memory": max_memory, "threads": threads},
+                   {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                    "chunk_frames": chunk_frames},
+                   side_by_side=side_by_side, copy_audio=not no_audio, preset=preset)
+        return
+    from dehazekit.cli.run_model import choose_model
+    from dehazekit.cli.run_support import prepare_outputs, progress, summary
+    from dehazekit.runtimes.backends import backend_key
+    from dehazekit.runtimes.budget import inference_threads, parse_memory
     from dehazekit.runtimes.dehazer import Dehazer
     from dehazekit.runtimes.pipeline import Pipeline
     from dehazekit.runtimes.sources import SideBySideSink, default_output, open_sink, open_source
 
-    model_path = model or _default_model()
-    dehazer = Dehazer(model_path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr)
+    budget = "auto" if max_memory.strip().lower() == "auto" else parse_memory(max_memory)
+    if model is not None:
+        backend_key(model)  # a missing model or unknown suffix fails now, before any input is opened
     src = open_source(source, bgr=bgr, max_frames=max_frames)
     target = out or default_output(src)
     sink = open_sink(target, src, bgr=bgr, copy_audio=not no_audio, preset=preset)
     if side_by_side:
         sink = SideBySideSink(sink)
-    progress, on_frame = _progress(src.info.frame_count)
-    with progress, dehazer:
-        on_frame.start = time.perf_counter()  # type: ignore[attr-defined]
+    plan = prepare_outputs(src, sink)  # before any work: refuses outputs that would overwrite inputs
+    choice = choose_model(model, None if model is not None else _default_model_folder())
+    n_threads, why = inference_threads(src.info.kind, threads)
+    dehazer = Dehazer(choice.path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr,
+                      max_memory=budget, threads=n_threads)
+    bar, on_frame = progress(src.info.frame_count)
+    with bar, dehazer:
         report = Pipeline(dehazer, on_frame=on_frame).run(src, sink)
+        backend = dehazer.describe()
     report.output = str(target)
-    _summary(report)
-
-
-def _run_engine(engine: str, source: str, model: Path, out: Path | None, dehazer: dict[str, Any],
-                engine_options: dict[str, Any], **kwargs: Any) -> None:
-    """--engine ray: the same run on a Ray cluster (dehazekit.runtimes.ray_engine), same summary."""
-    from dehazekit.runtimes.errors import ConfigError
-
-    if engine != "ray":
-        raise ConfigError.build("unknown --engine", got=engine, expected="local or ray")
-    from dehazekit.runtimes.ray_engine import RayOptions, import_ray, run_ray
-
-    import_ray()  # the install fix before any work
-    options = RayOptions(**{k: v for k, v in engine_options.items() if v is not None})
-    progress, on_frame = _progress(None)
-    with progress:
-        import time
-
-        on_frame.start = time.perf_counter()  # type: ignore[attr-defined]
-        report = run_ray(source, model, out, options=options, dehazer=dehazer, on_progress=on_frame, **kwargs)
-    _summary(report)
+    route = choice.note or choice.route
+    summary(report, backend, route, f"{backend.get('threads', n_threads)} inference ({why})", plan)
 
 
 @cli_errors

@@ -153,8 +153,8 @@ def evaluate(cfg: EvalConfig) -> EvalReport:
         hazy = read_rgb_uint8(path, cfg.max_side)
         ref = None
         if path in pairs:
-            gt = Image.open(pairs[path]).convert("RGB").resize((hazy.shape[1], hazy.shape[0]), Image.Resampling.LANCZOS)
-            ref = np.asarray(gt, dtype=np.uint8)
+            gt = Image.fromarray(read_rgb_uint8(pairs[path]))
+            ref = np.asarray(gt.resize((hazy.shape[1], hazy.shape[0]), Image.Resampling.LANCZOS), dtype=np.uint8)
         out = dehaze_uint8(model, hazy)
         before = _score(hazy, cfg.metrics, fade_params, ref)
         after = _score(out, cfg.metrics, fade_params, ref)

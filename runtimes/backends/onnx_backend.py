@@ -77,6 +77,7 @@ class OnnxBackend(BaseBackend):
         threads = threads or int(os.environ.get("DEHAZEKIT_ORT_THREADS", "0"))
         if threads:
             options.intra_op_num_threads = threads
+        self.threads = threads or None  # None: onnxruntime's default (one per physical core)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
@@ -110,7 +111,8 @@ class OnnxBackend(BaseBackend):
         return list(self.session.get_providers())
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.name, "providers": self.providers, "backbone": self.meta.backbone}
+        return {"backend": self.name, "providers": self.providers, "backbone": self.meta.backbone,
+                "threads": self.threads or "onnxruntime default"}
 
     def close(self) -> None:
         super().close()

@@ -153,3 +153,16 @@ def test_reordered_source_frames_each_land_in_one_chunk(cluster, tmp_path, tiny_
     _local(clip, tiny_onnx, tmp_path / "local.mp4")
     run_ray(clip, tiny_onnx, tmp_path / "ray.mp4", options=RayOptions(workers=2, chunk_frames=3))
     assert probe(tmp_path / "ray.mp4")["pts"] == probe(tmp_path / "local.mp4")["pts"]
+
+
+def test_a_folder_of_videos_runs_as_one_fleet(cluster, tmp_path, tiny_onnx):
+    from dehazekit.runtimes.ray_engine import RayOptions, run_ray
+
+    make_video(tmp_path / "cams" / "a.mp4", count=8, fps=8, audio=True)
+    make_video(tmp_path / "cams" / "b.mp4", count=6, fps=6)
+    report = run_ray(tmp_path / "cams", tiny_onnx, options=RayOptions(workers=2, chunk_frames=4))
+    assert report.frames == 14 and report.output == str(tmp_path / "cams_dehazed")
+    for name in ("a.mp4", "b.mp4"):
+        _local(tmp_path / "cams" / name, tiny_onnx, tmp_path / f"local_{name}")
+        ours, local = probe(tmp_path / "cams_dehazed" / name), probe(tmp_path / f"local_{name}")
+        assert (ours["pts"], ours["kinds"]) == (local["pts"], local["kinds"])
