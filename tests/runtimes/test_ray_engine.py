@@ -158,6 +158,7 @@ def test_reordered_source_frames_each_land_in_one_chunk(cluster, tmp_path, tiny_
 def test_a_folder_of_videos_runs_as_one_fleet(cluster, tmp_path, tiny_onnx):
     from dehazekit.runtimes.ray_engine import RayOptions, run_ray
 
+    (tmp_path / "cams").mkdir()
     make_video(tmp_path / "cams" / "a.mp4", count=8, fps=8, audio=True)
     make_video(tmp_path / "cams" / "b.mp4", count=6, fps=6)
     report = run_ray(tmp_path / "cams", tiny_onnx, options=RayOptions(workers=2, chunk_frames=4))
