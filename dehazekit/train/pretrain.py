@@ -206,7 +206,7 @@ def _train_step(cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: to
 
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Run (or resume) pretraining; returns the best validation scores and where the model is."""
-    from dehazekit.train.artifacts import save_trained
+    from dehazekit.models import save_model
 
     torch.manual_seed(cfg.seed)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
@@ -238,7 +238,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                 log.info("step %d  val %s", step, _fmt(scores))
                 if _mean_psnr(scores) > best["psnr"]:
                     best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
-                    save_trained(model, cfg.out, _provenance(cfg, step, scores, baseline))
+                    save_model(model, cfg.out, extra=_provenance(cfg, step, scores, baseline))
             if step % cfg.ckpt_every == 0 or step == end:
                 _save_checkpoint(ckpt_path, {
                     "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),

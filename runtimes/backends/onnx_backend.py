@@ -25,10 +25,13 @@ DEVICE_PROVIDERS = {
 
 
 def _import_ort():
+    from dehazekit.runtimes.backends.ort_install import check_single_ort, installed_ort_distributions
+
+    check_single_ort(installed_ort_distributions())
     try:
         import onnxruntime
     except ImportError as exc:
-        raise missing_dependency("onnxruntime", None, "the ONNX backend") from exc
+        raise missing_dependency("onnxruntime", "cpu", "the ONNX backend (or 'dehazekit[gpu]' on NVIDIA)") from exc
     return onnxruntime
 
 

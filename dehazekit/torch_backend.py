@@ -1,4 +1,8 @@
-"""PyTorch backend for .safetensors/.pt files or a model folder; torch is imported only here."""
+"""The runtime's PyTorch backend for .safetensors/.pt files or a model folder.
+
+It lives in dehazekit core, not in dehazekit.runtimes, because it needs the backbones; the runtime finds it
+through the ``dehazekit.backends`` entry points declared in pyproject.toml (runtimes never imports core).
+"""
 from __future__ import annotations
 
 import logging
