@@ -1,13 +1,15 @@
 """Fleet dehazing: the local threaded pipeline vs `--engine ray` with 1 and 2 workers, same inputs, one run.
 
 Inputs: the real hazy photos of ../shared/data/real_hazy/fattal_rtts_ridcp (36 JPEGs, ~700x500) and the
-four fog clips of ../shared/data/video (527 frames, 478x850 and 720x1280, three with audio). Model: TinyNet
-(tests/runtimes/onnx_models.py, width 8, one extra conv) exported to ONNX, onnxruntime CPU, 1 thread per
-process. Ray: a local cluster started once (`ray.init(num_cpus=2)`), its start-up timed apart; each Ray run
-includes actor start-up and model loading. Runs alternate (local, ray-1, ray-2) for --repeats rounds; the
-median is reported.
+four fog clips of ../shared/data/video (527 frames, 478x850 and 720x1280, three with audio; each a single
+GOP, so each clip is one chunk and the parallelism is across clips). Model: the registered tiny-gunet backbone
+(seeded random weights; throughput does not depend on them) exported with dehazekit.exporters.export_onnx,
+onnxruntime CPU. Ray: a local cluster started once (`ray.init(num_cpus=2)`), its start-up timed apart;
+each Ray run includes actor start-up and model loading. Runs alternate (local, ray-1, ray-2) for --repeats
+rounds; the median is reported.
 
-    OMP_NUM_THREADS=1 DEHAZEKIT_SHARED=../shared python benchmarks/ray_scale.py --repeats 2    # -> benchmarks/results/ray_scale.json
+    OMP_NUM_THREADS=1 DEHAZEKIT_SHARED=../shared python benchmarks/ray_scale.py --repeats 2
+    # -> benchmarks/results/ray_scale.json
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dehazekit.runtimes import Dehazer, open_sink, open_source, run_pipeline
-from dehazekit.runtimes.io_utils import atomic_write_text
-from dehazekit.runtimes.ray_engine import RayOptions, run_ray
+from dehazekit.runtimes import Dehazer, open_sink, open_source, run_pipeline  # noqa: E402
+from dehazekit.runtimes.io_utils import atomic_write_text  # noqa: E402
+from dehazekit.runtimes.ray_engine import RayOptions, run_ray  # noqa: E402
 
 log = logging.getLogger("ray_scale")
 SHARED = Path(os.environ.get("DEHAZEKIT_SHARED", REPO.parent / "shared")) / "data"
@@ -49,6 +51,17 @@ def local_run(source: Path, model: Path, out: Path) -> int:
     return frames
 
 
+def tiny_model(folder: Path) -> Path:
+    """tiny-gunet (seeded) as ONNX, through the exporter users run (benchmarks never import the tests)."""
+    import torch
+
+    from dehazekit.backbones import create_backbone
+    from dehazekit.exporters.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    return export_onnx(create_backbone("tiny-gunet").eval(), folder / "tiny-gunet.onnx")
+
+
 def timed(fn, *args, **kwargs) -> tuple[float, int]:
     start = time.perf_counter()
     frames = fn(*args, **kwargs)
@@ -63,10 +76,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import ray
 
-    from tests.runtimes.onnx_models import export_tiny
-
     work = Path(tempfile.mkdtemp(prefix="ray_scale."))
-    model = export_tiny(work / "tiny.onnx", width=8, depth=1)
+    model = tiny_model(work)
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     init_s = time.perf_counter() - start

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+
 from dehazekit.runtimes.errors import ConfigError, DehazeKitError, ExportError, ModelFileError
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
 from dehazekit.runtimes.meta import ModelMeta

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from dehazekit.runtimes.dehazer import Dehazer
 from dehazekit.runtimes.errors import InputError
 from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo

@@ -56,10 +56,11 @@ def run(
     preset: str = typer.Option("superfast", "--preset", help="x264 preset for video output (speed vs size)."),
     # --- scale-out (engine) block ---
     engine: str = typer.Option("local", "--engine", help="local (threads here) or ray (a Ray cluster)."),
-    address: str | None = typer.Option(None, "--address", help="Ray: auto, ray://HOST:PORT (default: local)."),
+    address: str | None = typer.Option(None, "--address", help="Ray: auto or ray://HOST:PORT (none: local)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Ray: actors, each holding one model."),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="Ray: GPUs per actor (0.25 ok)."),
-    chunk_frames: int | None = typer.Option(None, "--chunk-frames", min=1, help="Ray: video frames per task."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0,
+                                         help="Ray: GPUs per actor (0.25: four per GPU)."),
+    chunk_frames: int | None = typer.Option(None, "--chunk-frames", min=1, help="Ray: frames per task."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream. Inputs are never modified or overwritten."""
     if engine != "local":

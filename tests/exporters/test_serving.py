@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from dehazekit.exporters.serving import DEEPSTREAM_CONFIG, write_deepstream, write_triton_repo
 from dehazekit.runtimes.errors import ConfigError
 from dehazekit.runtimes.meta import ModelMeta
-from typer.testing import CliRunner
-
 from tests.runtimes.onnx_models import export_tiny
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dehazekit.runtimes.errors import MissingDependencyError
 from PIL import Image
 
+from dehazekit.runtimes.errors import MissingDependencyError
 from tests.runtimes.media import make_video, probe, write_images
 
 ray = pytest.importorskip("ray")
@@ -78,7 +78,6 @@ def test_video_chunks_keep_frames_timestamps_and_audio(cluster, tmp_path, tiny_o
 
 def test_a_worker_killed_mid_job_still_yields_every_output_once(cluster, tmp_path, tiny_onnx):
     from dehazekit.runtimes.ray_engine import RayOptions, run_ray
-
     from tests.runtimes.ray_faults import KillOnceFactory
 
     write_images(tmp_path / "in", 6, width=40, height=30)

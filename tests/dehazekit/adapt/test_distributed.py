@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from dehazekit.runtimes.errors import ConfigError
 from safetensors.torch import load_file
 
 from dehazekit.adapt import AdaptConfig, adapt
 from dehazekit.adapt.distributed import Dist, check_batch_size, shard
+from dehazekit.runtimes.errors import ConfigError
 from tests.dehazekit.adapt.conftest import write_hazy_images
 
 STEPS = {"search_steps": 3, "finetune_steps": 2}
