@@ -114,12 +114,21 @@ def test_cli_engine_ray_prints_the_summary(cluster, tmp_path, tiny_onnx):
     assert "onnxruntime" in result.output and "skipped" in result.output
 
 
-def test_without_ray_the_engine_names_the_install_fix(monkeypatch):
+def test_without_ray_the_engine_names_the_install_fix(monkeypatch, tmp_path, tiny_onnx):
+    from typer.testing import CliRunner
+
+    from dehazekit.cli.main import app
     from dehazekit.runtimes.ray_engine import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'dehazekit\[ray\]'"):
         import_ray()
+    write_images(tmp_path / "in", 1)
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "in"), "--model", str(tiny_onnx), "--engine", "ray"]
+    )
+    assert result.exit_code == 2 and "pip install 'dehazekit[ray]'" in " ".join(result.output.split())
+    assert "Traceback" not in result.output and not (tmp_path / "in_dehazed").exists()
 
 
 def _bframe_clip(path: Path, count: int = 13) -> Path:
