@@ -41,7 +41,7 @@ VIDEOS = SHARED / "video"
 
 def local_run(source: Path, model: Path, out: Path) -> int:
     """The local engine as `dehazekit run` does it; a folder of videos runs video by video."""
-    videos = sorted(source.glob("*.mp4")) if source == VIDEOS else [source]
+    videos = sorted(source.glob("*.mp4")) if source.name == "clips" else [source]
     frames = 0
     for item in videos:
         src = open_source(str(item))
@@ -71,6 +71,8 @@ def timed(fn, *args, **kwargs) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sections", default="images,videos", help="images, videos or both")
+    parser.add_argument("--videos", default="*.mp4", help="glob of clips in ../shared/data/video")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ray_scale.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -83,7 +85,12 @@ def main() -> None:
     init_s = time.perf_counter() - start
     results: dict[str, dict[str, list]] = {}
     try:
-        for name, source in (("images", IMAGES), ("videos", VIDEOS)):
+        clips = work / "clips"  # the chosen clips, linked into one folder (a fleet of videos)
+        clips.mkdir()
+        for clip in sorted(VIDEOS.glob(args.videos)):
+            (clips / clip.name).symlink_to(clip)
+        for name in args.sections.split(","):
+            source = {"images": IMAGES, "videos": clips}[name]
             runs: dict[str, list] = {"local": [], "ray-1": [], "ray-2": []}
             for _ in range(args.repeats):
                 for label, rows in runs.items():
@@ -108,6 +115,7 @@ def main() -> None:
         "repeats": args.repeats,
         "summary": summary,
         "runs": results,
+        "inputs": {"images": str(IMAGES), "videos": sorted(p.name for p in VIDEOS.glob(args.videos))},
         "machine": {"cpus": 2, "python": platform.python_version(), "ray": ray.__version__},
     }
     atomic_write_text(args.out, json.dumps(report, indent=2))

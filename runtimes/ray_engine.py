@@ -217,27 +217,31 @@ class _Job:
 
 class _ImageJob(_Job):
     def run(self, videos: list[Path]) -> RunReport:
+        from dehazekit.runtimes.remote_files import is_remote
         from dehazekit.runtimes.sources import SideBySideSink, default_output, open_sink, open_source
 
-        src = open_source(str(self.source), bgr=self.bgr)
-        if not isinstance(src, ImageFilesSource):
-            raise ConfigError.build(
-                "--engine ray reads image and video files",
-                got=src.info.kind,
-                fix="run cameras and live streams with the local engine",
-            )
-        target = Path(self.out) if self.out is not None else default_output(src)
-        sink = open_sink(target, src, bgr=self.bgr)
+        if is_remote(str(self.source)):
+            src, target, sink, remote = self._remote()
+        else:
+            src = open_source(str(self.source), bgr=self.bgr)
+            if not isinstance(src, ImageFilesSource):
+                raise ConfigError.build(
+                    "--engine ray reads image and video files",
+                    got=src.info.kind,
+                    fix="run cameras and live streams with the local engine",
+                )
+            target = Path(self.out) if self.out is not None else default_output(src)
+            sink, remote = open_sink(target, src, bgr=self.bgr), None
         if self.side_by_side:
             sink = SideBySideSink(sink)
-        self.check_outputs(src, sink)  # before any work; may drop earlier outputs from the listing
+        if remote is None:
+            self.check_outputs(src, sink)  # before any work; may drop earlier outputs from the listing
         rows = [
-            {"index": i, "path": str(p), "name": str(p.relative_to(src.root)) if src.root else p.name}
-            for i, p in enumerate(src.files)
+            {"index": i, "path": str(p), "name": name}
+            for i, (p, name) in enumerate(zip(src.files, src.names()))
         ]
-        results = self._map(
-            rows, _worker("ImageWorker"), {"sink": sink, "bgr": self.bgr}, self.options.images_per_task
-        )
+        kwargs = {"sink": sink, "bgr": self.bgr, "remote": remote}
+        results = self._map(rows, _worker("ImageWorker"), kwargs, self.options.images_per_task)
         for row in results.iter_rows():
             if row["ok"]:
                 self.report.frames += 1
@@ -255,6 +259,26 @@ class _ImageJob(_Job):
             )
         self.report.output = str(target)
         return self.report
+
+    def _remote(self) -> tuple[Any, Path, Any, str]:
+        """Images under a filesystem URI (s3://, gs://, ...): listed here, read by the actors."""
+        from dehazekit.runtimes.images import FolderSink, ImageFileSink
+        from dehazekit.runtimes.remote_files import list_remote_images
+
+        if self.out is None:
+            raise ConfigError.build(
+                "an input URI needs an output path",
+                got=str(self.source),
+                fix="pass --out DIR (a folder every node can write)",
+            )
+        src, target = list_remote_images(str(self.source)), Path(self.out)
+        single = len(src.files) == 1 and is_image(target)
+        return (
+            src,
+            target,
+            ImageFileSink(target, self.bgr) if single else FolderSink(target, self.bgr),
+            src.uri,
+        )
 
 
 @dataclass

@@ -38,15 +38,23 @@ class ImageWorker:
     exactly what the local ImageFilesSource lists as skipped.
     """
 
-    def __init__(self, factory: DehazerFactory, sink: Any, bgr: bool = False) -> None:
+    def __init__(
+        self, factory: DehazerFactory, sink: Any, bgr: bool = False, remote: str | None = None
+    ) -> None:
         self.dehazer, self.sink, self.bgr = factory(), sink, bgr
+        self.reader = _remote_reader(remote) if remote else None  # paths inside a filesystem URI
         self.backend = json.dumps(self.dehazer.describe(), default=str)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items, rows = [], []
         for index, path, name in zip(batch["index"], batch["path"], batch["name"]):
             try:
-                items.append(FrameItem(int(index), read_image(Path(str(path)), bgr=self.bgr), str(name)))
+                image = (
+                    self.reader.read(str(path), self.bgr)
+                    if self.reader
+                    else read_image(Path(str(path)), bgr=self.bgr)
+                )
+                items.append(FrameItem(int(index), image, str(name)))
                 rows.append((int(index), str(path), True, ""))
             except InputError as exc:
                 log.warning("skipping %s: %s", path, exc)
@@ -139,6 +147,12 @@ class ChunkSink(VideoSink):
 
     def _codec_options(self) -> dict[str, str]:
         return {**super()._codec_options(), "bf": "0"}
+
+
+def _remote_reader(uri: str) -> Any:
+    from dehazekit.runtimes.remote_files import RemoteReader
+
+    return RemoteReader(uri)
 
 
 def _paired(dehazer: Dehazer, items: Iterator[FrameItem]) -> Iterator[tuple[FrameItem, np.ndarray]]:

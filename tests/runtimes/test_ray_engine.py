@@ -175,3 +175,41 @@ def test_a_folder_of_videos_runs_as_one_fleet(cluster, tmp_path, tiny_onnx):
         _local(tmp_path / "cams" / name, tiny_onnx, tmp_path / f"local_{name}")
         ours, local = probe(tmp_path / "cams_dehazed" / name), probe(tmp_path / f"local_{name}")
         assert (ours["pts"], ours["kinds"]) == (local["pts"], local["kinds"])
+
+
+def test_a_worker_killed_mid_chunk_still_yields_the_whole_video(cluster, tmp_path, tiny_onnx):
+    from dehazekit.runtimes.ray_engine import RayOptions, run_ray
+    from tests.runtimes.ray_faults import KillOnceFactory
+
+    clip = make_video(tmp_path / "clip.mp4", count=12, fps=12, audio=True)
+    marker = tmp_path / "killed"
+    report = run_ray(
+        clip,
+        tiny_onnx,
+        tmp_path / "ray.mp4",
+        options=RayOptions(workers=2, chunk_frames=4),
+        factory=KillOnceFactory(tiny_onnx, marker),
+    )
+    assert marker.exists() and report.frames == 12  # the killed chunk was redone, counted once
+    _local(clip, tiny_onnx, tmp_path / "local.mp4")
+    ours, local = probe(tmp_path / "ray.mp4"), probe(tmp_path / "local.mp4")
+    assert (ours["pts"], ours["kinds"]) == (local["pts"], local["kinds"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "killed", "local.mp4", "ray.mp4"]
+
+
+def test_images_under_a_filesystem_uri_read_through_pyarrow(cluster, tmp_path, tiny_onnx):
+    from dehazekit.runtimes.ray_engine import RayOptions, run_ray
+
+    write_images(tmp_path / "in" / "sub", 2, width=40, height=30)
+    (tmp_path / "in" / "sub" / "broken.png").write_bytes(b"not a png")
+    report = run_ray(f"file://{tmp_path / 'in'}", tiny_onnx, tmp_path / "ray", options=RayOptions(workers=1))
+    _local(tmp_path / "in", tiny_onnx, tmp_path / "local")
+    ours, theirs = _files(tmp_path / "ray"), _files(tmp_path / "local")
+    assert sorted(ours) == sorted(theirs) == ["sub/img_00.png", "sub/img_01.png"]
+    for name in ours:
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(ours[name])), np.asarray(Image.open(theirs[name]))
+        )
+    assert report.frames == 2 and [s.item for s in report.skipped] == [
+        str(tmp_path / "in" / "sub" / "broken.png")
+    ]
