@@ -58,3 +58,15 @@ def guard_outputs(
                 got=f"{flag} writes into {folder}, which contains the input {inside}",
                 fix=f"choose another {flag} (inputs are never overwritten)",
             )
+
+
+def clean_stale_temporaries(folder: Path | str, recursive: bool = False) -> int:
+    """Remove temporaries that killed dehazekit runs left in ``folder`` and say so; returns the count."""
+    from dehazekit.cli.console import err_console
+    from dehazekit.runtimes.io_utils import remove_stale_temp_files
+
+    removed = remove_stale_temp_files(folder, recursive=recursive)
+    if removed:
+        what = f"removed {len(removed)} temporary file(s) left in {folder} by an earlier killed run"
+        err_console.print(what, highlight=False)
+    return len(removed)

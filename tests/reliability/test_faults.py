@@ -223,3 +223,20 @@ def test_adapt_killed_with_9_resumes_to_the_same_adapter(tmp_path):
     a, b = (json.loads((d / "adapter.json").read_text()) for d in (tmp_path / "full", cut))
     assert a["blocks"] == b["blocks"] and a["gates"] == b["gates"]
     assert digest_tree(tmp_path / "hazy") == before
+
+
+def test_export_removes_temporaries_of_a_killed_run(tmp_path):
+    import torch
+
+    from dehazekit.backbones import create_backbone
+    from dehazekit.models import save_model
+
+    torch.manual_seed(0)
+    folder = tmp_path / "m"
+    save_model(create_backbone("tiny-gunet").eval(), folder)
+    stale = folder / ".model.dk999999999-abcdefgh.onnx"  # what a kill -9 during an earlier export leaves
+    stale.write_bytes(b"half an onnx")
+    result = invoke("export", folder)
+    assert result.exit_code == 0, result.output
+    assert "removed 1 temporary file(s)" in result.output
+    assert files_in(folder) == ["model.json", "model.onnx", "model.parity.json", "model.safetensors"]
