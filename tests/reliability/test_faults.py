@@ -240,3 +240,32 @@ def test_export_removes_temporaries_of_a_killed_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "removed 1 temporary file(s)" in result.output
     assert files_in(folder) == ["model.json", "model.onnx", "model.parity.json", "model.safetensors"]
+
+
+def test_adapt_checkpoint_survives_a_full_disk(tmp_path):
+    """A checkpoint write that hits the size limit fails in one line and leaves the previous one loadable."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import resource, signal, sys, torch
+        from dehazekit.adapt.checkpoint import save_checkpoint, checkpoint_path
+        from dehazekit.runtimes.errors import OutputError
+        save_checkpoint({str(tmp_path)!r}, {{"step": 1, "w": torch.zeros(10)}})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+        try:
+            save_checkpoint({str(tmp_path)!r}, {{"step": 2, "w": torch.zeros(100_000)}})
+        except OutputError as exc:
+            print("ERR", exc)
+        state = torch.load(checkpoint_path({str(tmp_path)!r}), weights_only=True)
+        print("STEP", state["step"])
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ERR cannot write" in done.stdout and "file too large" in done.stdout
+    assert "STEP 1" in done.stdout
+    assert [p.name for p in (tmp_path / "checkpoint").iterdir()] == ["state.pt"]
