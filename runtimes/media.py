@@ -340,11 +340,12 @@ def decode_video_frames(
 
 
 # --- never write over an input --------------------------------------------------------------------
-def _same_file(a: Path, b: Path) -> bool:
+def _inode(path: Path) -> tuple[int, int] | None:
     try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+        st = os.stat(path)
     except OSError:
-        return False
+        return None
+    return st.st_dev, st.st_ino
 
 
 def refuse_overwriting_inputs(
@@ -352,16 +353,24 @@ def refuse_overwriting_inputs(
 ) -> None:
     """Raise OutputError before any work if an output path is (or links to) one of the inputs.
 
-    ``outputs``: every file the command will write; ``inputs``: every file it reads. Applies whatever
-    ``--overwrite`` says: an input is never an output.
+    ``outputs``: every file the command will write; ``inputs``: every file it reads. Paths are compared
+    resolved (``..``, symlinks) and by inode (hard links), in linear time. Applies whatever ``--overwrite``
+    says: an input is never an output.
     """
-    input_list = [Path(p) for p in inputs]
-    by_real = {os.path.realpath(p): p for p in input_list}
+    by_real: dict[str, Path] = {}
+    by_inode: dict[tuple[int, int], Path] = {}
+    for item in inputs:
+        path = Path(item)
+        by_real[os.path.realpath(path)] = path
+        inode = _inode(path)
+        if inode is not None:
+            by_inode[inode] = path
     for out in outputs:
         out = Path(out)
         hit = by_real.get(os.path.realpath(out))
-        if hit is None and out.exists():
-            hit = next((p for p in input_list if _same_file(out, p)), None)
+        if hit is None and by_inode:
+            inode = _inode(out)
+            hit = by_inode.get(inode) if inode is not None else None
         if hit is not None:
             raise OutputError.build(
                 "the output would overwrite an input",
