@@ -14,6 +14,7 @@ import argparse
 import itertools
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -68,10 +69,11 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=VIDEO)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", type=Path, default=None, help="an .onnx model (default: the bundled one)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "threads.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model = choose_model(None, default_model_path()).path
+    model = args.model or choose_model(None, default_model_path()).path
     chosen, why = inference_threads("video")
     runs: dict[str, list[float]] = {"onnxruntime default": [], f"chosen ({chosen})": []}
     for repeat in range(args.repeats):
@@ -82,14 +84,14 @@ def main() -> None:
     result = {
         "video": str(args.video.name),
         "frames": args.frames,
-        "model": "bundled gunet-t (cached ONNX)",
+        "model": str(args.model.name) if args.model else "bundled gunet-t (cached ONNX)",
         "cores": cpu_cores(),
         "chosen_threads": chosen,
         "why": why,
         "repeats": args.repeats,
         "fps": runs,
         "median_fps": {k: statistics.median(v) for k, v in runs.items()},
-        "machine": platform.platform(),
+        "machine": platform.platform(), "load_average": os.getloadavg(),
         "command": " ".join(["python", *sys.argv]),
     }
     names = list(runs)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dehazekit.runtimes.errors import InputError, OutputError, missing_dependency
+from dehazekit.runtimes.errors import InputError, OutputError, VideoError, missing_dependency
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_bytes, translate_write_errors
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ __all__ = [
     "is_image",
     "is_video",
     "list_images",
+    "open_video",
     "read_image",
     "refuse_overwriting_inputs",
     "upright",
@@ -318,6 +319,28 @@ def upright(frame: np.ndarray, rotation: float | None) -> np.ndarray:
     it; a phone portrait clip says -90) to the pixels."""
     turns = round((rotation or 0) / 90) % 4
     return np.ascontiguousarray(np.rot90(frame, k=turns)) if turns else frame
+
+
+def open_video(path: str | Path) -> tuple[Any, Any]:
+    """(container, first video stream) of a video file, or one VideoError line (unopenable, no video)."""
+    try:
+        import av
+    except ImportError as exc:
+        raise missing_dependency("av", None, "video decoding and encoding") from exc
+    path = Path(path)
+    try:
+        container = av.open(str(path))
+    except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types for unreadable files
+        raise VideoError.build(
+            f"cannot open video {path.name}",
+            got=f"{type(exc).__name__}: {exc}",
+            fix="check the file plays (ffprobe FILE)",
+        ) from exc
+    if not container.streams.video:
+        kinds = [s.type for s in container.streams]
+        container.close()
+        raise VideoError.build(f"{path.name} has no video stream", got=kinds)
+    return container, container.streams.video[0]
 
 
 def decode_video_frames(
