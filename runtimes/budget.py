@@ -31,6 +31,9 @@ MEMORY_FRACTION = 0.5  # of the memory available when the run starts: room for d
 PROBE_SIDE = 256
 FALLBACK_BYTES_PER_PIXEL = 2000.0  # used where peak memory cannot be measured (no /proc); above measured
 MIN_TILE = 128
+# whole-frame buffers beside the network, per pixel: uint8 in and out (3 + 3), float32 batch, padded copy,
+# tiled output (12 each) and the blend weights (4); they exist whether or not the frame is tiled
+FRAME_BYTES_PER_PIXEL = 46
 _UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 
 
@@ -93,9 +96,22 @@ def _cgroup_limit() -> int | None:
     return None
 
 
+def _address_space_left() -> int | None:
+    """Room left under an address-space limit (ulimit -v), which fails allocations long before RAM runs out."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    used = _status_bytes("VmSize") or 0
+    return max(soft - used, 0)
+
+
 def available_memory() -> int | None:
-    """Bytes this process can still use: MemAvailable, capped by a cgroup limit (containers)."""
-    values = [v for v in (_meminfo_available(), _cgroup_limit()) if v]
+    """Bytes this process can still use: MemAvailable, capped by a cgroup limit (containers) and ulimit -v."""
+    values = [v for v in (_meminfo_available(), _cgroup_limit(), _address_space_left()) if v is not None]
     return min(values) if values else None
 
 
@@ -151,10 +167,16 @@ class MemoryPlan:
 def plan_tiles(
     height: int, width: int, batch: int, bytes_per_pixel: float, budget: int, overlap: int = 64
 ) -> MemoryPlan:
-    """Whole frames if their estimate fits ``budget``, else the largest square tile side that does."""
-    estimate = int(bytes_per_pixel * height * width * batch)
+    """Whole frames if their estimate fits ``budget``, else the largest square tile side that does.
+
+    The frame's own buffers (FRAME_BYTES_PER_PIXEL) come off the budget first; what is left bounds the
+    network's activations for one call.
+    """
+    pixels = height * width * batch
+    estimate = int((bytes_per_pixel + FRAME_BYTES_PER_PIXEL) * pixels)
     if estimate <= budget:
         return MemoryPlan(estimate, budget, None)
-    side = int((budget / (bytes_per_pixel * batch)) ** 0.5) // 32 * 32
+    left = max(budget - FRAME_BYTES_PER_PIXEL * pixels, 0)
+    side = int((left / (bytes_per_pixel * batch)) ** 0.5) // 32 * 32
     side = max(side, MIN_TILE, 2 * overlap + 32)
     return MemoryPlan(estimate, budget, min(side, max(height, width)))

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -112,8 +113,9 @@ class Dehazer:
     def _too_large(self, frames: Sequence[np.ndarray], got: str) -> InputError:
         height, width = frames[0].shape[:2]
         side = 512 if max(height, width) > 512 else 256
-        return InputError.build(f"a {width}x{height} frame is too large for the available memory",
-                                got=got.splitlines()[0][:200],
+        asked = re.search(r"buffer of size (\d+)", got)
+        reason = f"allocating {int(asked[1]) / 1e9:.2f} GB failed" if asked else got.splitlines()[0][:120]
+        return InputError.build(f"a {width}x{height} frame is too large for the available memory", got=reason,
                                 fix=f"pass --tile {side} (or a smaller --max-memory, or --batch 1)")
 
     def _run_padded(self, batch: np.ndarray) -> np.ndarray:

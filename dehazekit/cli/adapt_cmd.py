@@ -124,11 +124,12 @@ def adapt(
 
     from dehazekit.adapt import AdaptConfig
     from dehazekit.adapt import adapt as run_adapt
-    from dehazekit.cli.guard import guard_outputs, model_files
+    from dehazekit.cli.guard import clean_stale_temporaries, guard_outputs, model_files
 
     written = ("model.safetensors", "model.json", "adapter.safetensors", "adapter.json")
     source = weights if weights is not None and str(weights) != "default" else None
     guard_outputs([out / name for name in written], [images, *model_files(source)], folders=[out / "report"])
+    clean_stale_temporaries(out, recursive=True)
 
     config = AdaptConfig(
         backbone=backbone, weights=str(weights) if weights else None, objective=objective, clip=clip,

@@ -181,11 +181,12 @@ def export(
 
     Exit codes: 0 ok, 2 invalid request or failed parity, 3 ONNX written but TensorRT is not installed.
     """
-    from dehazekit.cli.guard import guard_outputs, model_files
+    from dehazekit.cli.guard import clean_stale_temporaries, guard_outputs, model_files
     from dehazekit.exporters.formats import ExportRequest
 
     if onnx is not None:  # before torch loads: an output must never replace the weights it comes from
-        guard_outputs([onnx, onnx.with_suffix(".parity.json")], [*model_files(model), verify_images], "--onnx")
+        inputs = [*model_files(model), verify_images]
+        guard_outputs([onnx, onnx.with_suffix(".parity.json")], inputs, "--onnx")
     req = ExportRequest(
         trt=trt,
         fp16=fp16,
@@ -203,8 +204,9 @@ def export(
 
     check_exportable(net)
     out = onnx or (default_out.with_suffix(".fp16.onnx") if fp16 else default_out)
-    guard_outputs([out, out.with_suffix(".parity.json"), out.with_suffix(".engine")], [*model_files(model), verify_images],
-                  "--onnx")
+    written = [out, out.with_suffix(".parity.json"), out.with_suffix(".engine")]
+    guard_outputs(written, [*model_files(model), verify_images], "--onnx")
+    clean_stale_temporaries(out.parent)
     _export_verified(net, out, req, force)
     _lint(out, strict=trt)
     serving = (triton, deepstream, deepstream_size)

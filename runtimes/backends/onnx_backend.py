@@ -77,6 +77,7 @@ class OnnxBackend(BaseBackend):
             raise ModelFileError.build("ONNX model not found", got=str(path))
         chosen = choose_providers(device, providers, ort.get_available_providers())
         options = ort.SessionOptions()
+        options.log_severity_level = 4  # failures reach the user as one BackendError line, not ORT's log
         threads = threads or int(os.environ.get("DEHAZEKIT_ORT_THREADS", "0"))
         if threads:
             options.intra_op_num_threads = threads
