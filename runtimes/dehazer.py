@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from dehazekit.runtimes.backends import Backend, open_backend
 from dehazekit.runtimes.budget import (
     FALLBACK_BYTES_PER_PIXEL,
@@ -44,6 +46,15 @@ def _is_allocation_failure(message: str) -> bool:
     text = message.lower()
     return any(key in text for key in ("bad_alloc", "bad allocation", "failed to allocate", "out of memory",
                                        "cannot allocate"))
+
+
+@dataclass
+class PendingBatch:
+    """A batch handed to the backend: its ticket and padding, or its frames when already done."""
+
+    ticket: object
+    pad: object
+    done: list[np.ndarray] | None = None
 
 
 class Dehazer:
@@ -117,6 +128,27 @@ class Dehazer:
         reason = f"allocating {int(asked[1]) / 1e9:.2f} GB failed" if asked else got.splitlines()[0][:120]
         return InputError.build(f"a {width}x{height} frame is too large for the available memory", got=reason,
                                 fix=f"pass --tile {side} (or a smaller --max-memory, or --batch 1)")
+
+    def submit_batch(self, frames: Sequence[np.ndarray]) -> PendingBatch:
+        """Start dehazing same-size frames; ``collect_batch`` returns them.
+
+        On backends that overlap transfers with compute (TensorRT, ONNX Runtime on CUDA) this returns while
+        the GPU works, so the caller can decode and submit the next batch; tiled frames run synchronously.
+        """
+        submit = getattr(self.backend, "submit", None)
+        batch = to_model_batch(list(frames), self.meta, self.bgr)
+        tiled = needs_tiling(batch.shape[2], batch.shape[3], self.tiles)
+        if submit is None or tiled:
+            out = tiled_infer(batch, self._run_padded, self.tiles) if tiled else self._run_padded(batch)
+            return PendingBatch(ticket=None, pad=None, done=from_model_batch(out, self.meta, self.bgr))
+        pad = plan_padding(batch.shape[2], batch.shape[3], self.meta)
+        return PendingBatch(ticket=submit(to_layout(pad_batch(batch, pad), self.meta)), pad=pad)
+
+    def collect_batch(self, pending: PendingBatch) -> list[np.ndarray]:
+        if pending.done is not None:
+            return pending.done
+        out = crop_batch(from_layout(self.backend.collect(pending.ticket), self.meta), pending.pad)
+        return from_model_batch(out, self.meta, self.bgr)
 
     def _run_padded(self, batch: np.ndarray) -> np.ndarray:
         """(B, C, H, W) float -> network output cropped back to (B, C, H, W)."""

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from dehazekit.accel import Accelerator
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
 from dehazekit.adapt.distributed import Dist, GradAverager, check_identical, shard
@@ -108,14 +109,14 @@ class _Run:
     """One adaptation run's mutable state: model, samplers, history, timings, checkpoints."""
 
     def __init__(self, config: AdaptConfig, data: UnpairedHazy, model: nn.Module, objective: nn.Module,
-                 progress: ProgressFn | None, dist: Dist | None = None) -> None:
+                 progress: ProgressFn | None, accel: Accelerator, dist: Dist | None = None) -> None:
         self.config, self.data, self.model, self.objective = config, data, model, objective
         self.dist = dist or Dist()
         self.progress = progress if self.dist.is_main else None
         # data parallel: each rank keeps its slice of the same global batch; gradients averaged in the loops
         self.reduce = GradAverager(self.dist) if self.dist.active else None
         bs = config.batch_size
-        self.samplers = {name: data.sampler(name, bs) for name in ("alpha", "w", "all")}
+        self.samplers = {name: accel.batches(data.sampler(name, bs)) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
         self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
 
@@ -324,7 +325,11 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
     torch.manual_seed(config.seed)  # LoRA A init: same seed, same run
     gates = inject_lora(model, candidates, rank=config.rank, lora_alpha=config.lora_alpha, gated=True)
     _check_k(config, len(gates))
-    run = _Run(config, data, model, objective, progress, dist)
+    accel = Accelerator.resolve(config.device, config.precision)
+    log.info("training on %s", accel.describe())
+    accel.attach(model)
+    accel.attach(objective, frozen=True)
+    run = _Run(config, data, model, objective, progress, accel, dist)
     state, resumed = _resume_state(run, config)
     load_s = time.perf_counter() - t0
     if state is not None and state["stage"] == "finetune":
@@ -335,6 +340,7 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
     run.finetune(selected, search_gates, state)
+    accel.detach(run.model)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 

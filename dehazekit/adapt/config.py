@@ -10,7 +10,7 @@ from dehazekit.runtimes.errors import ConfigError
 
 HYPERGRADS = ("rank1", "first-order", "unrolled", "reference")
 # Fields that may change between an interrupted run and its resume without changing the result.
-RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count")
+RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "device")
 
 
 @dataclass
@@ -22,6 +22,8 @@ class AdaptConfig:
     ``weights``: a model folder, an official checkpoint, or "default" (the bundled model).
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
+    ``device``: auto (CUDA when present), cpu or cuda[:N]. ``precision``: auto (bf16 autocast on CUDA
+    GPUs that support it, else fp32), fp32 or bf16 (see dehazekit.accel).
     """
 
     backbone: str | None = None
@@ -49,6 +51,8 @@ class AdaptConfig:
     preview_count: int = 4
     out: str = "adapt_out"
     resume: bool = False
+    device: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         self.out = str(self.out)
@@ -66,6 +70,8 @@ class AdaptConfig:
                                     fix="gates are sigmoid values; 0.5 is the initial gate")
         if not isinstance(self.objective, str) or not self.objective.strip():
             raise ConfigError.build("--objective is empty", expected="h2c, dcp or h2c+dcp")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError.build("unknown --precision", got=self.precision, expected="auto, fp32, bf16")
         if not isinstance(self.candidates, str) or not self.candidates:
             raise ConfigError.build("candidates must be a preset name", got=self.candidates,
                                     expected="auto, all or a backbone preset")

@@ -47,6 +47,8 @@ def pretrain_cmd(
     val_size: int = typer.Option(128, "--val-size"),
     max_side: int = typer.Option(512, "--max-side", help="Clean images are cached downscaled to this side."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA), fp32 or bf16."),
 ) -> None:
     """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on validation)."""
     from dehazekit.cli.guard import guard_outputs
@@ -56,7 +58,8 @@ def pretrain_cmd(
     cfg = PretrainConfig(clear=clear, backbone=backbone, out=out, presets=preset, depth=depth, steps=steps,
                          crop=crop, batch_size=batch_size, lr=lr, ssim_weight=ssim_weight, reweight=reweight,
                          resume=resume, seed=seed, val_every=val_every, ckpt_every=ckpt_every,
-                         val_count=val_count, val_size=val_size, max_side=max_side, progress=progress)
+                         val_count=val_count, val_size=val_size, max_side=max_side, progress=progress,
+                         device=device, precision=precision)
     result = pretrain(cfg)
     best = result.best.get("val", {})
     for name, s in best.items():

@@ -112,20 +112,31 @@ def bench(
     frames: int = typer.Option(32, "--frames", min=2, help="Frames per end-to-end run."),
     seconds: float = typer.Option(2.0, "--seconds", min=0.0, help="Minimum model-only timing per row."),
 ) -> None:
-    """Model-only vs end-to-end pipeline frames per second, per backend and batch size."""
-    from rich.table import Table
-
+    """Model-only vs end-to-end fps per backend and batch size (on GPUs: copy times, GPU utilisation)."""
     from dehazekit.runtimes.bench import bench as run_bench
     from dehazekit.runtimes.bench import parse_batches, parse_size
 
     rows = run_bench(model, parse_size(size), parse_batches(batch), device=device, frames=frames, seconds=seconds)
-    table = Table(title=f"{model.name} at {size}")
-    for column in ("backend", "batch", "model-only fps", "end-to-end fps", "ratio"):
+    console.print(bench_table(rows, f"{model.name} at {size}"))
+
+
+# column -> (row key, format); the GPU columns appear only when some row has them
+BENCH_COLUMNS = {"backend": ("backend", "{}"), "batch": ("batch", "{}"), "model-only fps": ("model_fps", "{:.2f}"),
+                 "end-to-end fps": ("pipeline_fps", "{:.2f}"), "ratio": ("ratio", "{:.2f}"),
+                 "H2D ms/batch": ("h2d_ms", "{:.2f}"), "D2H ms/batch": ("d2h_ms", "{:.2f}"),
+                 "GPU util %": ("gpu_util_pct", "{:.0f}"), "GPU mem MiB": ("gpu_mem_peak_mb", "{:.0f}")}
+
+
+def bench_table(rows: list[dict], title: str):
+    from rich.table import Table
+
+    shown = {name: spec for name, spec in BENCH_COLUMNS.items() if any(spec[0] in row for row in rows)}
+    table = Table(title=title)
+    for column in shown:
         table.add_column(column, justify="left" if column == "backend" else "right")
     for row in rows:
-        table.add_row(row["backend"], str(row["batch"]), f"{row['model_fps']:.2f}", f"{row['pipeline_fps']:.2f}",
-                      f"{row['ratio']:.2f}")
-    console.print(table)
+        table.add_row(*(fmt.format(row[key]) if key in row else "-" for key, fmt in shown.values()))
+    return table
 
 
 def register(app: typer.Typer) -> None:

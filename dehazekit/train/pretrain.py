@@ -51,6 +51,8 @@ class PretrainConfig:
     bild_entropy: float = 1e-3
     progress: bool = True
     stop_after: int | None = None   # end this session at this step (checkpointed); --resume continues
+    device: str = "auto"  # auto = CUDA when present (dehazekit.accel)
+    precision: str = "auto"  # auto = bf16 autocast on CUDA GPUs that support it, else fp32
 
 
     def __post_init__(self) -> None:
@@ -155,6 +157,17 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
                                    fix="delete it or run without --resume") from exc
 
 
+def _accelerator(cfg: PretrainConfig):
+    from dehazekit.accel import Accelerator
+
+    accel = Accelerator.resolve(cfg.device, cfg.precision)
+    if accel.device.type != "cpu" and cfg.reweight == "bild":
+        raise ConfigError.build("--reweight bild runs on the CPU only", got=f"--device {accel.device}",
+                                fix="use --device cpu with --reweight bild, or --reweight none on the GPU")
+    log.info("pretraining on %s", accel.describe())
+    return accel
+
+
 def _build(cfg: PretrainConfig):
     from dehazekit.backbones import create_backbone
     from dehazekit.data.datasets import PairedHaze, split_holdout
@@ -209,8 +222,10 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     from dehazekit.models import save_model
 
     torch.manual_seed(cfg.seed)
+    accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
-    val_sets = _val_tensors(cfg, val_files)
+    accel.attach(model)
+    val_sets = {k: (accel.to_device(h), accel.to_device(c)) for k, (h, c) in _val_tensors(cfg, val_files).items()}
     baseline = evaluate_sets(None, val_sets)
     rng = np.random.default_rng(cfg.seed)
     ckpt_path = cfg.out / "checkpoint.pt"
@@ -227,7 +242,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
         while step < end:
             hazy, clear, _ = data.batch(rng, cfg.batch_size)
-            loss_value = _train_step(cfg, model, opt, reweighter, hazy, clear)
+            loss_value = _train_step(cfg, model, opt, reweighter, accel.to_device(hazy), accel.to_device(clear))
             sched.step()
             step += 1
             bar.update(task, completed=step, description=f"pretrain loss {loss_value:.4f}")
