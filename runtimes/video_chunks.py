@@ -40,21 +40,11 @@ class Chunk:
 
 def _packet_times(path: Path) -> tuple[list[int], list[int], Fraction]:
     """(sorted pts of all video packets, sorted pts of keyframe packets, time base), without decoding."""
+    from dehazekit.runtimes.media import open_video
+
     av = _av()
-    try:
-        container = av.open(str(path))
-    except Exception as exc:
-        raise VideoError.build(
-            f"cannot open video {path.name}",
-            got=f"{type(exc).__name__}: {exc}",
-            fix="check the file plays (ffprobe FILE)",
-        ) from exc
+    container, stream = open_video(path)
     with container:
-        if not container.streams.video:
-            raise VideoError.build(
-                f"{path.name} has no video stream", got=[s.type for s in container.streams]
-            )
-        stream = container.streams.video[0]
         pts, keys = [], []
         try:
             for packet in container.demux(stream):
@@ -100,8 +90,7 @@ def decode_chunk(
     stops at the first frame at or past the end: decoders emit frames in presentation order, so every
     frame of the chunk, including reordered B-frames, has come out by then.
     """
-    av = _av()
-    from dehazekit.runtimes.media import decode_video_frames
+    from dehazekit.runtimes.media import decode_video_frames, open_video
 
     bad = 0
 
@@ -109,8 +98,8 @@ def decode_chunk(
         nonlocal bad
         bad += 1
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+    container, stream = open_video(path)
+    with container:
         stream.thread_type = "AUTO"
         if chunk.index > 0:
             container.seek(chunk.start_pts, stream=stream, backward=True, any_frame=False)
