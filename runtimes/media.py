@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dehazekit.runtimes.errors import InputError, OutputError, missing_dependency
+from dehazekit.runtimes.errors import InputError, OutputError, VideoError, missing_dependency
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_bytes, translate_write_errors
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ __all__ = [
     "is_image",
     "is_video",
     "list_images",
+    "open_video",
     "read_image",
     "refuse_overwriting_inputs",
     "upright",
@@ -320,6 +321,28 @@ def upright(frame: np.ndarray, rotation: float | None) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(frame, k=turns)) if turns else frame
 
 
+def open_video(path: str | Path) -> tuple[Any, Any]:
+    """(container, first video stream) of a video file, or one VideoError line (unopenable, no video)."""
+    try:
+        import av
+    except ImportError as exc:
+        raise missing_dependency("av", None, "video decoding and encoding") from exc
+    path = Path(path)
+    try:
+        container = av.open(str(path))
+    except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types for unreadable files
+        raise VideoError.build(
+            f"cannot open video {path.name}",
+            got=f"{type(exc).__name__}: {exc}",
+            fix="check the file plays (ffprobe FILE)",
+        ) from exc
+    if not container.streams.video:
+        kinds = [s.type for s in container.streams]
+        container.close()
+        raise VideoError.build(f"{path.name} has no video stream", got=kinds)
+    return container, container.streams.video[0]
+
+
 def decode_video_frames(
     container: Any, stream: Any, fmt: str = "rgb24", on_bad_packet: Any = None
 ) -> Iterator[tuple[np.ndarray, Any]]:
@@ -340,11 +363,12 @@ def decode_video_frames(
 
 
 # --- never write over an input --------------------------------------------------------------------
-def _same_file(a: Path, b: Path) -> bool:
+def _inode(path: Path) -> tuple[int, int] | None:
     try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+        st = os.stat(path)
     except OSError:
-        return False
+        return None
+    return st.st_dev, st.st_ino
 
 
 def refuse_overwriting_inputs(
@@ -352,16 +376,24 @@ def refuse_overwriting_inputs(
 ) -> None:
     """Raise OutputError before any work if an output path is (or links to) one of the inputs.
 
-    ``outputs``: every file the command will write; ``inputs``: every file it reads. Applies whatever
-    ``--overwrite`` says: an input is never an output.
+    ``outputs``: every file the command will write; ``inputs``: every file it reads. Paths are compared
+    resolved (``..``, symlinks) and by inode (hard links), in linear time. Applies whatever ``--overwrite``
+    says: an input is never an output.
     """
-    input_list = [Path(p) for p in inputs]
-    by_real = {os.path.realpath(p): p for p in input_list}
+    by_real: dict[str, Path] = {}
+    by_inode: dict[tuple[int, int], Path] = {}
+    for item in inputs:
+        path = Path(item)
+        by_real[os.path.realpath(path)] = path
+        inode = _inode(path)
+        if inode is not None:
+            by_inode[inode] = path
     for out in outputs:
         out = Path(out)
         hit = by_real.get(os.path.realpath(out))
-        if hit is None and out.exists():
-            hit = next((p for p in input_list if _same_file(out, p)), None)
+        if hit is None and by_inode:
+            inode = _inode(out)
+            hit = by_inode.get(inode) if inode is not None else None
         if hit is not None:
             raise OutputError.build(
                 "the output would overwrite an input",

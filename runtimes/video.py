@@ -15,9 +15,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dehazekit.runtimes.errors import VideoError, missing_dependency
+from dehazekit.runtimes.errors import missing_dependency
 from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
-from dehazekit.runtimes.media import VIDEO_SUFFIXES, decode_video_frames, is_video  # noqa: F401 (re-exported)
+from dehazekit.runtimes.media import VIDEO_SUFFIXES, decode_video_frames, is_video, open_video  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +36,9 @@ class VideoSource:
     """Frames of a video file's first video stream as uint8 RGB (or BGR) with their pts."""
 
     def __init__(self, path: Path, bgr: bool = False) -> None:
-        av = _av()
         self.path, self.bgr = path, bgr
         self.skipped = SkipLog()
-        try:
-            self.container = av.open(str(path))
-        except Exception as exc:
-            raise VideoError.build(
-                f"cannot open video {path.name}",
-                got=f"{type(exc).__name__}: {exc}",
-                fix="check the file plays (ffprobe FILE)",
-            ) from exc
-        if not self.container.streams.video:
-            self.container.close()
-            raise VideoError.build(
-                f"{path.name} has no video stream", got=[s.type for s in self.container.streams]
-            )
-        stream = self.container.streams.video[0]
+        self.container, stream = open_video(path)
         stream.thread_type = "AUTO"  # frame threads: decoding keeps up with inference
         self.stream = stream
         self.rotation = 0  # display rotation found on the frames (applied to the pixels)

@@ -23,6 +23,7 @@ from dehazekit.accel import Accelerator
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
 from dehazekit.catalog import WEIGHTS_RANDOM, missing_weights_error
+from dehazekit.adapt.distributed import Dist, GradAverager, check_identical, shard
 from dehazekit.runtimes.errors import ConfigError, ParityError
 from dehazekit.runtimes.progress import StageProgress
 
@@ -111,9 +112,12 @@ class _Run:
     """One adaptation run's mutable state: model, samplers, history, timings, checkpoints."""
 
     def __init__(self, config: AdaptConfig, data: UnpairedHazy, model: nn.Module, objective: nn.Module,
-                 progress: ProgressFn | None, accel: Accelerator) -> None:
+                 progress: ProgressFn | None, accel: Accelerator, dist: Dist | None = None) -> None:
         self.config, self.data, self.model, self.objective = config, data, model, objective
-        self.progress = progress
+        self.dist = dist or Dist()
+        self.progress = progress if self.dist.is_main else None
+        # data parallel: each rank keeps its slice of the same global batch; gradients averaged in the loops
+        self.reduce = GradAverager(self.dist) if self.dist.active else None
         bs = config.batch_size
         self.samplers = {name: accel.batches(data.sampler(name, bs)) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
@@ -123,6 +127,8 @@ class _Run:
     def _checkpoint(self, stage: str, step: int, **stage_state: Any) -> None:
         from dehazekit.adapt.checkpoint import rng_state, save_checkpoint
 
+        if not self.dist.is_main:  # identical state on every rank; one writer
+            return
         save_checkpoint(self.config.out_dir, {
             "stage": stage, "step": step, "fingerprint": self.config.fingerprint(),
             "data_digest": self.data.digest, "history": self.history, "timings": self.timings,
@@ -153,19 +159,24 @@ class _Run:
 
         c = self.config
         search = BilevelSearch(self.model, self.objective,
-                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w))
+                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w),
+                               reduce_grads=self.reduce)
         if state is not None:
             search.load_state_dict(state["search"])
         total = c.search_steps
         while search.step_count < total:
             start = time.perf_counter()
-            stats = search.step(next(self.samplers["alpha"]), next(self.samplers["w"]))
+            stats = search.step(self._next("alpha"), self._next("w"))
             step_s = time.perf_counter() - start
             self.timings["search"] += step_s
             self._report("search", stats, total, step_s)
             if self._due(search.step_count, total):
                 self._checkpoint("search", search.step_count, search=search.state_dict())
+        check_identical(list(search.alpha.values()), self.dist, "searched gates")
         return search.gate_values()
+
+    def _next(self, split: str) -> Tensor:
+        return shard(next(self.samplers[split]), self.dist)
 
     # --- Stage 2 -------------------------------------------------------------------------------
     def finetune(self, selected: Sequence[str], search_gates: dict[str, float],
@@ -174,7 +185,8 @@ class _Run:
         from dehazekit.lora import adapter_tensors
 
         c = self.config
-        tuner = FineTuner(self.model, self.objective, list(selected), FinetuneConfig(lr=c.lr_w))
+        tuner = FineTuner(self.model, self.objective, list(selected), FinetuneConfig(lr=c.lr_w),
+                          reduce_grads=self.reduce)
         if state is not None and state["stage"] == "finetune":
             self.model.load_state_dict(state["adapter"], strict=False)
             tuner.load_state_dict(state["finetune"])
@@ -184,7 +196,7 @@ class _Run:
                              selected=list(selected), search_gates=search_gates)
         while tuner.step_count < total:
             start = time.perf_counter()
-            stats = tuner.step(next(self.samplers["all"]))
+            stats = tuner.step(self._next("all"))
             step_s = time.perf_counter() - start
             self.timings["finetune"] += step_s
             self._report("finetune", stats, total, step_s)
@@ -192,6 +204,7 @@ class _Run:
                 self._checkpoint("finetune", tuner.step_count, finetune=tuner.state_dict(),
                                  adapter=adapter_tensors(self.model), selected=list(selected),
                                  search_gates=search_gates)
+        check_identical(list(tuner.w.values()), self.dist, "fine-tuned LoRA weights")
 
 
 def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | None]:
@@ -287,12 +300,29 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     losses; by default steady progress lines (step, rate, ETA, loss) go to logging. A run of more than
     100 steps logs its estimated wall time first (measured probe); ``time_budget`` picks the step counts.
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
+    Under torchrun, the batch is sharded over the processes (see dehazekit.adapt.distributed).
     """
+    from dehazekit.adapt.distributed import check_batch_size, setup, teardown
+
+    config = _resolve_config(backbone, config, overrides)
+    dist = setup()  # a single-process run unless started by torchrun
+    try:
+        check_batch_size(config.batch_size, dist)
+        if dist.active and config.time_budget is not None:
+            # each rank would probe its own speed and could pick different step counts
+            raise ConfigError.build("--time-budget is not supported with several processes",
+                                    got=f"{dist.world} processes", fix="set --search-steps/--finetune-steps instead")
+        return _adapt(images, backbone, config, progress, dist)
+    finally:
+        teardown(dist)
+
+
+def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, progress: ProgressFn | None,
+           dist: Dist) -> AdaptResult:
     from dehazekit.adapt.budget import estimate_and_plan, refit_finetune
     from dehazekit.bilevel import select_top_k
     from dehazekit.lora import inject_lora
 
-    config = _resolve_config(backbone, config, overrides)
     t0 = time.perf_counter()
     # Seed first: a backbone or CLIP without weights is randomly initialised, and a resumed run must
     # rebuild exactly the same one.
@@ -314,7 +344,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     accel.attach(model)
     if progress is None:
         progress = StageProgress(metrics=("loss", "lower_loss", "upper_loss"))
-    run = _Run(config, data, model, objective, progress, accel)
+    run = _Run(config, data, model, objective, progress, accel, dist)
     state, resumed = _resume_state(run, config)
     load_s = time.perf_counter() - t0
     if state is not None and state["stage"] == "finetune":
@@ -338,6 +368,10 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
     from dehazekit.lora import ADAPTER_JSON, ADAPTER_TENSORS, adapter_digest, save_adapter
 
     out_dir = config.out_dir
+    if not run.dist.is_main:  # rank 0 alone writes adapter, model and report
+        return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
+                           gates=dict(search_gates), losses=run.history, timings=dict(run.timings), paths={},
+                           merge_max_abs_diff=float("nan"), data_digest=data.digest, resumed_from=resumed)
     t_save = time.perf_counter()
     save_adapter(run.model, out_dir, info={
         "objective": config.objective, "prompts": _prompts_record(config), "data_digest": data.digest,

@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dehazekit.runtimes.errors import ConfigError, InputError, VideoError
-from dehazekit.runtimes.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_video_frames, read_image
+from dehazekit.runtimes.media import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    decode_video_frames,
+    open_video,
+    read_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +92,8 @@ def _decode_spread(av, path: Path, frames: int) -> list[tuple[int, np.ndarray]]:
     """
     kept: list[tuple[int, np.ndarray]] = []
     stride = 1
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+    container, stream = open_video(path)
+    with container:
         # upright frames: a phone portrait clip's display rotation is applied, as in `run`
         for index, (image, _) in enumerate(decode_video_frames(container, stream)):
             if index % stride:

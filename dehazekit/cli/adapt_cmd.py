@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,18 @@ def _build_command() -> Any:
             annotation=str | None,
             default=typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night."),
         ),
+        inspect.Parameter(
+            "nproc",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=int,
+            default=typer.Option(
+                1,
+                "--nproc",
+                min=1,
+                help="Processes (torchrun, gloo/nccl); each takes 1/N of every batch (--batch-size must "
+                "divide by N).",
+            ),
+        ),
     ]
     context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     params = [context, *extra[:1], *_config_parameters(), *extra[1:]]
@@ -81,6 +94,12 @@ def _build_command() -> Any:
     def adapt(**values: Any) -> None:
         """Adapt BACKBONE to your real haze: search LoRA layers, fine-tune the top-K, merge, report."""
         ctx = values.pop("ctx")
+        nproc = values.pop("nproc")
+        from dehazekit.cli.launch import relaunch, under_torchrun
+
+        if nproc > 1 and not under_torchrun():
+            relaunch(ctx, nproc, "adapt")
+            return
         # Only what the user typed goes into the config: everything else keeps AdaptConfig's default.
         given = {k: v for k, v in values.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
         _run(Path(values["images"]), given)
@@ -249,13 +268,14 @@ def _print_result(result: Any) -> None:
 def _guard_outputs(images: Path, config: Any) -> None:
     """Refuse an --out whose files would replace the input images or the weights adapted from."""
     from dehazekit.catalog import WEIGHTS_DEFAULT, WEIGHTS_RANDOM
-    from dehazekit.cli.guard import guard_outputs, model_files
+    from dehazekit.cli.guard import clean_stale_temporaries, guard_outputs, model_files
 
     out = Path(config.out)
     written = ("model.safetensors", "model.json", "adapter.safetensors", "adapter.json")
     weights = config.weights
     source = Path(weights) if weights not in (None, WEIGHTS_DEFAULT, WEIGHTS_RANDOM) else None
     guard_outputs([out / name for name in written], [images, *model_files(source)], folders=[out / "report"])
+    clean_stale_temporaries(out, recursive=True)
 
 
 def _run(images: Path, given: dict[str, Any]) -> None:
@@ -264,6 +284,9 @@ def _run(images: Path, given: dict[str, Any]) -> None:
     _guard_outputs(images, config)
     from dehazekit.adapt import adapt as run_adapt  # torch loads here, after the cheap checks
 
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 draws and prints
+        run_adapt(str(images), config=config)
+        return
     if is_terminal():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

@@ -57,6 +57,23 @@ def _report(result: Any) -> None:
         raise typer.Exit(EXIT_NO_TENSORRT)
 
 
+def _serving(
+    onnx_path: Path, triton: Path | None, deepstream: Path | None, size: str, engine: Path | None
+) -> None:
+    """--triton / --deepstream (dehazekit.exporters.serving)."""
+    if triton is None and deepstream is None:
+        return
+    from dehazekit.exporters.serving import parse_size, write_deepstream, write_triton_repo
+
+    if triton is not None:
+        for config in write_triton_repo(onnx_path, triton, engine=engine):
+            console.print(f"wrote {config}")
+    if deepstream is not None:
+        console.print(
+            f"wrote {write_deepstream(onnx_path, deepstream, engine=engine, size=parse_size(size))}"
+        )
+
+
 @cli_errors
 def export(
     model: Path | None = None,
@@ -64,6 +81,9 @@ def export(
     onnx: Path | None = None,
     backbone: str | None = None,
     trt: bool = False,
+    triton: Path | None = None,
+    deepstream: Path | None = None,
+    deepstream_size: str = "720x1280",
     **options: Any,
 ) -> None:
     """Export a model to ONNX with a parity report vs PyTorch, and optionally a TensorRT engine.
@@ -89,6 +109,7 @@ def export(
         progress=_progress,
         **options,
     )
+    _serving(result.onnx, triton, deepstream, deepstream_size, engine=result.engine)
     _report(result)
 
 
@@ -101,6 +122,9 @@ def _signature() -> inspect.Signature:
         ("onnx", Path | None, typer.Option(None, "--onnx", hidden=True)),
         ("backbone", str | None, typer.Option(None, "--backbone", help=_BACKBONE_HELP)),
         ("trt", bool, typer.Option(False, "--trt", help=_TRT_HELP)),
+        ("triton", Path | None, typer.Option(None, "--triton", help=_TRITON_HELP, show_default=False)),
+        ("deepstream", Path | None, typer.Option(None, "--deepstream", help=_DEEPSTREAM_HELP, show_default=False)),
+        ("deepstream_size", str, typer.Option("720x1280", "--deepstream-size", help="DeepStream network input HxW.")),
     ]
     params = [inspect.Parameter(name, kind, default=default, annotation=ann) for name, ann, default in fixed]
     for arg in ARGS.values():
@@ -116,6 +140,8 @@ _MODEL_HELP = (
 )
 _OUT_HELP = "Output folder or .onnx path (default: beside MODEL). Never an input file."
 _BACKBONE_HELP = "Backbone of an official checkpoint (alone: random weights, needs --out)."
+_TRITON_HELP = "Also write a Triton model repository (config.pbtxt + model) here."
+_DEEPSTREAM_HELP = "Also write a DeepStream nvinfer config (+ model) here."
 _TRT_HELP = "Also build a TensorRT engine (needs dehazekit\\[trt] and a GPU)."
 
 export.__signature__ = _signature()  # type: ignore[attr-defined]

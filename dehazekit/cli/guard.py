@@ -33,8 +33,12 @@ def model_files(path: Path | str | None) -> list[Path]:
     return [path / "model.safetensors", path / "model.json"] if path.is_dir() else [path]
 
 
-def guard_outputs(outputs: Iterable[Path | str], inputs: Iterable[Path | str | None], flag: str = "--out",
-                  folders: Iterable[Path | str] = ()) -> None:
+def guard_outputs(
+    outputs: Iterable[Path | str],
+    inputs: Iterable[Path | str | None],
+    flag: str = "--out",
+    folders: Iterable[Path | str] = (),
+) -> None:
     """Raise OutputError if a file in ``outputs`` is an input, or an output folder in ``folders`` holds one.
 
     ``outputs``: files the command will write; ``folders``: folders it will fill with files whose names are
@@ -49,6 +53,20 @@ def guard_outputs(outputs: Iterable[Path | str], inputs: Iterable[Path | str | N
         real = Path(folder).resolve()
         inside = next((f for f in files if f.resolve().is_relative_to(real)), None)
         if inside is not None:
-            raise OutputError.build("the output folder holds an input", got=f"{flag} writes into {folder}, "
-                                    f"which contains the input {inside}",
-                                    fix=f"choose another {flag} (inputs are never overwritten)")
+            raise OutputError.build(
+                "the output folder holds an input",
+                got=f"{flag} writes into {folder}, which contains the input {inside}",
+                fix=f"choose another {flag} (inputs are never overwritten)",
+            )
+
+
+def clean_stale_temporaries(folder: Path | str, recursive: bool = False) -> int:
+    """Remove temporaries that killed dehazekit runs left in ``folder`` and say so; returns the count."""
+    from dehazekit.cli.console import err_console
+    from dehazekit.runtimes.io_utils import remove_stale_temp_files
+
+    removed = remove_stale_temp_files(folder, recursive=recursive)
+    if removed:
+        what = f"removed {len(removed)} temporary file(s) left in {folder} by an earlier killed run"
+        err_console.print(what, highlight=False)
+    return len(removed)

@@ -58,8 +58,31 @@ def run(
     bank: Path | None = typer.Option(None, "--bank", help="Adapter bank folder (dehazekit bank build)."),
     adapter: str | None = typer.Option(None, "--adapter", help="Bank adapter to run (default: the base)."),
     route: str = typer.Option("off", "--route", help="auto: pick the bank adapter per frame from the haze."),
+    # --- scale-out (engine) block ---
+    engine: str = typer.Option("local", "--engine", help="local (threads here) or ray (a Ray cluster)."),
+    address: str | None = typer.Option(None, "--address", help="Ray: auto or ray://HOST:PORT (none: local)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Ray: actors, each holding one model."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0,
+                                         help="Ray: GPUs per actor (0.25: four per GPU)."),
+    chunk_frames: int | None = typer.Option(None, "--chunk-frames", min=1, help="Ray: frames per task."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream. Inputs are never modified or overwritten."""
+    if engine != "local":
+        from dehazekit.cli.run_engine import run_engine
+
+        if bank is not None or stabilize or route != "off":
+            from dehazekit.runtimes.errors import ConfigError
+
+            raise ConfigError.build("--bank, --route and --stabilize run on the local engine only",
+                                    got=f"--engine {engine}", fix="drop them or use --engine local")
+
+        run_engine(engine, source, model, None if model is not None else _default_model_folder(), out,
+                   {"device": device, "batch": batch, "tile": tile, "overlap": overlap, "bgr": bgr,
+                    "max_memory": max_memory, "threads": threads},
+                   {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                    "chunk_frames": chunk_frames},
+                   side_by_side=side_by_side, copy_audio=not no_audio, preset=preset)
+        return
     from dehazekit.cli.run_model import choose_model
     from dehazekit.cli.run_support import prepare_outputs, progress, summary
     from dehazekit.cli.video_opts import check_model_choice, print_routes, wrap_dehazer

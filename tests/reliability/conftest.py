@@ -9,19 +9,22 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from dehazekit.runtimes.meta import META_KEY, ModelMeta
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from dehazekit.runtimes.meta import META_KEY, ModelMeta
 from tests.runtimes.onnx_models import export_tiny
 
 
 def export_identity(path: Path) -> Path:
     """(B, 3, H, W) -> the same tensor: a model whose output is exactly what the reader produced."""
     dims = ["batch", 3, "height", "width"]
-    graph = helper.make_graph([helper.make_node("Identity", ["hazy"], ["clear"])], "identity",
-                              [helper.make_tensor_value_info("hazy", TensorProto.FLOAT, dims)],
-                              [helper.make_tensor_value_info("clear", TensorProto.FLOAT, dims)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["hazy"], ["clear"])],
+        "identity",
+        [helper.make_tensor_value_info("hazy", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("clear", TensorProto.FLOAT, dims)],
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
     entry = proto.metadata_props.add()

@@ -24,24 +24,36 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_limited(*args: object, limits: dict[int, int] | None = None, timeout: float = 120,
-                **env: str) -> subprocess.CompletedProcess:
+def run_limited(
+    *args: object, limits: dict[int, int] | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess:
     """Run with resource limits (e.g. {resource.RLIMIT_FSIZE: bytes}); SIGXFSZ ignored so an over-size
     write fails with EFBIG, as a full disk fails with ENOSPC, instead of killing the process."""
+
     def preexec() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         for which, value in (limits or {}).items():
             resource.setrlimit(which, (value, value))
 
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, env=_env(**env),
-                          preexec_fn=preexec, cwd=ROOT)
+    return subprocess.run(
+        command(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(**env),
+        preexec_fn=preexec,
+        cwd=ROOT,
+        check=False,
+    )
 
 
-def interrupt_when(args: list[object], ready: Callable[[], bool], sig: int, timeout: float = 120,
-                   **env: str) -> tuple[int, str]:
+def interrupt_when(
+    args: list[object], ready: Callable[[], bool], sig: int, timeout: float = 120, **env: str
+) -> tuple[int, str]:
     """Start the command, wait until ``ready()`` (e.g. a temporary file exists), send ``sig``, wait."""
-    proc = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_env(**env), cwd=ROOT)
+    proc = subprocess.Popen(
+        command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(**env), cwd=ROOT
+    )
     deadline = time.monotonic() + timeout
     try:
         while not ready():

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dehazekit.runtimes.media import read_image
 from PIL import Image
 
-from dehazekit.runtimes.media import read_image
 from tests.reliability.conftest import assert_user_error, digest_tree, files_in, invoke
 from tests.reliability.images import broken_files, cases, float_rgb_tiff
 
@@ -40,7 +40,7 @@ def test_float_rgb_tiff_reads_through_tifffile(tmp_path):
 
 @pytest.mark.parametrize("name", ["grey16_png_I;16", "exif_rotate_cw", "int32_tiff"])
 def test_adapt_and_eval_read_the_same_pixels_as_run(tmp_path, name):
-    from dehazekit.adapt.data import _load_images, LoadReport
+    from dehazekit.adapt.data import LoadReport, _load_images
     from dehazekit.data.images import read_rgb_uint8
 
     writer, expected, suffix = CASES[name]

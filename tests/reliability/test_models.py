@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from dehazekit.cli.run_model import STAMP, build_cached_onnx, choose_model, verified_onnx
-from tests.reliability.conftest import assert_user_error, digest_tree, files_in, invoke, rgb
+from tests.reliability.conftest import assert_user_error, digest_tree, invoke, rgb
 from tests.runtimes.media import make_video
 
 
@@ -120,9 +120,18 @@ def _write_model(kind: str, folder: Path, marker: Path) -> tuple[Path, str, tupl
     return folder / "evil.pth", "export", ("no tensors",)
 
 
-@pytest.mark.parametrize("kind", ["text_as_onnx", "garbage_safetensors", "unknown_suffix", "missing",
-                                  "empty_folder", "malicious_plain_pickle",
-                                  "malicious_torch_checkpoint"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "text_as_onnx",
+        "garbage_safetensors",
+        "unknown_suffix",
+        "missing",
+        "empty_folder",
+        "malicious_plain_pickle",
+        "malicious_torch_checkpoint",
+    ],
+)
 def test_wrong_or_hostile_model_file_is_one_line_and_runs_no_code(tmp_path, kind):
     models = tmp_path / "models"
     models.mkdir()
@@ -140,11 +149,14 @@ def test_wrong_or_hostile_model_file_is_one_line_and_runs_no_code(tmp_path, kind
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.onnx").exists()
 
 
-@pytest.mark.parametrize("source, args, expected", [
-    ("image", (), "1 inference (2 cores - 1 for decode/encode)"),
-    ("video", (), "1 inference (2 cores - 2 for decode/encode)"),
-    ("image", ("--threads", "2"), "2 inference (as requested)"),
-])
+@pytest.mark.parametrize(
+    "source, args, expected",
+    [
+        ("image", (), "1 inference (2 cores - 1 for decode/encode)"),
+        ("video", (), "1 inference (2 cores - 2 for decode/encode)"),
+        ("image", ("--threads", "2"), "2 inference (as requested)"),
+    ],
+)
 def test_summary_names_the_thread_pick(tmp_path, identity_onnx, source, args, expected, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})  # a 2-core machine
     if source == "image":
@@ -178,4 +190,6 @@ def test_memory_budget_tiles_with_the_same_blend_as_tile(tiny_onnx):
     with Dehazer(tiny_onnx, tile=plan.tile, overlap=min(64, plan.tile // 2 - 1)) as fixed:
         np.testing.assert_array_equal(out_auto, fixed(frame))
     with Dehazer(tiny_onnx, max_memory=None) as whole:
-        assert np.abs(whole(frame).astype(int) - out_auto).max() <= 2  # seam-free: tiles match the whole frame
+        assert (
+            np.abs(whole(frame).astype(int) - out_auto).max() <= 2
+        )  # seam-free: tiles match the whole frame

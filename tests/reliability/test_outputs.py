@@ -25,7 +25,9 @@ def _photos(folder, count=2):
 def test_image_onto_itself_is_refused(tmp_path, identity_onnx, spelling, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _photos(tmp_path / "d", 1)
-    out = {"same": "d/p0.jpg", "dot-dot": "d/../d/p0.jpg", "absolute": str(tmp_path / "d" / "p0.jpg")}[spelling]
+    out = {"same": "d/p0.jpg", "dot-dot": "d/../d/p0.jpg", "absolute": str(tmp_path / "d" / "p0.jpg")}[
+        spelling
+    ]
     before = digest_tree(tmp_path / "d")
     result = invoke("run", "d/p0.jpg", "--model", identity_onnx, "--out", out)
     assert_user_error(result, 2, REFUSED, "choose another --out")
@@ -58,7 +60,11 @@ def test_folder_onto_itself_is_refused(tmp_path, identity_onnx, out, monkeypatch
     before = digest_tree(tmp_path / "d")
     result = invoke("run", "d", "--model", identity_onnx, "--out", out)
     assert_user_error(result, 2, REFUSED)
-    assert digest_tree(tmp_path / "d") == before and files_in(tmp_path / "d") == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert digest_tree(tmp_path / "d") == before and files_in(tmp_path / "d") == [
+        "p0.jpg",
+        "p1.jpg",
+        "p2.jpg",
+    ]
 
 
 def test_glob_onto_its_own_folder_is_refused(tmp_path, identity_onnx):
@@ -122,8 +128,19 @@ def test_adapt_out_onto_its_weights_is_refused(tmp_path):
     save_model(create_backbone("tiny-gunet").eval(), folder)
     _photos(tmp_path / "hazy", 2)
     before = digest_tree(tmp_path)
-    result = invoke("adapt", "--images", tmp_path / "hazy", "--backbone", "tiny-gunet", "--weights", folder,
-                    "--objective", "dcp", "--out", folder)
+    result = invoke(
+        "adapt",
+        "--images",
+        tmp_path / "hazy",
+        "--backbone",
+        "tiny-gunet",
+        "--weights",
+        folder,
+        "--objective",
+        "dcp",
+        "--out",
+        folder,
+    )
     assert_user_error(result, 2, REFUSED)
     assert digest_tree(tmp_path) == before
 

@@ -15,8 +15,16 @@ from tests.reliability.conftest import assert_user_error, digest_tree, files_in,
 from tests.runtimes.media import make_video, moving_frames, probe
 
 
-def make_clip(path: Path, count: int = 6, width: int = 48, height: int = 32, rotation: int | None = None,
-              pix_fmt: str = "yuv420p", codec: str = "libx264", pts: list[int] | None = None) -> list[np.ndarray]:
+def make_clip(
+    path: Path,
+    count: int = 6,
+    width: int = 48,
+    height: int = 32,
+    rotation: int | None = None,
+    pix_fmt: str = "yuv420p",
+    codec: str = "libx264",
+    pts: list[int] | None = None,
+) -> list[np.ndarray]:
     """Write a clip whose left third is bright (so orientation is visible); return the stored frames."""
     frames = []
     for frame in moving_frames(count, width, height):
@@ -60,7 +68,9 @@ def test_rotated_phone_clip_comes_out_upright(tmp_path, identity_onnx, rotation,
     result = invoke("run", src, "--model", identity_onnx, "--out", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
     got = decoded(tmp_path / "out.mp4")
-    assert rotation_of(tmp_path / "out.mp4") == 0  # rotation applied to the pixels, no tag left to apply twice
+    assert (
+        rotation_of(tmp_path / "out.mp4") == 0
+    )  # rotation applied to the pixels, no tag left to apply twice
     assert len(got) == len(stored)
     for frame, original in zip(got, stored):
         upright = np.rot90(original, turns)
@@ -87,9 +97,12 @@ def test_camera_formats_keep_frames_size_and_timing(tmp_path, identity_onnx, kin
     if kind == "audio":
         make_video(src, count=8, width=48, height=32, audio=True)
     else:
-        options = {"odd_size": {"width": 33, "height": 25, "pix_fmt": "yuv444p"},
-                   "yuv444": {"pix_fmt": "yuv444p"}, "10bit": {"pix_fmt": "yuv420p10le"},
-                   "vfr": {"pts": [0, 40, 200, 230, 600, 610]}}[kind]
+        options = {
+            "odd_size": {"width": 33, "height": 25, "pix_fmt": "yuv444p"},
+            "yuv444": {"pix_fmt": "yuv444p"},
+            "10bit": {"pix_fmt": "yuv420p10le"},
+            "vfr": {"pts": [0, 40, 200, 230, 600, 610]},
+        }[kind]
         make_clip(src, **options)
     before, expected = digest_tree(src), probe(src)
     result = invoke("run", src, "--model", identity_onnx, "--out", tmp_path / "out.mp4")
@@ -100,12 +113,16 @@ def test_camera_formats_keep_frames_size_and_timing(tmp_path, identity_onnx, kin
     if kind == "vfr":
         in_tb = av.open(str(src)).streams.video[0].time_base
         out_tb = av.open(str(tmp_path / "out.mp4")).streams.video[0].time_base
-        assert [float(p * out_tb) for p in got["pts"]] == pytest.approx([float(p * in_tb) for p in expected["pts"]])
+        assert [float(p * out_tb) for p in got["pts"]] == pytest.approx(
+            [float(p * in_tb) for p in expected["pts"]]
+        )
     assert digest_tree(src) == before
 
 
-@pytest.mark.parametrize("content, phrase", [(b"", "cannot open video"),
-                                             (b"this is a text file, not a movie\n", "cannot open video")])
+@pytest.mark.parametrize(
+    "content, phrase",
+    [(b"", "cannot open video"), (b"this is a text file, not a movie\n", "cannot open video")],
+)
 @pytest.mark.parametrize("suffix", [".mp4", ".xyz"])
 def test_broken_or_mislabelled_video_is_one_line(tmp_path, identity_onnx, content, phrase, suffix):
     src = tmp_path / f"clip{suffix}"
