@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from dehazekit.runtimes.errors import InputError, OutputError, VideoError, missing_dependency
-from dehazekit.runtimes.io_utils import atomic_path, atomic_write_bytes, translate_write_errors
+from dehazekit.runtimes.io_utils import atomic_path, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ def open_video(path: str | Path) -> tuple[Any, Any]:
     path = Path(path)
     try:
         container = av.open(str(path))
-    except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types for unreadable files
+    except Exception as exc:
         raise VideoError.build(
             f"cannot open video {path.name}",
             got=f"{type(exc).__name__}: {exc}",
@@ -400,14 +400,3 @@ def refuse_overwriting_inputs(
                 got=f"output {out} = input {hit}",
                 fix=f"choose another {flag} (inputs are never overwritten)",
             )
-
-
-def writable_check(path: str | Path) -> None:
-    """Fail early (one line naming the folder) when the output folder cannot be created or written."""
-    import tempfile
-
-    folder = Path(path)
-    with translate_write_errors(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
