@@ -86,7 +86,8 @@ def main() -> None:
         "photo": f"{SIZE[0]}x{SIZE[1]} ({SIZE[0] * SIZE[1] / 1e6:.2f} MP)",
         "model": "bundled gunet-t (ONNX)",
         "rows": rows,
-        "machine": platform.platform(), "load_average": os.getloadavg(),
+        "machine": platform.platform(),
+        "load_average": os.getloadavg(),
         "command": " ".join(["python", *sys.argv]),
     }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")

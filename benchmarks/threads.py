@@ -91,7 +91,8 @@ def main() -> None:
         "repeats": args.repeats,
         "fps": runs,
         "median_fps": {k: statistics.median(v) for k, v in runs.items()},
-        "machine": platform.platform(), "load_average": os.getloadavg(),
+        "machine": platform.platform(),
+        "load_average": os.getloadavg(),
         "command": " ".join(["python", *sys.argv]),
     }
     names = list(runs)

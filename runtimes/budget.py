@@ -8,8 +8,8 @@ So inference gets the cores left after the pipeline's own threads, at least one.
 Memory: a dehazing network's activations grow with the frame's pixel count. The cost per pixel is
 measured once on a small probe (peak resident memory, Linux) and scaled; frames whose estimate exceeds
 the budget run as overlapping tiles (the seam-free blend of ``--tile``) of the largest side that fits.
-The probe's per-pixel cost is higher than at large sizes (fixed overheads), so the estimate errs on the
-safe side.
+The probe alone under-predicts large frames (an 8.5 MP photo estimated at 7.0-8.5 GB peaked at 9.4 GB:
+onnxruntime's arena grows in power-of-two chunks), hence ESTIMATE_MARGIN and the cap on automatic tiles.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ MEMORY_FRACTION = 0.5  # of the memory available when the run starts: room for d
 PROBE_SIDE = 256
 FALLBACK_BYTES_PER_PIXEL = 2000.0  # used where peak memory cannot be measured (no /proc); above measured
 MIN_TILE = 128
+# Automatic tiles stay at or below this side: onnxruntime's CPU arena grows in power-of-two chunks, and with
+# tiles of 2560 px an 8.5 MP photo peaked at 12.6 GB, above the 9.4 GB of the whole frame (benchmarks/memory.py)
+MAX_AUTO_TILE = 1536
+ESTIMATE_MARGIN = 1.35  # measured whole-frame peak / probe estimate on the 8.5 MP photo: 9.4 / 7.0
 # whole-frame buffers beside the network, per pixel: uint8 in and out (3 + 3), float32 batch, padded copy,
 # tiled output (12 each) and the blend weights (4); they exist whether or not the frame is tiled
 FRAME_BYTES_PER_PIXEL = 46
@@ -173,10 +177,11 @@ def plan_tiles(
     network's activations for one call.
     """
     pixels = height * width * batch
-    estimate = int((bytes_per_pixel + FRAME_BYTES_PER_PIXEL) * pixels)
+    per_pixel = bytes_per_pixel * ESTIMATE_MARGIN
+    estimate = int((per_pixel + FRAME_BYTES_PER_PIXEL) * pixels)
     if estimate <= budget:
         return MemoryPlan(estimate, budget, None)
     left = max(budget - FRAME_BYTES_PER_PIXEL * pixels, 0)
-    side = int((left / (bytes_per_pixel * batch)) ** 0.5) // 32 * 32
+    side = int((left / (per_pixel * batch)) ** 0.5) // 32 * 32
     side = max(side, MIN_TILE, 2 * overlap + 32)
-    return MemoryPlan(estimate, budget, min(side, max(height, width)))
+    return MemoryPlan(estimate, budget, min(side, MAX_AUTO_TILE, max(height, width)))

@@ -330,7 +330,7 @@ def open_video(path: str | Path) -> tuple[Any, Any]:
     path = Path(path)
     try:
         container = av.open(str(path))
-    except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types for unreadable files
+    except Exception as exc:
         raise VideoError.build(
             f"cannot open video {path.name}",
             got=f"{type(exc).__name__}: {exc}",

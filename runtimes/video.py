@@ -67,7 +67,8 @@ class VideoSource:
         try:
             for image, frame in decode_video_frames(self.container, self.stream, fmt, on_bad_packet):
                 if frame.rotation and not self.rotation:
-                    self.rotation = int(frame.rotation)
+                    degrees = round(frame.rotation) % 360
+                    self.rotation = degrees - 360 if degrees > 180 else degrees  # in (-180, 180]
                     log.info("%s: display rotation %d applied to the frames", self.path.name, self.rotation)
                 yield FrameItem(index, image, f"frame_{index:06d}", frame.pts, frame.time_base)
                 index += 1

@@ -91,7 +91,7 @@ def export(
     Files go beside MODEL (or to --out). Exit codes: 0 ok, 2 invalid request or failed parity,
     3 ONNX written but TensorRT is not installed.
     """
-    from dehazekit.cli.guard import guard_outputs, model_files
+    from dehazekit.cli.guard import clean_stale_temporaries, guard_outputs, model_files
     from dehazekit.exporters import export as run_export
 
     if onnx is not None and out is not None:
@@ -109,6 +109,7 @@ def export(
         progress=_progress,
         **options,
     )
+    clean_stale_temporaries(result.onnx.parent)  # what a killed earlier export left beside the model
     _serving(result.onnx, triton, deepstream, deepstream_size, engine=result.engine)
     _report(result)
 

@@ -117,6 +117,8 @@ def run(
         report = Pipeline(dehazer, on_frame=on_frame).run(src, sink)
         backend = dehazer.describe()
     report.output = str(target)
+    if getattr(src, "rotation", 0):
+        plan.notes.append(f"display rotation {src.rotation} applied to the pixels (output upright, no tag)")
     summary(report, backend, model_note, f"{backend.get('threads', n_threads)} inference ({why})", plan)
     print_routes(router)
 

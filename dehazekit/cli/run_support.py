@@ -26,6 +26,7 @@ class OutputPlan:
 
     excluded: int = 0
     removed_temps: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown as "note" rows in the summary
 
 
 def _inner(sink: Any) -> Any:
@@ -178,6 +179,7 @@ def summary(report: Any, backend: dict[str, Any], route: str, threads: str, plan
         rows.append(("excluded", f"{plan.excluded} earlier outputs inside the input folder"))
     if plan.removed_temps:
         rows.append(("cleaned", f"{len(plan.removed_temps)} temporary file(s) of an earlier killed run"))
+    rows += [("note", note) for note in plan.notes]
     for key, value in rows:
         table.add_row(f"[bold]{key}", escape(value))
     console.print(table)

@@ -76,7 +76,6 @@ def test_folder_without_verified_onnx_names_the_torch_fallback(tmp_path, tiny_fo
     assert "torch (torch fallback:" in text and "dehazekit export" in text
 
 
-@pytest.mark.slow
 def test_run_without_model_takes_the_onnx_path(tmp_path, cache):
     """The mission command `dehazekit run video.mp4`: bundled model, cached verified ONNX (builds once)."""
     clip = make_video(tmp_path / "video.mp4", count=4, width=64, height=48)

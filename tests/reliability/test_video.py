@@ -67,6 +67,7 @@ def test_rotated_phone_clip_comes_out_upright(tmp_path, identity_onnx, rotation,
     before = digest_tree(src)
     result = invoke("run", src, "--model", identity_onnx, "--out", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
+    assert f"display rotation {rotation} applied to the pixels" in " ".join(result.output.split())
     got = decoded(tmp_path / "out.mp4")
     assert (
         rotation_of(tmp_path / "out.mp4") == 0
