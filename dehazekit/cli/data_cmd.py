@@ -38,6 +38,7 @@ def pretrain_cmd(
     ssim_weight: float = typer.Option(0.0, "--ssim-weight", help="Weight of the 1 - SSIM term (0 = L1 only)."),
     colour_weight: float = typer.Option(0.0, "--colour-weight", help="Weight of the L1 on 8x8-pooled images."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model folder's weights."),
+    rotate: bool = typer.Option(False, "--rotate/--no-rotate", help="Random quarter turns of training pairs."),
     reweight: str = typer.Option("none", "--reweight", help="none or bild (bi-level patch reweighting)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
     seed: int = typer.Option(0, "--seed"),
@@ -53,7 +54,7 @@ def pretrain_cmd(
 
     cfg = PretrainConfig(clear=clear, backbone=backbone, out=out, presets=preset, depth=depth, steps=steps,
                          crop=crop, batch_size=batch_size, lr=lr, ssim_weight=ssim_weight, reweight=reweight,
-                         colour_weight=colour_weight, init=init,
+                         colour_weight=colour_weight, init=init, rotate=rotate,
                          resume=resume, seed=seed, val_every=val_every, ckpt_every=ckpt_every,
                          val_count=val_count, val_size=val_size, max_side=max_side, progress=progress)
     result = pretrain(cfg)

@@ -40,6 +40,7 @@ class PretrainConfig:
     ssim_weight: float = 0.0
     colour_weight: float = 0.0            # L1 of 8x8-pooled images: brightness and colour cast
     init: Path | None = None              # start from this model folder's weights (recalibration)
+    rotate: bool = False                  # random quarter turns of each training pair
     reweight: str = "none"
     resume: bool = False
     seed: int = 0
@@ -175,7 +176,7 @@ def _build(cfg: PretrainConfig):
     files = list_images(cfg.clear, "clear image folder")
     train_files, val_files = split_holdout(files, cfg.val_fraction)
     presets = cfg.presets.split("+")
-    data = PairedHaze(train_files, presets, cfg.crop, cfg.max_side, cfg.depth)
+    data = PairedHaze(train_files, presets, cfg.crop, cfg.max_side, cfg.depth, rotate=cfg.rotate)
     model = create_backbone(cfg.backbone)
     if cfg.init is not None:
         _load_init(model, cfg)
@@ -280,7 +281,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) -> dict[str, Any]:
     return {"trained_by": "dehazekit pretrain", "step": step, "presets": cfg.presets, "crop": cfg.crop,
             "batch_size": cfg.batch_size, "reweight": cfg.reweight, "ssim_weight": cfg.ssim_weight,
-            "colour_weight": cfg.colour_weight, "init": str(cfg.init) if cfg.init else None, "val": scores, "val_hazy_input": baseline}
+            "colour_weight": cfg.colour_weight, "rotate": cfg.rotate, "init": str(cfg.init) if cfg.init else None, "val": scores, "val_hazy_input": baseline}
 
 
 def _fmt(scores: dict[str, dict[str, float]]) -> str:
