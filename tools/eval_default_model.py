@@ -4,7 +4,8 @@
 
 Sets (all read from ../shared/data, never trained on):
 - ``ohaze``: O-HAZE 27 and 35, downscaled to --max-side (Lanczos), GT resized to match.
-- ``crops``: the 42 figure-crop pairs, per haze family (O-HAZE, I-HAZE, Dense-HAZE, NH-HAZE-2020), native size.
+- ``crops``: the 42 figure-crop pairs at native size, per haze family (O-HAZE, I-HAZE, Dense-HAZE,
+  NH-HAZE-2020).
 - ``synth``: the pretraining validation set (hash-held-out clean photos, 24 crops of 128 px per preset,
   the same seeds as ``dehazekit pretrain``'s validation).
 - ``real``: every photo of ../shared/data/real_hazy (no GT): luma, clipping, colour cast, FADE.
@@ -121,7 +122,7 @@ def mean(recs: list[dict]) -> dict[str, dict[str, float]]:
 def main() -> None:
     from dehazekit.metrics.eval import resolve_model_path
     from dehazekit.metrics.fade import FadeParams
-    from dehazekit.train.artifacts import load_trained
+    from dehazekit.models import load_model
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=None, help="default: the bundled model")
@@ -131,7 +132,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "default_model.json")
     args = ap.parse_args()
     sets = args.sets.split(",")
-    model = load_trained(args.model)
+    model = load_model(args.model).eval()
     fade_params = FadeParams.load(SHARED / "metrics" / "fade")
     result: dict = {"model": str(resolve_model_path(args.model)), "max_side": args.max_side}
     t0 = time.perf_counter()
@@ -162,16 +163,16 @@ def summary(result: dict) -> str:
         if not block:
             continue
         m = block["mean"]
-        o, g = m["output"], m.get("gt", {})
+        o, g, nan = m["output"], m.get("gt", {}), float("nan")
         fmt = (
-            f"{name:22s} psnr {o.get('psnr', float('nan')):6.2f} (in {m['input'].get('psnr', float('nan')):5.2f})"
-            f" ssim {o.get('ssim', float('nan')):.3f} luma {o['luma']:6.1f} (gt {g.get('luma', float('nan')):6.1f},"
+            f"{name:22s} psnr {o.get('psnr', nan):6.2f} (in {m['input'].get('psnr', nan):5.2f})"
+            f" ssim {o.get('ssim', nan):.3f} luma {o['luma']:6.1f} (gt {g.get('luma', nan):6.1f},"
             f" in {m['input']['luma']:6.1f}) clip {100 * (o['clip_lo'] + o['clip_hi']):5.2f}%"
             f" (gt {100 * (g.get('clip_lo', 0) + g.get('clip_hi', 0)):4.2f}%)"
-            f" b-r {o['blue_red']:+6.1f} (gt {g.get('blue_red', float('nan')):+6.1f})"
+            f" b-r {o['blue_red']:+6.1f} (gt {g.get('blue_red', nan):+6.1f})"
         )
         if "fade" in o:
-            fmt += f" fade {o['fade']:.3f} (gt {g.get('fade', float('nan')):.3f})"
+            fmt += f" fade {o['fade']:.3f} (gt {g.get('fade', nan):.3f})"
         rows.append(fmt)
     return "\n".join(rows)
 

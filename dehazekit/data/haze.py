@@ -84,8 +84,8 @@ PRESETS: dict[str, HazeConfig] = {
     # blue - red of +29/+32 on 0-255 over warm scenes) or slightly warm, light as well as dense haze, and
     # depth with sharp steps where near objects stand before far background (halos come from never
     # seeing a transmission edge). Default model's training preset, with homogeneous and realistic.
-    "outdoor": HazeConfig(beta=(0.25, 2.2), airlight=(0.7, 1.0), airlight_tint=0.03, airlight_blue=(-0.05, 0.2),
-                          depth_structure=0.5, depth_layers=0.5, nonuniform=0.5, gamma=(0.9, 1.1),
+    "outdoor": HazeConfig(beta=(0.25, 2.2), airlight=(0.7, 1.0), airlight_tint=0.03,
+                          airlight_blue=(-0.05, 0.2), depth_structure=0.5, depth_layers=0.5, nonuniform=0.5, gamma=(0.9, 1.1),
                           noise_sigma=(0.0, 0.015), jpeg_quality=(50, 95)),
 }
 

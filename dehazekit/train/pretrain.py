@@ -193,9 +193,9 @@ def _build(cfg: PretrainConfig):
 
 
 def _load_init(model: nn.Module, cfg: PretrainConfig) -> None:
-    from dehazekit.train.artifacts import load_trained
+    from dehazekit.models import load_model
 
-    start = load_trained(cfg.init)
+    start = load_model(cfg.init)
     if type(start) is not type(model) or start.state_dict().keys() != model.state_dict().keys():
         raise ConfigError.build("--init model does not match --backbone", got=str(cfg.init),
                                 expected=f"a {cfg.backbone} model folder")
@@ -281,7 +281,8 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) -> dict[str, Any]:
     return {"trained_by": "dehazekit pretrain", "step": step, "presets": cfg.presets, "crop": cfg.crop,
             "batch_size": cfg.batch_size, "reweight": cfg.reweight, "ssim_weight": cfg.ssim_weight,
-            "colour_weight": cfg.colour_weight, "rotate": cfg.rotate, "init": str(cfg.init) if cfg.init else None, "val": scores, "val_hazy_input": baseline}
+            "colour_weight": cfg.colour_weight, "rotate": cfg.rotate, "init": str(cfg.init) if cfg.init else None,
+            "val": scores, "val_hazy_input": baseline}
 
 
 def _fmt(scores: dict[str, dict[str, float]]) -> str:

@@ -86,7 +86,7 @@ def test_layered_depth_puts_a_sharp_near_layer_in_front():
     assert np.all(layered <= base + 1e-6) and layered.min() >= cfg.depth_near * 0.9 - 1e-6
     changed = layered < base - 1e-6
     assert 0.02 < changed.mean() < 0.9
-    # A sharp outline: neighbouring pixels across the layer's edge differ by far more than the smooth base does.
+    # A sharp outline: neighbours across the layer's edge differ far more than the smooth base allows.
     assert np.abs(np.diff(layered, axis=1)).max() > 5 * np.abs(np.diff(base, axis=1)).max()
 
 

@@ -86,19 +86,17 @@ def test_colour_term_charges_a_global_shift_more_than_zero_mean_noise_of_equal_l
 
 def test_init_starts_from_the_given_model_and_checks_the_backbone(clear_dir, tmp_path):
     from dehazekit.backbones import create_backbone
-    from dehazekit.train.artifacts import save_trained
-    from dehazekit.train.pretrain import evaluate_sets
+    from dehazekit.data.datasets import split_holdout
+    from dehazekit.data.images import list_images
+    from dehazekit.models import save_model
+    from dehazekit.train.pretrain import _val_tensors, evaluate_sets
 
     torch.manual_seed(7)
     start = create_backbone("tiny-gunet")
-    save_trained(start, tmp_path / "start", {"trained_by": "test"})
+    save_model(start, tmp_path / "start", extra={"trained_by": "test"})
     cfg = _cfg(clear_dir, tmp_path / "run", init=tmp_path / "start", steps=1, lr=1e-9, val_every=1)
     result = pretrain(cfg)
     # One step at a negligible lr: validation scores are the start model's, not a fresh init's.
-    from dehazekit.train.pretrain import _val_tensors
-    from dehazekit.data.datasets import split_holdout
-    from dehazekit.data.images import list_images
-
     sets = _val_tensors(cfg, split_holdout(list_images(clear_dir), cfg.val_fraction)[1])
     start.eval()
     expected = evaluate_sets(start, sets)
