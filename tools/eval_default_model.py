@@ -53,11 +53,17 @@ def _score(img: np.ndarray, gt: np.ndarray | None, fade_params) -> dict[str, flo
     return out
 
 
-def _record(model, name: str, hazy: np.ndarray, gt: np.ndarray | None, fade_params) -> dict:
+def _record(
+    model, name: str, hazy: np.ndarray, gt: np.ndarray | None, fade_params, input_fade: bool = True
+) -> dict:
     from dehazekit.metrics.eval import dehaze_uint8
 
     out = dehaze_uint8(model, hazy)
-    rec = {"name": name, "input": _score(hazy, gt, fade_params), "output": _score(out, gt, fade_params)}
+    rec = {
+        "name": name,
+        "input": _score(hazy, gt, fade_params if input_fade else None),
+        "output": _score(out, gt, fade_params),
+    }
     if gt is not None:
         rec["gt"] = _score(gt, None, fade_params)
     return rec
@@ -106,12 +112,51 @@ def eval_synth(model, presets: list[str]) -> dict[str, list[dict]]:
 
 
 def eval_real(model, max_side: int, fade_params) -> list[dict]:
+    """FADE of the outputs only: the inputs' FADE does not depend on the model (and costs as much)."""
     from dehazekit.data.images import list_images, read_rgb_uint8
 
     return [
-        _record(model, p.name, read_rgb_uint8(p, max_side), None, fade_params)
+        _record(model, p.name, read_rgb_uint8(p, max_side), None, fade_params, input_fade=False)
         for p in list_images(SHARED / "data" / "real_hazy")
     ]
+
+
+def streak_probe(model) -> dict[str, float]:
+    """Flat sky (0.8) with a dark tower (0.35, 16 px wide) rising from the bottom to row 120 of 256.
+
+    ``halo``: output above the tower top (rows 100-119) minus the same rows of open sky; ``streak``:
+    the same for the sky far above (rows 20-99); ``*_turned``: the scene turned 90 degrees (tower
+    lying on its side) and 180 degrees (hanging), measured in the scene's own frame. An isotropic
+    dehazer gives the same numbers in every orientation; a vertical prior does not.
+    """
+    import torch
+
+    from dehazekit.backbones import forward_padded
+
+    scene = np.full((256, 256, 3), 0.8, np.float32)
+    scene[120:, 120:136] = 0.35
+
+    def run(img: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            return forward_padded(model, x)[0].mean(0).numpy()
+
+    def diffs(y: np.ndarray) -> tuple[float, float]:
+        side = y[:, 40:80]
+        above = y[:, 124:132]
+        return (
+            float(above[100:120].mean() - side[100:120].mean()),
+            float(above[20:100].mean() - side[20:100].mean()),
+        )
+
+    out = {}
+    for name, fwd, back in (
+        ("", lambda a: a, lambda y: y),
+        ("_turned90", lambda a: a.transpose(1, 0, 2), lambda y: y.T),
+        ("_turned180", lambda a: a[::-1], lambda y: y[::-1]),
+    ):
+        out[f"halo{name}"], out[f"streak{name}"] = diffs(back(run(fwd(scene))))
+    return out
 
 
 def mean(recs: list[dict]) -> dict[str, dict[str, float]]:
@@ -126,16 +171,33 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=None, help="default: the bundled model")
-    ap.add_argument("--max-side", type=int, default=768)
-    ap.add_argument("--sets", default="ohaze,crops,synth,real")
+    ap.add_argument("--max-side", type=int, default=768, help="O-HAZE pairs")
+    ap.add_argument("--real-max-side", type=int, default=512, help="real_hazy photos (FADE is the cost)")
+    ap.add_argument("--sets", default="probe,ohaze,crops,synth,real")
     ap.add_argument("--synth-presets", default="homogeneous,realistic")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "default_model.json")
+    ap.add_argument(
+        "--table",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="print a markdown before/after table of two result JSONs and exit",
+    )
     args = ap.parse_args()
+    if args.table:
+        print(markdown_table(*(json.loads(p.read_text()) for p in args.table)))
+        return
     sets = args.sets.split(",")
     model = load_model(args.model).eval()
     fade_params = FadeParams.load(SHARED / "metrics" / "fade")
-    result: dict = {"model": str(resolve_model_path(args.model)), "max_side": args.max_side}
+    result: dict = {
+        "model": str(resolve_model_path(args.model)),
+        "max_side": args.max_side,
+        "real_max_side": args.real_max_side,
+    }
     t0 = time.perf_counter()
+    if "probe" in sets:
+        result["probe"] = streak_probe(model)
     if "ohaze" in sets:
         recs = eval_ohaze(model, args.max_side, fade_params)
         result["ohaze"] = {"images": recs, "mean": mean(recs)}
@@ -145,7 +207,7 @@ def main() -> None:
         synth = eval_synth(model, args.synth_presets.split(","))
         result["synth"] = {p: {"images": r, "mean": mean(r)} for p, r in synth.items()}
     if "real" in sets:
-        recs = eval_real(model, args.max_side, fade_params)
+        recs = eval_real(model, args.real_max_side, fade_params)
         result["real"] = {"images": recs, "mean": mean(recs)}
     result["wall_s"] = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +215,51 @@ def main() -> None:
     print(summary(result))
 
 
+def _blocks(result: dict) -> list[tuple[str, dict]]:
+    blocks = [("O-HAZE 27+35", result.get("ohaze"))]
+    blocks += [(f"crops {f}", b) for f, b in result.get("crops", {}).items()]
+    blocks += [(f"synthetic {p}", b) for p, b in result.get("synth", {}).items()]
+    blocks += [("real_hazy (no GT)", result.get("real"))]
+    return [(n, b) for n, b in blocks if b]
+
+
+def markdown_table(before: dict, after: dict) -> str:
+    """Before/after rows per set: PSNR, SSIM, luma (GT), clipped %, blue - red (GT), FADE (GT)."""
+    head = (
+        "| set | PSNR dB | SSIM | mean luma (GT) | clipped % (GT) | blue - red (GT) | FADE (GT) |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    old = dict(_blocks(before))
+    for name, block in _blocks(after):
+        cells = []
+        for key, fmt in (
+            ("psnr", "{:.2f}"),
+            ("ssim", "{:.3f}"),
+            ("luma", "{:.1f}"),
+            ("clip", "{:.2f}"),
+            ("blue_red", "{:+.1f}"),
+            ("fade", "{:.3f}"),
+        ):
+            vals = []
+            for res in (old.get(name), block):
+                o = res["mean"]["output"] if res else {}
+                v = o["clip_lo"] + o["clip_hi"] if key == "clip" and o else o.get(key)
+                vals.append("-" if v is None else fmt.format(100 * v if key == "clip" else v))
+            g = block["mean"].get("gt", {})
+            gv = g["clip_lo"] + g["clip_hi"] if key == "clip" and g else g.get(key)
+            gt = (
+                ""
+                if gv is None or key in ("psnr", "ssim")
+                else f" ({fmt.format(100 * gv if key == 'clip' else gv)})"
+            )
+            cells.append(f"{vals[0]} -> {vals[1]}{gt}")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def summary(result: dict) -> str:
-    rows = []
+    rows = [f"probe {k} {v:+.4f}" for k, v in result.get("probe", {}).items()]
     blocks = [("ohaze", result.get("ohaze"))]
     blocks += [(f"crops/{f}", b) for f, b in result.get("crops", {}).items()]
     blocks += [(f"synth/{p}", b) for p, b in result.get("synth", {}).items()]
