@@ -50,6 +50,7 @@ class HazeConfig:
     depth_scale: float = 80.0             # metres that map to depth 1 when a real depth map is used
     nonuniform: float = 0.0               # strength of the smooth beta modulation
     depth_layers: float = 0.0             # probability of a sharp-edged near layer (objects before the sky)
+    linear_light: bool = False            # scatter in linear light, then re-encode sRGB (as a camera does)
     gamma: Range = (1.0, 1.0)
     noise_sigma: Range = (0.0, 0.0)       # Gaussian noise std in [0, 1] units
     jpeg_quality: Range | None = None     # e.g. (40, 90); None = no re-compression
@@ -86,7 +87,7 @@ PRESETS: dict[str, HazeConfig] = {
     # seeing a transmission edge). Default model's training preset, with homogeneous and realistic.
     "outdoor": HazeConfig(beta=(0.25, 2.2), airlight=(0.7, 1.0), airlight_tint=0.03,
                           airlight_blue=(-0.05, 0.2), depth_structure=0.5, depth_layers=0.5, nonuniform=0.5, gamma=(0.9, 1.1),
-                          noise_sigma=(0.0, 0.015), jpeg_quality=(50, 95)),
+                          noise_sigma=(0.0, 0.015), jpeg_quality=(50, 95), linear_light=True),
 }
 
 
@@ -149,6 +150,16 @@ class HazeSample:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
 def _draw(rng: np.random.Generator, r: Range) -> float:
     return float(r[0]) if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
 
@@ -180,7 +191,12 @@ def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
         tint = tint + _draw(rng, cfg.airlight_blue) * np.array([-0.5, 0.0, 0.5])
     air = np.clip(grey + tint, 0.0, 1.0).astype(np.float32)
     t = np.exp(-beta_map * d).astype(np.float32)
-    hazy = clear * t[..., None] + air[None, None, :] * (1 - t[..., None])
+    if cfg.linear_light:
+        # Light mixes linearly; the camera encodes afterwards, so haze lifts shadows more than sRGB blending.
+        lin = srgb_to_linear(clear) * t[..., None] + srgb_to_linear(air)[None, None, :] * (1 - t[..., None])
+        hazy = linear_to_srgb(lin)
+    else:
+        hazy = clear * t[..., None] + air[None, None, :] * (1 - t[..., None])
     gamma = _draw(rng, cfg.gamma)
     hazy = np.clip(hazy, 0, 1) ** gamma
     sigma = _draw(rng, cfg.noise_sigma)

@@ -90,10 +90,26 @@ def test_layered_depth_puts_a_sharp_near_layer_in_front():
     assert np.abs(np.diff(layered, axis=1)).max() > 5 * np.abs(np.diff(base, axis=1)).max()
 
 
+def test_linear_light_haze_lifts_shadows_more_than_srgb_blending():
+    dark = np.full((16, 16, 3), 0.1, np.float32)
+    depth_m = np.full((16, 16), 40.0, np.float32)
+    srgb = HazeConfig(beta=(1.0, 1.0), airlight=(0.9, 0.9))
+    lin = HazeConfig(beta=(1.0, 1.0), airlight=(0.9, 0.9), linear_light=True)
+    a = synthesize(dark, np.random.default_rng(0), srgb, depth_m=depth_m)
+    b = synthesize(dark, np.random.default_rng(0), lin, depth_m=depth_m)
+    np.testing.assert_allclose(a.transmission, b.transmission)
+    # Same t and A: mixing in linear light then encoding lands far above the sRGB-space blend.
+    assert b.hazy.mean() > a.hazy.mean() + 0.1
+    # No haze (t = 1) leaves the image unchanged in both (the sRGB round trip is exact to float precision).
+    clear = _clear()
+    none = synthesize(clear, np.random.default_rng(0), lin, depth_m=np.zeros(clear.shape[:2], np.float32))
+    np.testing.assert_allclose(none.hazy, clear, atol=1e-5)
+
+
 def test_new_fields_off_leave_the_old_presets_streams_unchanged():
     clear = _clear()
     old = HazeConfig(**{k: v for k, v in PRESETS["realistic"].to_dict().items()
-                        if k not in ("airlight_blue", "depth_layers")})
+                        if k not in ("airlight_blue", "depth_layers", "linear_light")})
     a = synthesize(clear, np.random.default_rng(9), old).hazy
     b = synthesize(clear, np.random.default_rng(9), PRESETS["realistic"]).hazy
     np.testing.assert_array_equal(a, b)
