@@ -175,7 +175,7 @@ def main() -> None:
     ap.add_argument("--real-max-side", type=int, default=512, help="real_hazy photos (FADE is the cost)")
     ap.add_argument("--sets", default="probe,ohaze,crops,synth,real")
     ap.add_argument("--synth-presets", default="homogeneous,realistic")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "default_model.json")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "default_model_gt.json")
     ap.add_argument(
         "--table",
         nargs=2,
