@@ -19,9 +19,12 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from dehazekit.accel import Accelerator
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
+from dehazekit.catalog import WEIGHTS_RANDOM, missing_weights_error
 from dehazekit.runtimes.errors import ConfigError, ParityError
+from dehazekit.runtimes.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +57,13 @@ def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.
 
     if backbone is not None:
         model = copy.deepcopy(backbone)  # never put LoRA into the caller's module
-    elif config.weights is not None:
-        model = _load_weights(str(config.backbone), config.weights)
-    else:
-        log.warning("no --weights given: adapting %s with RANDOM initial weights (useful for tests only)",
-                    config.backbone)
+    elif config.weights is None:
+        raise missing_weights_error(str(config.backbone))
+    elif config.weights == WEIGHTS_RANDOM:
+        log.warning("--weights random: adapting %s from RANDOM initial weights (tests only)", config.backbone)
         model = create_backbone(config.backbone)
+    else:
+        model = _load_weights(str(config.backbone), config.weights)
     if hasattr(model, "reparameterize"):
         model = model.reparameterize()
     for param in model.parameters():
@@ -107,11 +111,11 @@ class _Run:
     """One adaptation run's mutable state: model, samplers, history, timings, checkpoints."""
 
     def __init__(self, config: AdaptConfig, data: UnpairedHazy, model: nn.Module, objective: nn.Module,
-                 progress: ProgressFn | None) -> None:
+                 progress: ProgressFn | None, accel: Accelerator) -> None:
         self.config, self.data, self.model, self.objective = config, data, model, objective
         self.progress = progress
         bs = config.batch_size
-        self.samplers = {name: data.sampler(name, bs) for name in ("alpha", "w", "all")}
+        self.samplers = {name: accel.batches(data.sampler(name, bs)) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
         self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
 
@@ -138,10 +142,10 @@ class _Run:
         every = self.config.checkpoint_every
         return every > 0 and (step % every == 0 or step == total)
 
-    def _report(self, stage: str, stats: dict[str, Any], total: int) -> None:
+    def _report(self, stage: str, stats: dict[str, Any], total: int, step_s: float) -> None:
         self.history[stage].append(stats)
         if self.progress is not None:
-            self.progress({"stage": stage, "total": total, **stats})
+            self.progress({"stage": stage, "total": total, "step_s": step_s, **stats})
 
     # --- Stage 1 -------------------------------------------------------------------------------
     def search(self, state: dict[str, Any] | None) -> dict[str, float]:
@@ -156,8 +160,9 @@ class _Run:
         while search.step_count < total:
             start = time.perf_counter()
             stats = search.step(next(self.samplers["alpha"]), next(self.samplers["w"]))
-            self.timings["search"] += time.perf_counter() - start
-            self._report("search", stats, total)
+            step_s = time.perf_counter() - start
+            self.timings["search"] += step_s
+            self._report("search", stats, total, step_s)
             if self._due(search.step_count, total):
                 self._checkpoint("search", search.step_count, search=search.state_dict())
         return search.gate_values()
@@ -180,8 +185,9 @@ class _Run:
         while tuner.step_count < total:
             start = time.perf_counter()
             stats = tuner.step(next(self.samplers["all"]))
-            self.timings["finetune"] += time.perf_counter() - start
-            self._report("finetune", stats, total)
+            step_s = time.perf_counter() - start
+            self.timings["finetune"] += step_s
+            self._report("finetune", stats, total, step_s)
             if self._due(tuner.step_count, total):
                 self._checkpoint("finetune", tuner.step_count, finetune=tuner.state_dict(),
                                  adapter=adapter_tensors(self.model), selected=list(selected),
@@ -277,9 +283,12 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     ``backbone``: a registered name (weights from ``config.weights``; "default" is the bundled
     model, whose backbone must match) or a module built by
     ``create_backbone``/``load_model`` (copied, never modified). ``overrides`` replace config fields.
-    ``progress`` receives one dict per step: stage, step, total and that step's losses.
+    ``progress`` receives one dict per step: stage, step, total, step_s (that step's seconds) and its
+    losses; by default steady progress lines (step, rate, ETA, loss) go to logging. A run of more than
+    100 steps logs its estimated wall time first (measured probe); ``time_budget`` picks the step counts.
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
     """
+    from dehazekit.adapt.budget import estimate_and_plan, refit_finetune
     from dehazekit.bilevel import select_top_k
     from dehazekit.lora import inject_lora
 
@@ -298,7 +307,14 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     torch.manual_seed(config.seed)  # LoRA A init: same seed, same run
     gates = inject_lora(model, candidates, rank=config.rank, lora_alpha=config.lora_alpha, gated=True)
     _check_k(config, len(gates))
-    run = _Run(config, data, model, objective, progress)
+    accel = Accelerator.resolve(config.device, config.precision)
+    log.info("training on %s", accel.describe())
+    accel.attach(objective, frozen=True)
+    config, estimate = estimate_and_plan(config, model, objective, data, time.perf_counter() - t0, accel)
+    accel.attach(model)
+    if progress is None:
+        progress = StageProgress(metrics=("loss", "lower_loss", "upper_loss"))
+    run = _Run(config, data, model, objective, progress, accel)
     state, resumed = _resume_state(run, config)
     load_s = time.perf_counter() - t0
     if state is not None and state["stage"] == "finetune":
@@ -308,7 +324,10 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
         selected = select_top_k(search_gates, config.top_k, config.gate_threshold)
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
+    if state is None:  # --time-budget: the fine-tune absorbs the search's drift from the probed speed
+        run.config = config = refit_finetune(config, estimate, run.timings["search"], time.perf_counter() - t0)
     run.finetune(selected, search_gates, state)
+    accel.detach(run.model)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 

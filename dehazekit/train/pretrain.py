@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,8 +22,10 @@ from torch import nn
 
 from dehazekit.runtimes.errors import ConfigError, ModelFileError
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
+from dehazekit.runtimes.progress import StageProgress
 
 log = logging.getLogger(__name__)
+ProgressFn = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -52,8 +54,10 @@ class PretrainConfig:
     max_side: int = 512
     bild_lr: float = 1e-3
     bild_entropy: float = 1e-3
-    progress: bool = True
+    progress: bool = True  # False: no per-step progress at all (validation lines still go to logging)
     stop_after: int | None = None   # end this session at this step (checkpointed); --resume continues
+    device: str = "auto"  # auto = CUDA when present (dehazekit.accel)
+    precision: str = "auto"  # auto = bf16 autocast on CUDA GPUs that support it, else fp32
 
 
     def __post_init__(self) -> None:
@@ -168,6 +172,17 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
                                    fix="delete it or run without --resume") from exc
 
 
+def _accelerator(cfg: PretrainConfig):
+    from dehazekit.accel import Accelerator
+
+    accel = Accelerator.resolve(cfg.device, cfg.precision)
+    if accel.device.type != "cpu" and cfg.reweight == "bild":
+        raise ConfigError.build("--reweight bild runs on the CPU only", got=f"--device {accel.device}",
+                                fix="use --device cpu with --reweight bild, or --reweight none on the GPU")
+    log.info("pretraining on %s", accel.describe())
+    return accel
+
+
 def _build(cfg: PretrainConfig):
     from dehazekit.backbones import create_backbone
     from dehazekit.data.datasets import PairedHaze, split_holdout
@@ -230,13 +245,19 @@ def _train_step(cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: to
     return float(loss.detach())
 
 
-def pretrain(cfg: PretrainConfig) -> PretrainResult:
-    """Run (or resume) pretraining; returns the best validation scores and where the model is."""
-    from dehazekit.train.artifacts import save_trained
+def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> PretrainResult:
+    """Run (or resume) pretraining; returns the best validation scores and where the model is.
+
+    ``progress`` receives one dict per step: stage "pretrain", step, total, step_s, loss, lr; by
+    default steady progress lines (step, rate, ETA, loss) go to logging.
+    """
+    from dehazekit.models import save_model
 
     torch.manual_seed(cfg.seed)
+    accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
-    val_sets = _val_tensors(cfg, val_files)
+    accel.attach(model)
+    val_sets = {k: (accel.to_device(h), accel.to_device(c)) for k, (h, c) in _val_tensors(cfg, val_files).items()}
     baseline = evaluate_sets(None, val_sets)
     rng = np.random.default_rng(cfg.seed)
     ckpt_path = cfg.out / "checkpoint.pt"
@@ -248,29 +269,33 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     atomic_write_text(cfg.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     model.train()
     t0 = time.perf_counter() - wall
-    with _progress(cfg) as (bar, task):
-        bar.update(task, completed=step)
-        end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
-        while step < end:
-            hazy, clear, _ = data.batch(rng, cfg.batch_size)
-            loss_value = _train_step(cfg, model, opt, reweighter, hazy, clear)
-            sched.step()
-            step += 1
-            bar.update(task, completed=step, description=f"pretrain loss {loss_value:.4f}")
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                scores = evaluate_sets(model, val_sets)
-                record = {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
-                history.append(record)
-                log.info("step %d  val %s", step, _fmt(scores))
-                if _mean_psnr(scores) > best["psnr"]:
-                    best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
-                    save_trained(model, cfg.out, _provenance(cfg, step, scores, baseline))
-            if step % cfg.ckpt_every == 0 or step == end:
-                _save_checkpoint(ckpt_path, {
-                    "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
-                    "best": best, "history": history, "config": cfg.to_dict(), "wall_s": time.perf_counter() - t0,
-                    "reweighter": reweighter.state_dict() if reweighter is not None else None})
+    if progress is None and cfg.progress:
+        progress = StageProgress(metrics=("loss", "lr"))
+    end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
+    while step < end:
+        start = time.perf_counter()
+        hazy, clear, _ = data.batch(rng, cfg.batch_size)
+        loss_value = _train_step(cfg, model, opt, reweighter, accel.to_device(hazy), accel.to_device(clear))
+        sched.step()
+        step += 1
+        if progress is not None:
+            progress({"stage": "pretrain", "step": step, "total": cfg.steps,
+                      "step_s": time.perf_counter() - start, "loss": loss_value,
+                      "lr": float(sched.get_last_lr()[0])})
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            scores = evaluate_sets(model, val_sets)
+            record = {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
+            history.append(record)
+            log.info("step %d  val %s", step, _fmt(scores))
+            if _mean_psnr(scores) > best["psnr"]:
+                best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
+                save_model(model, cfg.out, extra=_provenance(cfg, step, scores, baseline))
+        if step % cfg.ckpt_every == 0 or step == end:
+            _save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
+                "best": best, "history": history, "config": cfg.to_dict(), "wall_s": time.perf_counter() - t0,
+                "reweighter": reweighter.state_dict() if reweighter is not None else None})
     wall = time.perf_counter() - t0
     result = PretrainResult(cfg.out, step, best, baseline, history, wall)
     atomic_write_text(cfg.out / "history.json", json.dumps(
@@ -287,23 +312,3 @@ def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) ->
 
 def _fmt(scores: dict[str, dict[str, float]]) -> str:
     return "  ".join(f"{k}: {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in scores.items())
-
-
-class _progress:
-    """Rich progress bar on stderr (disabled with progress=False, e.g. in background runs)."""
-
-    def __init__(self, cfg: PretrainConfig) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from dehazekit.cli.console import err_console
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=err_console, disable=not cfg.progress)
-        self.total = cfg.steps
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self.bar, self.bar.add_task("pretrain", total=self.total)
-
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)

@@ -118,3 +118,33 @@ def test_bild_reweighting_runs_and_resumes(clear_dir, tmp_path):
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
     for k in a["reweighter"]["net"]:
         torch.testing.assert_close(a["reweighter"]["net"][k], b["reweighter"]["net"][k], rtol=1e-5, atol=1e-6)
+
+
+def test_progress_by_callback_and_by_logging(clear_dir, tmp_path, caplog):
+    events = []
+    pretrain(_cfg(clear_dir, tmp_path / "cb", steps=3), progress=events.append)
+    assert [e["step"] for e in events] == [1, 2, 3] and all(e["total"] == 3 for e in events)
+    assert all(e["step_s"] > 0 and np.isfinite(e["loss"]) for e in events)
+    with caplog.at_level("INFO", logger="dehazekit.progress"):  # the default: lines through logging
+        pretrain(_cfg(clear_dir, tmp_path / "log", steps=3, progress=True))
+    assert "pretrain 1/3" in caplog.text and "pretrain 3/3" in caplog.text and "ETA" in caplog.text
+
+
+def test_core_never_imports_the_cli():
+    """Layers: dehazekit core (here train/, adapt/) reports progress by callback, never through the CLI,
+    not even inside a function."""
+    import ast
+    from pathlib import Path
+
+    import dehazekit
+
+    root = Path(dehazekit.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if "cli" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.startswith("dehazekit.cli")]
+    assert offenders == []
