@@ -91,6 +91,13 @@ def pretrain_cmd(
     ssim_weight: float = typer.Option(
         0.0, "--ssim-weight", help="Weight of the 1 - SSIM term (0 = L1 only)."
     ),
+    colour_weight: float = typer.Option(
+        0.0, "--colour-weight", help="Weight of the L1 on 8x8-pooled images (brightness, colour cast)."
+    ),
+    init: Path | None = typer.Option(None, "--init", help="Start from this model folder's weights."),
+    rotate: bool = typer.Option(
+        False, "--rotate/--no-rotate", help="Random quarter turns of each training pair."
+    ),
     reweight: str = typer.Option("none", "--reweight", help="none or bild (bi-level patch reweighting)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
     seed: int = typer.Option(0, "--seed"),
@@ -112,7 +119,7 @@ def pretrain_cmd(
 
     from dehazekit.cli.guard import guard_outputs
 
-    _must_exist(clear=clear, depth=depth)
+    _must_exist(clear=clear, depth=depth, init=init)
     backbone = resolve_backbone(backbone)  # before torch loads: unknown names fail in a second
     guard_outputs([out / "model.safetensors", out / "model.json", out / "checkpoint.pt"], [clear, depth])
     from dehazekit.train.pretrain import PretrainConfig
@@ -128,6 +135,9 @@ def pretrain_cmd(
         batch_size=batch_size,
         lr=lr,
         ssim_weight=ssim_weight,
+        colour_weight=colour_weight,
+        init=init,
+        rotate=rotate,
         reweight=reweight,
         resume=resume,
         seed=seed,

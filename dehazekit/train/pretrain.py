@@ -1,4 +1,4 @@
-"""Supervised pretraining on synthetic haze: L1 (+ optional 1 - SSIM), Adam, cosine decay.
+"""Supervised pretraining on synthetic haze: L1 (+ optional 1 - SSIM, low-pass colour L1), Adam, cosine decay.
 
 Reads top to bottom like nanoGPT's train.py: build data, model and optimiser; optionally resume from
 ``checkpoint.pt``; then loop: sample a batch, step (plain or BILD-reweighted), validate now and then on
@@ -40,6 +40,9 @@ class PretrainConfig:
     batch_size: int = 4
     lr: float = 5e-4
     ssim_weight: float = 0.0
+    colour_weight: float = 0.0            # L1 of 8x8-pooled images: brightness and colour cast
+    init: Path | None = None              # start from this model folder's weights (recalibration)
+    rotate: bool = False                  # random quarter turns of each training pair
     reweight: str = "none"
     resume: bool = False
     seed: int = 0
@@ -62,6 +65,7 @@ class PretrainConfig:
 
         self.clear, self.out = Path(self.clear), Path(self.out)
         self.depth = Path(self.depth) if self.depth else None
+        self.init = Path(self.init) if self.init else None
         self.presets = "+".join(parse_presets(self.presets))
         for name in ("steps", "crop", "batch_size", "val_count", "val_size", "val_every", "ckpt_every", "max_side"):
             if int(getattr(self, name)) < 1:
@@ -70,8 +74,9 @@ class PretrainConfig:
             raise ConfigError.build("--lr out of range", got=self.lr, expected="0 < lr < 1")
         if self.reweight not in ("none", "bild"):
             raise ConfigError.build("unknown --reweight", got=self.reweight, expected="none or bild")
-        if self.ssim_weight < 0:
-            raise ConfigError.build("--ssim-weight must be >= 0", got=self.ssim_weight)
+        for name in ("ssim_weight", "colour_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError.build(f"--{name.replace('_', '-')} must be >= 0", got=getattr(self, name))
         if self.crop < 16:
             raise ConfigError.build("--crop too small", got=self.crop, expected=">= 16")
 
@@ -89,9 +94,17 @@ class PretrainResult:
     wall_s: float = 0.0
 
 
-def per_patch_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
-    """(B,) L1 (+ ssim_weight * (1 - SSIM)) per patch."""
+def per_patch_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
+                   colour_weight: float = 0.0) -> torch.Tensor:
+    """(B,) L1 (+ ssim_weight * (1 - SSIM) + colour_weight * L1 of 8x8 means) per patch.
+
+    The pooled term weighs brightness and colour cast (what a viewer sees first) on top of the
+    per-pixel error, which on its own lets a global shift cost no more than a little texture.
+    """
     loss = (pred - target).abs().mean(dim=(1, 2, 3))
+    if colour_weight > 0:
+        pooled = torch.nn.functional.avg_pool2d(pred - target, 8, ceil_mode=True)
+        loss = loss + colour_weight * pooled.abs().mean(dim=(1, 2, 3))
     if ssim_weight > 0:
         from dehazekit.metrics.psnr_ssim import ssim_torch
 
@@ -178,8 +191,10 @@ def _build(cfg: PretrainConfig):
     files = list_images(cfg.clear, "clear image folder")
     train_files, val_files = split_holdout(files, cfg.val_fraction)
     presets = cfg.presets.split("+")
-    data = PairedHaze(train_files, presets, cfg.crop, cfg.max_side, cfg.depth)
+    data = PairedHaze(train_files, presets, cfg.crop, cfg.max_side, cfg.depth, rotate=cfg.rotate)
     model = create_backbone(cfg.backbone)
+    if cfg.init is not None:
+        _load_init(model, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.steps))
     reweighter = None
@@ -190,6 +205,17 @@ def _build(cfg: PretrainConfig):
         reweighter = BildReweighter(BildConfig(lr=cfg.bild_lr, entropy_weight=cfg.bild_entropy), outer,
                                     cfg.batch_size, seed=cfg.seed + 7)
     return data, val_files, model, opt, sched, reweighter
+
+
+def _load_init(model: nn.Module, cfg: PretrainConfig) -> None:
+    from dehazekit.models import load_model
+
+    start = load_model(cfg.init)
+    if type(start) is not type(model) or start.state_dict().keys() != model.state_dict().keys():
+        raise ConfigError.build("--init model does not match --backbone", got=str(cfg.init),
+                                expected=f"a {cfg.backbone} model folder")
+    model.load_state_dict(start.state_dict())
+    log.info("initialised from %s", cfg.init)
 
 
 def _restore(ck: dict[str, Any], cfg: PretrainConfig, model: nn.Module, opt, sched, rng, reweighter):
@@ -211,8 +237,8 @@ def _train_step(cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: to
                 clear: torch.Tensor) -> float:
     """One optimiser step (plain or BILD-reweighted); returns the (weighted) training loss."""
     if reweighter is not None:
-        return reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight))
-    loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight).mean()
+        return reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight, cfg.colour_weight))
+    loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight, cfg.colour_weight).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -279,7 +305,9 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
 
 def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) -> dict[str, Any]:
     return {"trained_by": "dehazekit pretrain", "step": step, "presets": cfg.presets, "crop": cfg.crop,
-            "batch_size": cfg.batch_size, "reweight": cfg.reweight, "val": scores, "val_hazy_input": baseline}
+            "batch_size": cfg.batch_size, "reweight": cfg.reweight, "ssim_weight": cfg.ssim_weight,
+            "colour_weight": cfg.colour_weight, "rotate": cfg.rotate, "init": str(cfg.init) if cfg.init else None,
+            "val": scores, "val_hazy_input": baseline}
 
 
 def _fmt(scores: dict[str, dict[str, float]]) -> str:

@@ -83,3 +83,17 @@ def shared_dir_or_none():
     from tests.conftest import SHARED
 
     return SHARED if SHARED.is_dir() else None
+
+
+def test_pretrain_recalibration_flags_reach_the_run(clear_dir, tmp_path):
+    common = ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--crop", "32",
+              "--batch-size", "2", "--val-every", "2", "--val-count", "2", "--val-size", "32", "--max-side", "64",
+              "--no-progress", "--steps", "2", "--haze-preset", "outdoor"]
+    _ok(runner.invoke(app, common + ["--out", str(tmp_path / "start")]))
+    _ok(runner.invoke(app, common + ["--out", str(tmp_path / "re"), "--init", str(tmp_path / "start"),
+                                     "--colour-weight", "0.5", "--rotate"]))
+    extra = json.loads((tmp_path / "re" / "model.json").read_text())["extra"]
+    assert extra["init"] == str(tmp_path / "start")
+    assert extra["colour_weight"] == 0.5 and extra["rotate"] is True
+    res = runner.invoke(app, common + ["--out", str(tmp_path / "x"), "--init", str(tmp_path / "missing")])
+    assert res.exit_code == 2
