@@ -141,7 +141,7 @@ def test_core_never_imports_the_cli():
     root = Path(dehazekit.__file__).parent
     offenders = []
     for path in sorted(root.rglob("*.py")):
-        if "cli" in path.relative_to(root).parts:
+        if "cli" in path.relative_to(root).parts or path.name == "__main__.py":  # the CLI and its entry point
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
