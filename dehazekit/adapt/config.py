@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dehazekit.bilevel.hypergrad import METHODS as HYPERGRADS
 from dehazekit.runtimes.errors import ConfigError
 
-HYPERGRADS = ("rank1", "first-order", "unrolled", "reference")
 # Fields that may change between an interrupted run and its resume without changing the result.
 RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count")
 

@@ -104,7 +104,7 @@ def adapt(
     clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="Local CLIP checkpoint file."),
     prompts: Optional[str] = typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night."),
     prompt: Optional[list[str]] = typer.Option(None, "--prompt", help='Prompt pair "hazy|clear" (repeat).'),
-    hypergrad: str = typer.Option("rank1", "--hypergrad", help="rank1, first-order, unrolled or reference."),
+    hypergrad: str = typer.Option("rank1", "--hypergrad", help="rank1, first-order, unrolled, reference or cg."),
     candidates: str = typer.Option("auto", "--candidates", help="auto, all or a backbone preset."),
     lr_w: float = typer.Option(1e-4, "--lr-w", help="LoRA learning rate (Adam)."),
     lr_alpha: float = typer.Option(3e-4, "--lr-alpha", help="Gate learning rate (AdamW)."),
