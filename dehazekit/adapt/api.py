@@ -149,11 +149,12 @@ class _Run:
 
         c = self.config
         search = BilevelSearch(self.model, self.objective,
-                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w))
+                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w,
+                                            stop_top_k=c.top_k or 1, stop_patience=c.search_patience))
         if state is not None:
             search.load_state_dict(state["search"])
         total = c.search_steps
-        while search.step_count < total:
+        while search.step_count < total and not search.converged:
             start = time.perf_counter()
             stats = search.step(next(self.samplers["alpha"]), next(self.samplers["w"]))
             self.timings["search"] += time.perf_counter() - start

@@ -36,6 +36,7 @@ class AdaptConfig:
     rank: int = 8
     lora_alpha: float = 16.0
     search_steps: int = 300
+    search_patience: int = 0  # stop the search once the top-K set is unchanged this many steps (0 = never)
     finetune_steps: int = 600
     batch_size: int = 4
     size: int = 224
@@ -72,7 +73,7 @@ class AdaptConfig:
 
     def _check_ints(self) -> None:
         minimum = {"rank": 1, "search_steps": 1, "finetune_steps": 0, "batch_size": 1, "size": 16,
-                   "checkpoint_every": 0, "video_frames": 2, "preview_count": 1}
+                   "search_patience": 0, "checkpoint_every": 0, "video_frames": 2, "preview_count": 1}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

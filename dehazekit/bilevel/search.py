@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from dehazekit.bilevel import hypergrad as hg
+from dehazekit.bilevel.selection import rank_blocks
 from dehazekit.lora import gate_parameters, gates_of, lora_parameters
 from dehazekit.runtimes.errors import ConfigError, InputError, NumericalError
 
@@ -48,6 +49,10 @@ class SearchConfig:
     # lower step saves one forward/backward pass. It was taken at alpha before the upper update, which
     # moves alpha by ~lr_alpha, so the lower step's gradient is off by O(lr_alpha) only.
     reuse_lower_grad: bool = True
+    # Early stop: ``converged`` turns true once the top-``stop_top_k`` gate set has not changed for
+    # ``stop_patience`` consecutive steps (0 = never; the caller's loop decides whether to stop).
+    stop_top_k: int = 3
+    stop_patience: int = 0
 
     def __post_init__(self) -> None:
         self.betas_alpha = tuple(float(b) for b in self.betas_alpha)  # type: ignore[assignment]
@@ -64,8 +69,10 @@ class SearchConfig:
             raise ConfigError.build("SearchConfig.betas_alpha invalid", got=self.betas_alpha, expected="two in [0, 1)")
         if self.unrolled_xi is not None and not self.unrolled_xi > 0:
             raise ConfigError.build("SearchConfig.unrolled_xi must be > 0", got=self.unrolled_xi)
-        if isinstance(self.cg_iters, bool) or not isinstance(self.cg_iters, int) or self.cg_iters < 1:
-            raise ConfigError.build("SearchConfig.cg_iters must be an integer >= 1", got=self.cg_iters)
+        for name, low in (("cg_iters", 1), ("stop_top_k", 1), ("stop_patience", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError.build(f"SearchConfig.{name} must be an integer >= {low}", got=value)
 
 
 def check_batch(batch: Tensor, name: str) -> None:
@@ -125,6 +132,7 @@ class BilevelSearch:
         self.step_count = 0
         self._lower_cache: tuple[Tensor, Tensor, hg.Grads] | None = None  # (batch_w, f, df/dw) of upper_step
         self._cg_v: hg.Grads | None = None  # last CG solution, the warm start of the next step
+        self._top: tuple[set[str], int] = (set(), 0)  # (current top-K set, steps it has been unchanged)
 
     # --- the two levels ------------------------------------------------------------------------
     def upper_step(self, batch_alpha: Tensor, batch_w: Tensor) -> dict[str, float]:
@@ -245,16 +253,30 @@ class BilevelSearch:
         stats: dict[str, Any] = {**self.upper_step(batch_alpha, batch_w), **self.lower_step(batch_w)}
         self.step_count += 1
         stats["step"] = self.step_count
+        self._track_top_k()
         if self.callback is not None:
             self.callback(stats)
         return stats
 
     def run(self, batches: Iterable[tuple[Tensor, Tensor]], steps: int) -> list[dict[str, Any]]:
-        """Run ``steps`` steps over an iterable of (batch_alpha, batch_w) pairs."""
+        """Run up to ``steps`` steps over (batch_alpha, batch_w) pairs; stops early once ``converged``."""
         history = []
         for _, (batch_alpha, batch_w) in zip(range(steps), batches):
             history.append(self.step(batch_alpha, batch_w))
+            if self.converged:
+                break
         return history
+
+    def _track_top_k(self) -> None:
+        gates = self.gate_values()
+        top = set(rank_blocks(gates)[: min(self.config.stop_top_k, len(gates))])
+        self._top = (top, self._top[1] + 1 if top == self._top[0] else 0)
+
+    @property
+    def converged(self) -> bool:
+        """True once the top-K gate set has been unchanged for ``stop_patience`` steps (never when 0)."""
+        patience = self.config.stop_patience
+        return patience > 0 and self._top[1] >= patience
 
     def gate_values(self) -> dict[str, float]:
         """{block: sigmoid(alpha)} of every gated block."""
@@ -270,6 +292,7 @@ class BilevelSearch:
             "opt_alpha": self.opt_alpha.state_dict(),
             "opt_w": self.opt_w.state_dict(),
             "cg_v": None if self._cg_v is None else [v.clone() for v in self._cg_v],
+            "top_k": (sorted(self._top[0]), self._top[1]),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -279,6 +302,8 @@ class BilevelSearch:
         self.opt_w.load_state_dict(state["opt_w"])
         self._cg_v = None if state.get("cg_v") is None else [v.clone() for v in state["cg_v"]]
         self.step_count = int(state["step"])
+        top, unchanged = state.get("top_k", ([], 0))
+        self._top = (set(top), int(unchanged))
 
 
 def clipped(grads: hg.Grads, max_norm: float) -> hg.Grads:

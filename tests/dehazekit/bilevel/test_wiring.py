@@ -151,3 +151,22 @@ def test_finetune_starts_from_the_searched_weights_and_gates() -> None:
     tuner.step(_batch(20) * 50)  # a large loss: its gradient must arrive clipped
     assert float(_flat(list(seen[0].values())).norm()) <= 1e-3 * (1 + 1e-4)
     assert {b: float(g.value()) for b, g in gates_of(model).items()} == {b: gates[b] for b in selected}
+
+
+def test_search_stops_once_the_top_k_set_is_stable() -> None:
+    batches = [(_batch(i), _batch(10 + i)) for i in range(30)]
+    config = SearchConfig(lr_w=1e-3, lr_alpha=0.05, stop_top_k=2, stop_patience=3)
+    search = BilevelSearch(_model(), objective, config)
+    tops = []
+    for batch_alpha, batch_w in batches:
+        search.step(batch_alpha, batch_w)
+        tops.append(set(select_top_k(search.gate_values(), k=2)))
+        if search.converged:
+            break
+    assert len(tops) < 30, "the top-2 set never held still for 3 steps"
+    assert tops[-4] == tops[-3] == tops[-2] == tops[-1]  # unchanged for the last 3 steps ...
+    assert len(tops) == 4 or tops[-5] != tops[-4]  # ... and not for 4 (it stopped at the first chance)
+    never = BilevelSearch(_model(), objective, SearchConfig(lr_w=1e-3, lr_alpha=0.05, stop_patience=0))
+    assert len(never.run(iter(batches[:6]), 6)) == 6 and not never.converged
+    again = BilevelSearch(_model(), objective, config)
+    assert len(again.run(iter(batches), 30)) == len(tops)
