@@ -46,6 +46,11 @@ class AdaptResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     upscaled: list[str] = field(default_factory=list)
     resumed_from: dict[str, Any] | None = None
+    guard: dict[str, Any] | None = None  # dehazekit.adapt.guard.Guard.summary(); None when off
+
+    @property
+    def recommended(self) -> bool:
+        return self.guard is None or bool(self.guard["recommended"])
 
 
 def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.Module:
@@ -114,6 +119,8 @@ class _Run:
         self.samplers = {name: data.sampler(name, bs) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
         self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
+        self.guard: Any = None  # dehazekit.adapt.guard.Guard when the do-no-harm guard is on
+        self.snapshots: dict[int, dict[str, Tensor]] = {}
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, stage: str, step: int, **stage_state: Any) -> None:
@@ -178,7 +185,8 @@ class _Run:
         if total == 0 and c.checkpoint_every > 0:
             self._checkpoint("finetune", 0, finetune=tuner.state_dict(), adapter=adapter_tensors(self.model),
                              selected=list(selected), search_gates=search_gates)
-        while tuner.step_count < total:
+        self._guard_check(tuner.step_count, total)
+        while tuner.step_count < total and not (self.guard is not None and self.guard.should_stop()):
             start = time.perf_counter()
             stats = tuner.step(next(self.samplers["all"]))
             self.timings["finetune"] += time.perf_counter() - start
@@ -187,6 +195,20 @@ class _Run:
                 self._checkpoint("finetune", tuner.step_count, finetune=tuner.state_dict(),
                                  adapter=adapter_tensors(self.model), selected=list(selected),
                                  search_gates=search_gates)
+            self._guard_check(tuner.step_count, total)
+
+    def _guard_check(self, step: int, total: int) -> None:
+        """Judge this checkpoint on the held-out images and keep its adapter for the final choice."""
+        from dehazekit.lora import adapter_tensors
+
+        every = self.config.guard_every or max(1, total // 4)
+        if self.guard is None or not (step % every == 0 or step == total):
+            return
+        start = time.perf_counter()
+        check = self.guard.check(self.model, step)
+        self.snapshots[step] = adapter_tensors(self.model)
+        self.timings["guard"] = self.timings.get("guard", 0.0) + time.perf_counter() - start
+        log.info("guard at fine-tune step %d: %s", step, "pass" if check.passed else "; ".join(check.failures))
 
 
 def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | None]:
@@ -202,7 +224,8 @@ def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | N
 
 
 def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected: list[str],
-                    adapter_digest: str, config: AdaptConfig) -> tuple[float, dict[str, Path], Tensor]:
+                    adapter_digest: str, config: AdaptConfig,
+                    recommended: bool = True) -> tuple[float, dict[str, Path], Tensor]:
     """Merge LoRA into the weights, check merged == unmerged on the preview crops, then save."""
     from dehazekit.backbones import forward_padded
     from dehazekit.lora import merge_lora
@@ -219,7 +242,7 @@ def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected:
                                 fix="report this as a bug; the adapter files are kept")
     weights = save_model(model, out_dir, adapter_digest=adapter_digest, selected_blocks=list(selected),
                          extra={"adapted_with": "dehazekit adapt", "objective": config.objective,
-                                "seed": config.seed})
+                                "seed": config.seed, "recommended": recommended})
     return diff, {"model": weights, "model_json": out_dir / MODEL_META}, merged
 
 
@@ -228,6 +251,11 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
 
     # The objective first: a missing CLIP download should fail before any image is decoded.
     objective = create_objective(config.objective, config.objective_options())
+    held: list[Path] = []
+    if config.guard:
+        from dehazekit.adapt.guard import split_holdout
+
+        images, held = split_holdout(images, config.guard_holdout, config.seed)
     data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames)
     model = load_backbone(config, backbone)
     candidates = candidate_list(model, config.candidates)
@@ -235,7 +263,15 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
     objective.eval()
     for param in objective.parameters():
         param.requires_grad_(False)
-    return data, model, candidates, objective
+    attach_network(objective, model)
+    return data, model, candidates, objective, held
+
+
+def attach_network(objective: nn.Module, model: nn.Module) -> None:
+    """Hand the network being adapted to every objective term that asks for it (e.g. rehaze)."""
+    for term in objective.modules():
+        if hasattr(term, "attach"):
+            term.attach(model)
 
 
 def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None,
@@ -290,8 +326,9 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     # rebuild exactly the same one.
     torch.manual_seed(config.seed)
     module = backbone if isinstance(backbone, nn.Module) else None
-    data, model, candidates, objective = _setup(images, config, module)
+    data, model, candidates, objective, held = _setup(images, config, module)
     previews = data.fixed_crops(config.preview_count)
+    guard = _make_guard(config, model, held, previews)
     with torch.no_grad():
         from dehazekit.backbones import forward_padded
 
@@ -300,6 +337,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     gates = inject_lora(model, candidates, rank=config.rank, lora_alpha=config.lora_alpha, gated=True)
     _check_k(config, len(gates))
     run = _Run(config, data, model, objective, progress)
+    run.guard = guard
     state, resumed = _resume_state(run, config)
     load_s = time.perf_counter() - t0
     if state is not None and state["stage"] == "finetune":
@@ -310,7 +348,39 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
     run.finetune(selected, search_gates, state)
+    _apply_guard_choice(run, config.out_dir)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
+
+
+def _make_guard(config: AdaptConfig, model: nn.Module, held: list[Path], previews: Tensor) -> Any:
+    if not config.guard:
+        return None
+    from dehazekit.adapt.guard import Guard, load_holdout
+
+    if held:
+        return Guard(model, load_holdout(held, 2 * config.size), f"{len(held)} held-out image(s): "
+                     + ", ".join(p.name for p in held))
+    log.warning("guard: fewer than 3 images (or a video), so it checks training crops, not held-out images")
+    return Guard(model, list(previews), f"{len(previews)} training crops (no held-out image)")
+
+
+def _apply_guard_choice(run: _Run, out_dir: Path) -> None:
+    """Load the guard's chosen adapter; a rejected last step is merged into out/last for inspection."""
+    if run.guard is None or not run.snapshots:
+        return
+    chosen, last = run.guard.chosen(), max(run.snapshots)
+    if chosen is None:
+        log.warning("guard: no checkpoint passed; the merged model is NOT recommended")
+        return
+    if chosen.step != last:
+        from dehazekit.lora import merge_lora
+        from dehazekit.models import save_model
+
+        log.warning("guard: keeping fine-tune step %d; the last step (%d) is in %s", chosen.step, last,
+                    out_dir / "last")
+        save_model(merge_lora(copy.deepcopy(run.model), safe=True), out_dir / "last",
+                   extra={"adapted_with": "dehazekit adapt", "guard": "rejected (last step)"})
+    run.model.load_state_dict(run.snapshots[chosen.step], strict=False)
 
 
 def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor, before: Tensor,
@@ -326,10 +396,13 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
         "seed": config.seed, "gates": search_gates, "selected_order": selected, "hypergrad": config.hypergrad,
         "candidates": list(search_gates)})
     digest = adapter_digest(out_dir)
-    diff, paths, after = _merge_and_save(run.model, previews, out_dir, selected, digest, config)
+    guard = None if run.guard is None else run.guard.summary()
+    diff, paths, after = _merge_and_save(run.model, previews, out_dir, selected, digest, config,
+                                         recommended=guard is None or guard["recommended"])
     timings = {"load": load_s, **run.timings, "save_merge": time.perf_counter() - t_save}
     paths.update(adapter_json=out_dir / ADAPTER_JSON, adapter_tensors=out_dir / ADAPTER_TENSORS)
     summary = _summary(config, data, run, search_gates, selected, diff, digest, timings, resumed)
+    summary["guard"] = guard
     previews_grid = (previews, before, after)
     paths.update(write_report(out_dir, summary, search_gates, selected, run.history, previews_grid))
     timings["total"] = time.perf_counter() - t0
@@ -337,7 +410,7 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
     return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
                        gates=dict(search_gates), losses=run.history, timings=timings, paths=paths,
                        merge_max_abs_diff=diff, data_digest=data.digest, skipped=list(data.report.skipped),
-                       upscaled=list(data.report.upscaled), resumed_from=resumed)
+                       upscaled=list(data.report.upscaled), resumed_from=resumed, guard=guard)
 
 
 def _prompts_record(config: AdaptConfig) -> Any:

@@ -10,7 +10,7 @@ from dehazekit.bilevel.hypergrad import METHODS as HYPERGRADS
 from dehazekit.runtimes.errors import ConfigError
 
 # Fields that may change between an interrupted run and its resume without changing the result.
-RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count")
+RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "guard_every")
 
 
 @dataclass
@@ -22,6 +22,8 @@ class AdaptConfig:
     ``weights``: a model folder, an official checkpoint, or "default" (the bundled model).
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
+    ``guard``: do-no-harm guard (dehazekit.adapt.guard) on a held-out ``guard_holdout`` share of the
+    images, checked after the search and every ``guard_every`` fine-tune steps (0 = a quarter of them).
     """
 
     backbone: str | None = None
@@ -50,6 +52,9 @@ class AdaptConfig:
     preview_count: int = 4
     out: str = "adapt_out"
     resume: bool = False
+    guard: bool = True
+    guard_holdout: float = 0.2
+    guard_every: int = 0
 
     def __post_init__(self) -> None:
         self.out = str(self.out)
@@ -73,7 +78,8 @@ class AdaptConfig:
 
     def _check_ints(self) -> None:
         minimum = {"rank": 1, "search_steps": 1, "finetune_steps": 0, "batch_size": 1, "size": 16,
-                   "search_patience": 0, "checkpoint_every": 0, "video_frames": 2, "preview_count": 1}
+                   "search_patience": 0, "checkpoint_every": 0, "video_frames": 2, "preview_count": 1,
+                   "guard_every": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -85,6 +91,8 @@ class AdaptConfig:
             raise ConfigError.build("--seed must be a non-negative integer", got=self.seed)
 
     def _check_floats(self) -> None:
+        if isinstance(self.guard_holdout, bool) or not 0.0 <= float(self.guard_holdout) < 1.0:
+            raise ConfigError.build("guard_holdout must be in [0, 1)", got=self.guard_holdout)
         for name in ("lora_alpha", "lr_w", "lr_alpha"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

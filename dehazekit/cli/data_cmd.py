@@ -12,7 +12,7 @@ from dehazekit.cli.console import cli_errors, console
 def synth(
     clear: Path = typer.Option(..., "--clear", help="Folder of clean images (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="Output folder: hazy/, clear/, params.json."),
-    preset: str = typer.Option("homogeneous", "--preset", help="homogeneous or realistic."),
+    preset: str = typer.Option("homogeneous", "--preset", help="homogeneous, realistic, patchy, dust, bluegrey, dense or depth (with --depth)."),
     count: int = typer.Option(16, "--count", help="Number of pairs (images are cycled)."),
     seed: int = typer.Option(0, "--seed"),
     size: int = typer.Option(256, "--size", help="Downscale to this side and centre-crop a square; 0 = full image."),

@@ -44,6 +44,7 @@ class HazeConfig:
     beta: Range = (0.5, 2.0)              # extinction per unit depth
     airlight: Range = (0.75, 1.0)         # grey level of A
     airlight_tint: float = 0.0            # max per-channel offset of A (0 = grey)
+    airlight_colour: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel factor (dust, blue-grey)
     depth_near: float = 0.15              # nearest pseudo-depth, so t < 1 everywhere
     depth_structure: float = 0.35         # share of the random field in the pseudo-depth
     depth_scale: float = 80.0             # metres that map to depth 1 when a real depth map is used
@@ -64,6 +65,10 @@ class HazeConfig:
             value = float(getattr(self, name))
             if not low <= value <= high:
                 raise ConfigError.build(f"HazeConfig.{name} out of range", got=value, expected=f"[{low}, {high}]")
+        self.airlight_colour = tuple(float(c) for c in self.airlight_colour)  # type: ignore[assignment]
+        if len(self.airlight_colour) != 3 or not all(0.0 < c <= 1.5 for c in self.airlight_colour):
+            raise ConfigError.build("HazeConfig.airlight_colour invalid", got=self.airlight_colour,
+                                    expected="three factors in (0, 1.5]")
         if self.depth_scale <= 0:
             raise ConfigError.build("HazeConfig.depth_scale must be > 0", got=self.depth_scale)
 
@@ -77,6 +82,17 @@ PRESETS: dict[str, HazeConfig] = {
     # A stand-in for the real-world gap: patchy haze, tinted airlight, gamma, noise and JPEG.
     "realistic": HazeConfig(beta=(0.4, 2.4), airlight=(0.6, 0.95), airlight_tint=0.06, nonuniform=0.6,
                             gamma=(0.85, 1.2), noise_sigma=(0.0, 0.02), jpeg_quality=(45, 92)),
+    # Target domains the default model never saw (benchmarks/adapt_gt.py adapts to them):
+    # non-homogeneous, patchy haze (NH-HAZE-like blobs of dense haze)
+    "patchy": HazeConfig(beta=(0.8, 2.2), airlight=(0.7, 0.92), nonuniform=1.6, depth_structure=0.5),
+    # yellow dust: warm, dim airlight
+    "dust": HazeConfig(beta=(0.8, 2.0), airlight=(0.7, 0.88), airlight_colour=(1.0, 0.86, 0.62)),
+    # blue-grey haze: cool, dim airlight
+    "bluegrey": HazeConfig(beta=(0.8, 2.0), airlight=(0.62, 0.8), airlight_colour=(0.86, 0.93, 1.0)),
+    # dense, low-contrast haze
+    "dense": HazeConfig(beta=(2.4, 3.6), airlight=(0.72, 0.9)),
+    # meant for real metric depth (--depth ../shared/data/depth/make3d): beta 0.0125-0.0375 per metre
+    "depth": HazeConfig(beta=(1.0, 3.0), airlight=(0.72, 0.92)),
 }
 
 
@@ -157,7 +173,7 @@ def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
         beta_map *= np.exp(cfg.nonuniform * (f - f.mean()))
     grey = _draw(rng, cfg.airlight)
     tint = rng.uniform(-cfg.airlight_tint, cfg.airlight_tint, 3) if cfg.airlight_tint > 0 else np.zeros(3)
-    air = np.clip(grey + tint, 0.0, 1.0).astype(np.float32)
+    air = np.clip(grey * np.asarray(cfg.airlight_colour) + tint, 0.0, 1.0).astype(np.float32)
     t = np.exp(-beta_map * d).astype(np.float32)
     hazy = clear * t[..., None] + air[None, None, :] * (1 - t[..., None])
     gamma = _draw(rng, cfg.gamma)

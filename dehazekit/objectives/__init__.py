@@ -1,6 +1,6 @@
 """Unsupervised objectives (h2c: CLIP haze-to-clear; dcp: dark-channel prior + fidelity)."""
 # Built-ins register themselves on import (open_clip itself is imported only when h2c is built).
-from dehazekit.objectives import dcp, h2c  # noqa: F401
+from dehazekit.objectives import dcp, h2c, rehaze  # noqa: F401
 from dehazekit.objectives.base import (
     create_objective,
     list_objectives,
