@@ -170,3 +170,23 @@ def test_search_stops_once_the_top_k_set_is_stable() -> None:
     assert len(never.run(iter(batches[:6]), 6)) == 6 and not never.converged
     again = BilevelSearch(_model(), objective, config)
     assert len(again.run(iter(batches), 30)) == len(tops)
+
+
+def test_cg_warm_starts_from_the_previous_solution() -> None:
+    # With one product and a warm start, the step spends it on the residual: g = dF/da - C v_prev exactly.
+    model = _model()
+    config = SearchConfig(hypergrad="cg", weight_decay_w=WD, cg_iters=1, cg_warm_start=True)
+    search = BilevelSearch(model, objective, config)
+    search.upper_step(_batch(1), _batch(2))
+    v_prev = [v.clone() for v in search._cg_v]
+    assert max(float(v.abs().max()) for v in v_prev) > 0
+    batch_alpha, batch_w = _batch(3), _batch(4)
+    ref = copy.deepcopy(model)
+    alpha, w = list(gate_parameters(ref).values()), list(lora_parameters(ref).values())
+    dF_da = _flat(torch.autograd.grad(objective(batch_alpha, forward_padded(ref, batch_alpha)), alpha))
+    f = objective(batch_w, forward_padded(ref, batch_w)) + 0.5 * WD * _sum_sq_b(ref)
+    df_dw = torch.autograd.grad(f, w, create_graph=True)
+    expected = dF_da - _flat(torch.autograd.grad(df_dw, alpha, v_prev))
+    seen = _spy_grads(search.opt_alpha, search.alpha)
+    search.upper_step(batch_alpha, batch_w)
+    torch.testing.assert_close(_flat(list(seen[0].values())), expected, atol=1e-7, rtol=1e-4)
