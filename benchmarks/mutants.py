@@ -244,6 +244,7 @@ def _pytest_in_fork(tests: list[str], timeout: float) -> str:
     pid = os.fork()
     if pid == 0:  # child: run the tests on the mutated sources, never return
         code = 1
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler restores files; not ours to run
         try:
             import pytest
 
@@ -256,14 +257,18 @@ def _pytest_in_fork(tests: list[str], timeout: float) -> str:
         finally:
             os._exit(code)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
-        time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return "killed (timeout)"
+    try:
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                pid = 0
+                return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+            time.sleep(0.2)
+        return "killed (timeout)"
+    finally:
+        if pid:  # timed out, or we are being stopped: the child must not outlive us
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def run_one(mutant: Mutant, tests: list[str], timeout: float) -> tuple[str, float]:
