@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dehazekit.bilevel.hypergrad import DEFAULT_METHOD
 from dehazekit.bilevel.hypergrad import METHODS as HYPERGRADS
 from dehazekit.runtimes.errors import ConfigError
 
@@ -45,7 +46,7 @@ class AdaptConfig:
     seed: int = 0
     lr_w: float = 1e-4
     lr_alpha: float = 3e-4
-    hypergrad: str = "rank1"
+    hypergrad: str = DEFAULT_METHOD
     candidates: str = "auto"
     checkpoint_every: int = 50
     video_frames: int = 64

@@ -29,7 +29,7 @@ StepCallback = Callable[[dict[str, Any]], None]
 class SearchConfig:
     """Optimiser settings of the bilevel search (lr/betas/decay of alpha follow the paper)."""
 
-    hypergrad: str = "rank1"
+    hypergrad: str = hg.DEFAULT_METHOD
     lr_alpha: float = 3e-4
     betas_alpha: tuple[float, float] = (0.5, 0.999)
     weight_decay_alpha: float = 1e-3

@@ -104,7 +104,8 @@ def adapt(
     clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="Local CLIP checkpoint file."),
     prompts: Optional[str] = typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night."),
     prompt: Optional[list[str]] = typer.Option(None, "--prompt", help='Prompt pair "hazy|clear" (repeat).'),
-    hypergrad: str = typer.Option("rank1", "--hypergrad", help="rank1, first-order, unrolled, reference or cg."),
+    hypergrad: Optional[str] = typer.Option(None, "--hypergrad", help="first-order (default), cg, rank1 (the "
+                                            "paper's), unrolled or reference."),
     candidates: str = typer.Option("auto", "--candidates", help="auto, all or a backbone preset."),
     lr_w: float = typer.Option(1e-4, "--lr-w", help="LoRA learning rate (Adam)."),
     lr_alpha: float = typer.Option(3e-4, "--lr-alpha", help="Gate learning rate (AdamW)."),
@@ -121,8 +122,9 @@ def adapt(
         clip_weights=str(clip_weights) if clip_weights else None, prompts=_prompt_pairs(prompts, prompt),
         top_k=3 if top_k is None and gate_threshold is None else top_k, gate_threshold=gate_threshold,
         rank=rank, lora_alpha=lora_alpha, search_steps=search_steps, finetune_steps=finetune_steps,
-        batch_size=batch_size, size=size, seed=seed, lr_w=lr_w, lr_alpha=lr_alpha, hypergrad=hypergrad,
-        candidates=candidates, checkpoint_every=checkpoint_every, out=str(out), resume=resume)
+        batch_size=batch_size, size=size, seed=seed, lr_w=lr_w, lr_alpha=lr_alpha,
+        candidates=candidates, checkpoint_every=checkpoint_every, out=str(out), resume=resume,
+        **({"hypergrad": hypergrad} if hypergrad else {}))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"), TextColumn("ETA"),
                TimeRemainingColumn())
