@@ -41,8 +41,8 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 def task_table(summary: list[dict]) -> list[str]:
     methods = sorted({m for s in summary for m in s["means"]}, key=lambda m: (m != "none", m))
-    lines = ["| task | method | PSNR | dPSNR | SSIM | PSNR gain-fit | SSIM gain-fit | FADE | luma (GT) | clipped % "
-             "| colourf. |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| task | method | PSNR | dPSNR | SSIM | PSNR gain-fit | SSIM gain-fit | FADE | luma (GT) | clipped % "
+              "| colourf. |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         for m in methods:
             v = s["means"].get(m)
@@ -57,7 +57,7 @@ def task_table(summary: list[dict]) -> list[str]:
 def overview(summary: list[dict]) -> list[str]:
     """One row per task: base PSNR and each method's change; shipped = what the guard lets adapt ship."""
     methods = sorted({m for s in summary for m in s["means"] if m != "none"})
-    lines = ["| task | protocol | n adapt/eval | none PSNR | luma none / GT | " + " | ".join(methods) + " |",
+    lines = [("| task | protocol | n adapt/eval | none PSNR | luma none / GT | " + " | ".join(methods) + " |"),
              "|---|---|---|---|---|" + "---|" * len(methods)]
     for s in summary:
         none = s["means"]["none"]
@@ -69,7 +69,8 @@ def overview(summary: list[dict]) -> list[str]:
 
 def guard_table(summary: list[dict]) -> list[str]:
     """Guard decisions vs the truth (the last step's PSNR change on GT)."""
-    counts = {"harm_rejected": 0, "harm_shipped": 0, "good_kept": 0, "good_rejected": 0}
+    counts = {"harm_rejected": 0, "harm_shipped": 0, "good_kept": 0, "good_rejected": 0, "shipped_harm": 0,
+              "runs": 0}
     rows = ["| task | method | last-step dPSNR | guard | shipped dPSNR | first failure |", "|---|---|---|---|---|---|"]
     for s in summary:
         for m, g in s["guard"].items():
@@ -84,9 +85,12 @@ def guard_table(summary: list[dict]) -> list[str]:
             counts[key] += 1
             first = next((f[0] for f in g["failures"] if f), "")
             rows.append(f"| {s['task']} | {m} | {last:+.2f} | {verdict} | {shipped:+.2f} | {first} |")
-    head = [f"Harmful last steps (< -{HARM_DB} dB): {counts['harm_rejected']} stopped by the guard, "
-            f"{counts['harm_shipped']} shipped. Good last steps: {counts['good_kept']} kept, "
-            f"{counts['good_rejected']} replaced by an earlier step or rejected.", ""]
+            counts["shipped_harm"] += shipped < -HARM_DB
+            counts["runs"] += 1
+    head = [(f"Harmful last steps (< -{HARM_DB} dB): {counts['harm_rejected']} stopped by the guard, "
+             f"{counts['harm_shipped']} shipped. Good last steps: {counts['good_kept']} kept, "
+             f"{counts['good_rejected']} replaced by an earlier step or rejected. What the guard ships loses "
+             f"more than {HARM_DB} dB in {counts['shipped_harm']} of {counts['runs']} runs."), ""]
     return head + rows
 
 
@@ -105,9 +109,9 @@ def write_outputs(out: Path, records: list[dict], meta: dict) -> None:
     clean = [{k: v for k, v in r.items() if k != "previews"} for r in records]
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "summary": summary, "records": clean},
                                                    indent=1, default=str) + "\n")
-    md = [f"# adapt_gt ({meta['mode']})", "", f"    {meta['command']}", "",
-          f"wall {meta['wall_s']:.0f} s; search/fine-tune steps {meta['search']}/{meta['finetune']}, crops "
-          f"{meta['size']} px, images at {meta['side']} px", "", "## dPSNR vs no adaptation", "",
+    setup = (f"tasks done {meta.get('tasks_done', 'all')}, wall {meta['wall_s']:.0f} s; search/fine-tune steps {meta['search']}/{meta['finetune']}, crops "
+             f"{meta['size']} px, images at {meta['side']} px, adapt overrides {meta.get('adapt_overrides')}")
+    md = [f"# adapt_gt ({meta['mode']})", "", f"    {meta['command']}", "", setup, "", "## dPSNR vs no adaptation", "",
           *overview(summary), "", "## Guard", "", *guard_table(summary), "", "## All metrics", "",
           *task_table(summary), ""]
     out.with_suffix(".md").write_text("\n".join(md))

@@ -4,14 +4,13 @@ Every image is loaded at a reduced size (CPU budget); adaptation and evaluation 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dehazekit.data.images import read_rgb
-
-import os
 
 _REPO = Path(__file__).resolve().parents[1]
 # ../shared next to the checkout (main), else the workspace's shared folder (worktrees), or $DEHAZEKIT_SHARED

@@ -255,8 +255,9 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
     if config.guard:
         from dehazekit.adapt.guard import split_holdout
 
-        images, held = split_holdout(images, config.guard_holdout, config.seed)
-    data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames)
+        held = split_holdout(images, config.guard_holdout, config.seed)
+    data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames,
+                        exclude=held)
     model = load_backbone(config, backbone)
     candidates = candidate_list(model, config.candidates)
     _check_k(config, len(candidates))

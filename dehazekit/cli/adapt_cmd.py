@@ -84,7 +84,7 @@ def adapt(
     backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `dehazekit backbones`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder, official checkpoint, or "
                                            "'default' (the bundled model)."),
-    objective: str = typer.Option("h2c", "--objective", help="h2c (CLIP), dcp (CLIP-free) or h2c+dcp."),
+    objective: str = typer.Option("h2c", "--objective", help="offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Blocks kept after the search (3 by default; "
                                         "no cap when only --gate-threshold is given)."),
     gate_threshold: Optional[float] = typer.Option(None, "--gate-threshold",
@@ -131,3 +131,21 @@ def adapt(
     with Progress(*columns, console=console, transient=False) as progress:
         result = run_adapt(str(images), config=config, progress=_ProgressBar(progress))
     _print_result(result)
+    _print_guard(result)
+
+
+def _print_guard(result: Any) -> None:
+    """The do-no-harm guard's verdict; exit code 3 when no checkpoint passed (model NOT recommended)."""
+    from dehazekit.adapt.guard import NOT_RECOMMENDED_EXIT
+
+    guard = result.guard
+    if guard is None:
+        return
+    if guard["recommended"]:
+        console.print(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})",
+                      highlight=False)
+        return
+    failures = next((c["failures"] for c in reversed(guard["checks"]) if c["failures"]), [])
+    console.print(f"[red]guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
+                  f"recommended (adapter kept for inspection)[/]", highlight=False)
+    raise typer.Exit(NOT_RECOMMENDED_EXIT)

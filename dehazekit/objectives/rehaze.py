@@ -33,20 +33,21 @@ from dehazekit.runtimes.errors import ConfigError
 def estimate_airlight(hazy: Tensor, top: float = 0.01, patch: int = 15) -> Tensor:
     """(B, 3, H, W) -> (B, 3): mean colour of the pixels with the brightest dark channel (He et al.)."""
     dark = dark_channel(hazy, patch).flatten(1)
-    count = max(1, int(round(top * dark.shape[1])))
+    count = max(1, round(top * dark.shape[1]))
     idx = dark.topk(count, dim=1).indices
     pixels = hazy.flatten(2).gather(2, idx[:, None, :].expand(-1, 3, -1))
     return pixels.mean(dim=2)
 
 
 def random_transmission(shape: tuple[int, int, int], beta: tuple[float, float], depth_near: float,
-                        device: torch.device | None = None) -> Tensor:
-    """(B, 1, H, W) transmission from a smooth random pseudo-depth (vertical ramp + coarse noise)."""
+                        structure: float = 0.35, device: torch.device | None = None) -> Tensor:
+    """(B, 1, H, W) transmission from a smooth random pseudo-depth: a vertical ramp (far at the top)
+    blended with coarse noise (share ``structure``), like dehazekit.data.haze.pseudo_depth."""
     b, h, w = shape
     ramp = torch.linspace(1.0, 0.0, h, device=device).view(1, 1, h, 1).expand(b, 1, h, w)
     noise = F.interpolate(torch.rand(b, 1, 4, 4, device=device), size=(h, w), mode="bicubic",
                           align_corners=False).clamp(0, 1)
-    depth = depth_near + (1 - depth_near) * (0.65 * ramp + 0.35 * noise)
+    depth = depth_near + (1 - depth_near) * ((1 - structure) * ramp + structure * noise)
     coef = torch.empty(b, 1, 1, 1, device=device).uniform_(beta[0], beta[1])
     return torch.exp(-coef * depth)
 
@@ -55,17 +56,19 @@ class RehazeObjective(nn.Module):
     """forward(hazy, out) -> scalar; needs ``attach(model)`` first (the network being adapted)."""
 
     def __init__(self, beta: tuple[float, float] = (0.4, 1.6), depth_near: float = 0.15, air_top: float = 0.01,
-                 w_cons: float = 1.0, w_clip: float = 1.0) -> None:
+                 w_cons: float = 1.0, w_clip: float = 1.0, depth_structure: float = 0.35) -> None:
         super().__init__()
         beta = (float(beta[0]), float(beta[1]))
         if not 0.0 < beta[0] <= beta[1] <= 5.0:
             raise ConfigError.build("rehaze beta must satisfy 0 < low <= high <= 5", got=beta)
-        if not 0.0 <= depth_near < 1.0 or not 0.0 < air_top <= 0.5:
-            raise ConfigError.build("rehaze depth_near in [0, 1) and air_top in (0, 0.5]",
-                                    got={"depth_near": depth_near, "air_top": air_top})
+        if not (0.0 <= depth_near < 1.0 and 0.0 < air_top <= 0.5 and 0.0 <= depth_structure <= 1.0):
+            raise ConfigError.build("rehaze needs depth_near in [0, 1), air_top in (0, 0.5], "
+                                    "depth_structure in [0, 1]", got={"depth_near": depth_near, "air_top": air_top,
+                                                                    "depth_structure": depth_structure})
         if not (w_cons >= 0 and w_clip >= 0):
             raise ConfigError.build("rehaze weights must be >= 0", got={"w_cons": w_cons, "w_clip": w_clip})
         self.beta, self.depth_near, self.air_top = beta, float(depth_near), float(air_top)
+        self.depth_structure = float(depth_structure)
         self.weights = {"w_cons": float(w_cons), "w_clip": float(w_clip)}
         self._net: list[nn.Module] = []  # a list, not a submodule: its parameters are not ours
 
@@ -75,7 +78,8 @@ class RehazeObjective(nn.Module):
     def rehaze(self, hazy: Tensor, clear: Tensor) -> Tensor:
         """Re-haze ``clear`` with ``hazy``'s airlight and a random smooth transmission."""
         air = estimate_airlight(hazy.clamp(0, 1), self.air_top)[..., None, None]
-        t = random_transmission((clear.shape[0], *clear.shape[-2:]), self.beta, self.depth_near, clear.device)
+        t = random_transmission((clear.shape[0], *clear.shape[-2:]), self.beta, self.depth_near,
+                                self.depth_structure, clear.device)
         return clear * t + air * (1 - t)
 
     def terms(self, hazy: Tensor, out: Tensor) -> dict[str, Tensor]:
@@ -84,7 +88,9 @@ class RehazeObjective(nn.Module):
         from dehazekit.backbones import forward_padded
 
         target = out.detach().clamp(0, 1)
-        again = forward_padded(self._net[0], self.rehaze(hazy, target))
+        net, rehazed = self._net[0], self.rehaze(hazy, target)
+        # registered backbones need their pad multiple; any other module is called as it is
+        again = forward_padded(net, rehazed) if hasattr(net, "backbone_name") else net(rehazed)
         clip = F.relu(-out) + F.relu(out - 1)
         return {"cons": (again - target).abs().mean(), "clip": clip.mean()}
 
@@ -95,8 +101,9 @@ class RehazeObjective(nn.Module):
 
 @register_objective("rehaze")
 def make_rehaze(beta: tuple[float, float] = (0.4, 1.6), depth_near: float = 0.15, air_top: float = 0.01,
-                w_cons: float = 1.0, w_clip: float = 1.0) -> RehazeObjective:
-    return RehazeObjective(beta=beta, depth_near=depth_near, air_top=air_top, w_cons=w_cons, w_clip=w_clip)
+                w_cons: float = 1.0, w_clip: float = 1.0, depth_structure: float = 0.35) -> RehazeObjective:
+    return RehazeObjective(beta=beta, depth_near=depth_near, air_top=air_top, w_cons=w_cons, w_clip=w_clip,
+                           depth_structure=depth_structure)
 
 
 @register_objective("offline")
