@@ -190,3 +190,25 @@ def test_cg_warm_starts_from_the_previous_solution() -> None:
     seen = _spy_grads(search.opt_alpha, search.alpha)
     search.upper_step(batch_alpha, batch_w)
     torch.testing.assert_close(_flat(list(seen[0].values())), expected, atol=1e-7, rtol=1e-4)
+
+
+def test_patience_one_stops_at_the_first_repeat() -> None:
+    search = BilevelSearch(_model(), objective, SearchConfig(lr_w=1e-3, lr_alpha=0.05, stop_top_k=2, stop_patience=1))
+    tops = []
+    for i in range(12):
+        search.step(_batch(i), _batch(10 + i))
+        tops.append(set(select_top_k(search.gate_values(), k=2)))
+        repeated = len(tops) > 1 and tops[-1] == tops[-2]
+        assert search.converged == repeated
+        if repeated:
+            break
+    assert search.converged
+
+
+@pytest.mark.parametrize("bad", [{"cg_iters": 0}, {"cg_iters": True}, {"cg_iters": 1.5}, {"stop_top_k": 0},
+                                 {"stop_patience": -1}, {"weight_decay_w": -1e-3}, {"cg_damping": -1.0}])
+def test_search_config_rejects(bad: dict) -> None:
+    from dehazekit.runtimes.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        SearchConfig(**bad)
