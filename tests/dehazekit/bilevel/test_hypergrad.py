@@ -106,11 +106,12 @@ def test_cg_stops_at_negative_curvature() -> None:
     torch.testing.assert_close(g[0], _t(1.0))
 
 
-def test_adam_effective_lr_predicts_the_next_adam_step() -> None:
+@pytest.mark.parametrize("history", [0, 3])
+def test_adam_effective_lr_predicts_the_next_adam_step(history: int) -> None:
     gen = torch.Generator().manual_seed(3)
     p = torch.nn.Parameter(torch.randn(20, generator=gen))
-    opt = torch.optim.Adam([p], lr=0.01)
-    for _ in range(3):  # build up moment state
+    opt = torch.optim.Adam([p], lr=0.01, betas=(0.8, 0.99))
+    for _ in range(history):  # build up moment state (0: the very first step, no state yet)
         p.grad = torch.randn(20, generator=gen) * 1e-3
         opt.step()
     g = torch.randn(20, generator=gen) * 1e-3
@@ -121,3 +122,8 @@ def test_adam_effective_lr_predicts_the_next_adam_step() -> None:
     update = before - p.detach()
     assert xi == pytest.approx(float(update @ g / (g @ g)), rel=1e-4)
     assert xi > 1.0  # Adam steps ~lr per coordinate: on gradients of 1e-3 that is a virtual step >> lr
+
+
+def test_cosine_of_a_zero_gradient_is_zero() -> None:
+    assert hg.cosine([_t(0.0, 0.0)], [_t(1.0, 2.0)]) == 0.0
+    assert hg.cosine([_t(1.0, 2.0)], [_t(-2.0, -4.0)]) == pytest.approx(-1.0)
