@@ -58,14 +58,15 @@ def _sum_sq_b(model: torch.nn.Module) -> torch.Tensor:
     return sum(p.square().sum() for n, p in lora_parameters(model).items() if n.endswith(".lora_B"))
 
 
-def _expected_hypergradient(model, method: str, batch_alpha, batch_w, config: SearchConfig) -> torch.Tensor:
+def _expected_hypergradient(model, method: str, batch_alpha, batch_w, config: SearchConfig,
+                            wd: float = WD) -> torch.Tensor:
     """The hypergradient written out from scratch for this model (no dehazekit.bilevel code)."""
     alpha, w = list(gate_parameters(model).values()), list(lora_parameters(model).values())
     for p in alpha + w:
         p.requires_grad_(True)
     F = objective(batch_alpha, forward_padded(model, batch_alpha))
     dF_da, dF_dw = _flat(torch.autograd.grad(F, alpha, retain_graph=True)), torch.autograd.grad(F, w)
-    f = objective(batch_w, forward_padded(model, batch_w)) + 0.5 * WD * _sum_sq_b(model)
+    f = objective(batch_w, forward_padded(model, batch_w)) + 0.5 * wd * _sum_sq_b(model)
     df_da = torch.autograd.grad(f, alpha, retain_graph=True, create_graph=True)
     df_dw = torch.autograd.grad(f, w, create_graph=True)
     if method == "first-order":
@@ -84,10 +85,14 @@ def _expected_hypergradient(model, method: str, batch_alpha, batch_w, config: Se
 @pytest.mark.parametrize("method", ["rank1", "reference", "first-order", "cg"])
 def test_upper_step_applies_the_independent_hypergradient(method: str) -> None:
     model = _model()
-    config = SearchConfig(hypergrad=method, weight_decay_w=WD, cg_iters=1, cg_warm_start=False, lr_w=0.5)
+    wd = 0.3 if method == "cg" else WD  # cg: decay large enough in H that dropping it from f shows
+    config = SearchConfig(hypergrad=method, weight_decay_w=wd, cg_iters=1, cg_warm_start=False, lr_w=0.5)
     batch_alpha, batch_w = _batch(1), _batch(2)
-    expected = _expected_hypergradient(copy.deepcopy(model), method, batch_alpha, batch_w, config)
+    expected = _expected_hypergradient(copy.deepcopy(model), method, batch_alpha, batch_w, config, wd)
     first_order = _expected_hypergradient(copy.deepcopy(model), "first-order", batch_alpha, batch_w, config)
+    if method == "cg":
+        no_decay = _expected_hypergradient(copy.deepcopy(model), method, batch_alpha, batch_w, config, 0.0)
+        assert (expected - no_decay).norm() > 0.05 * expected.norm()
     search = BilevelSearch(model, objective, config)
     seen = _spy_grads(search.opt_alpha, search.alpha)
     search.upper_step(batch_alpha, batch_w)
@@ -212,3 +217,15 @@ def test_search_config_rejects(bad: dict) -> None:
 
     with pytest.raises(ConfigError, match=next(iter(bad))):
         SearchConfig(**bad)
+
+
+@pytest.mark.parametrize("bad", [torch.rand(2, 3, 16), torch.randint(0, 255, (2, 3, 16, 16)), [[0.5]],
+                                 torch.rand(2, 4, 16, 16)])
+def test_batches_are_checked_before_any_work(bad) -> None:
+    from dehazekit.runtimes.errors import InputError
+
+    search = BilevelSearch(_model(), objective, SearchConfig())
+    with pytest.raises(InputError, match="batch_w"):
+        search.lower_step(bad)
+    with pytest.raises(InputError, match="batch_alpha"):
+        search.upper_step(bad, _batch(0))

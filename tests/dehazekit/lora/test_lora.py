@@ -263,3 +263,16 @@ def test_remove_lora_keeps_exactly_the_kept_blocks_when_nested(keep: str) -> Non
     # every remaining layer's gate is a gate still registered in the model
     registered = {id(g) for g in gates_of(model).values()}
     assert all(id(layer.gate) in registered for _, layer in lora_layers(model))
+
+
+def test_remove_lora_from_a_merged_model_restores_the_base_weights(toy_backbone: str) -> None:
+    torch.manual_seed(0)
+    model = create_backbone(toy_backbone, channels=4, depth=3)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    inject_lora(model, ["x1", "x2"], rank=1, lora_alpha=1.0)
+    randomize_lora(model, scale=0.5)
+    merge_lora(model, unload=False)  # deltas folded into the base weights in place
+    remove_lora(model, keep=["x2"])
+    for key, value in model.state_dict().items():
+        if key.startswith("x1.") or key in ("head.weight", "tail.weight"):
+            torch.testing.assert_close(value, base[key], atol=0, rtol=0, msg=key)
