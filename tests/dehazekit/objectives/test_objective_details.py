@@ -1,0 +1,64 @@
+"""Small contracts of the objectives that the behavioural tests did not pin (found by benchmarks/mutants.py)."""
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+
+from dehazekit.objectives import create_objective
+from dehazekit.objectives.base import WeightedSum
+from dehazekit.objectives.dcp import DCPObjective, grey_world
+
+
+def test_grey_world_matches_hand_computation() -> None:
+    image = torch.ones(1, 3, 4, 4) * torch.tensor([0.2, 0.5, 0.9]).view(1, 3, 1, 1)
+    expected = 0.3**2 + 0.7**2 + 0.4**2  # (r-g)^2 + (r-b)^2 + (g-b)^2
+    assert float(grey_world(image)[0]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_single_unweighted_term_is_the_objective_itself() -> None:
+    assert isinstance(create_objective("dcp"), DCPObjective)
+    weighted = create_objective("2*dcp")
+    assert isinstance(weighted, WeightedSum) and weighted.weights == [2.0]
+    x, y = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(weighted(x, y), 2 * create_objective("dcp")(x, y))
+
+
+def test_h2c_train_switches_itself_but_never_clip(tiny_h2c) -> None:
+    tiny_h2c.train()
+    assert tiny_h2c.training and not tiny_h2c.clip.training
+    tiny_h2c.eval()
+    assert not tiny_h2c.training and not tiny_h2c.clip.training
+
+
+def test_open_clip_info_lines_are_dropped_and_others_kept() -> None:
+    from dehazekit.objectives.clip_model import _DropOpenClipInfo
+
+    def record(path: str, level: int) -> logging.LogRecord:
+        return logging.LogRecord("x", level, path, 1, "msg", None, None)
+
+    drop = _DropOpenClipInfo()
+    assert not drop.filter(record("/site-packages/open_clip/factory.py", logging.INFO))
+    assert drop.filter(record("/site-packages/open_clip/factory.py", logging.WARNING))
+    assert drop.filter(record("/site-packages/dehazekit/objectives/h2c.py", logging.INFO))
+
+
+@pytest.mark.parametrize(("raised", "reachable"), [
+    (urllib.error.HTTPError("https://x", 404, "nope", None, None), True),  # a server answered
+    (urllib.error.URLError("no route"), False), (OSError("down"), False), (None, True)])
+def test_network_probe(monkeypatch: pytest.MonkeyPatch, raised, reachable: bool) -> None:
+    # No network here: urlopen stands in for the server's answer (or its absence).
+    import contextlib
+
+    from dehazekit.objectives import clip_model
+
+    def urlopen(*args, **kwargs):
+        if raised is not None:
+            raise raised
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    assert clip_model._probe() is reachable
