@@ -75,7 +75,7 @@ NAMED = [  # (package, file, old, new, what it breaks)
      "norm = torch.nn.utils.clip_grad_norm_(params, 1e9)", "no grad clipping (fine-tune)"),
     ("bilevel", "dehazekit/bilevel/search.py", "self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_w)",
      "self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_alpha)", "lr_alpha passed as lr_w (search)"),
-    ("adapt", "dehazekit/adapt/api.py", "lr_alpha=c.lr_alpha, lr_w=c.lr_w)", "lr_alpha=c.lr_alpha, lr_w=c.lr_alpha)",
+    ("adapt", "dehazekit/adapt/api.py", "lr_alpha=c.lr_alpha, lr_w=c.lr_w,", "lr_alpha=c.lr_alpha, lr_w=c.lr_alpha,",
      "lr_alpha passed as lr_w (adapt)"),
     ("adapt", "dehazekit/adapt/api.py", "SearchConfig(hypergrad=c.hypergrad, ", "SearchConfig(",
      "--hypergrad ignored by adapt()"),
