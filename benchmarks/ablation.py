@@ -31,11 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import adapt_gt_tasks as tasks_mod  # noqa: E402
 from adapt_gt import _paired_batches, evaluate  # noqa: E402
+from dehazekit.runtimes.io_utils import atomic_write_text  # noqa: E402
 
 from dehazekit.backbones import forward_padded  # noqa: E402
 from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig, rank_blocks  # noqa: E402
 from dehazekit.lora import inject_lora, lora_layers, remove_lora  # noqa: E402
-from dehazekit.runtimes.io_utils import atomic_write_text  # noqa: E402
 
 log = logging.getLogger("ablation")
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
+from dehazekit.runtimes.io_utils import atomic_write_text
 
 from dehazekit.bilevel import hypergrad as hg
-from dehazekit.runtimes.io_utils import atomic_write_text
 
 log = logging.getLogger("hypergrad_exact")
 RESULTS = Path(__file__).resolve().parent / "results" / "hypergrad_exact.json"
