@@ -171,10 +171,9 @@ def _paired_batches(task, size: int, batch: int, rng: np.random.Generator, paire
 
 def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-5) -> torch.nn.Module:
     """Adam on every weight: with an unsupervised objective, or L1 to the GT when ``objective`` is None."""
-    from dehazekit.adapt.api import attach_network
     from dehazekit.backbones import forward_padded
     from dehazekit.models import load_model
-    from dehazekit.objectives import create_objective
+    from dehazekit.objectives import attach_network, create_objective
 
     torch.manual_seed(seed)
     model = load_model(None, backbone="gunet-t").eval()
