@@ -16,6 +16,7 @@ Measured on the held-out images (never trained on), adapted output vs the base m
 Selection: fine-tuning checkpoints are checked in order; training stops at the first failure after a
 pass, and the last passing checkpoint is kept. If none passes, the run is marked not recommended.
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,10 +75,12 @@ def image_stats(hazy: Tensor, out: Tensor) -> dict[str, float]:
 def judge(step: int, base: dict[str, float], cand: dict[str, float], bounds: GuardBounds) -> GuardCheck:
     """Compare a candidate's held-out stats with the base model's; pure function (tested alone)."""
     eps = 1e-6
-    ratios = {"luma": cand["luma"] / max(base["luma"], eps),
-              "colour": cand["colour"] / max(base["colour"], eps),
-              "dehaze": cand["dehaze"] / base["dehaze"] if base["dehaze"] > eps else 1.0,
-              "clip_increase": cand["clipped"] - base["clipped"]}
+    ratios = {
+        "luma": cand["luma"] / max(base["luma"], eps),
+        "colour": cand["colour"] / max(base["colour"], eps),
+        "dehaze": cand["dehaze"] / base["dehaze"] if base["dehaze"] > eps else 1.0,
+        "clip_increase": cand["clipped"] - base["clipped"],
+    }
     failures = []
     if ratios["luma"] < 1 - bounds.max_darken:
         failures.append(f"darker than the base by {100 * (1 - ratios['luma']):.1f}%")
@@ -120,8 +123,9 @@ def load_holdout(paths: list[Path], max_side: int) -> list[Tensor]:
 class Guard:
     """Holds the held-out images and the base stats; ``check(model, step)`` judges one checkpoint."""
 
-    def __init__(self, model: nn.Module, holdout: list[Tensor], source: str,
-                 bounds: GuardBounds | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, holdout: list[Tensor], source: str, bounds: GuardBounds | None = None
+    ) -> None:
         self.holdout, self.source = holdout, source
         self.bounds = bounds or GuardBounds()
         self.base = self._stats(model)
@@ -151,9 +155,14 @@ class Guard:
 
     def summary(self) -> dict[str, Any]:
         chosen = self.chosen()
-        return {"holdout": self.source, "bounds": asdict(self.bounds), "base": self.base,
-                "checks": [c.to_dict() for c in self.checks],
-                "chosen_step": None if chosen is None else chosen.step, "recommended": chosen is not None}
+        return {
+            "holdout": self.source,
+            "bounds": asdict(self.bounds),
+            "base": self.base,
+            "checks": [c.to_dict() for c in self.checks],
+            "chosen_step": None if chosen is None else chosen.step,
+            "recommended": chosen is not None,
+        }
 
 
 def make_guard(config: Any, model: nn.Module, held: list[Path], previews: Tensor) -> Guard:
@@ -165,8 +174,9 @@ def make_guard(config: Any, model: nn.Module, held: list[Path], previews: Tensor
     return Guard(model, list(previews), f"{len(previews)} training crops (no held-out image)")
 
 
-def apply_choice(guard: Guard | None, snapshots: dict[int, dict[str, Tensor]], model: nn.Module,
-                 out_dir: Path) -> None:
+def apply_choice(
+    guard: Guard | None, snapshots: dict[int, dict[str, Tensor]], model: nn.Module, out_dir: Path
+) -> None:
     """Load the chosen checkpoint's adapter into ``model``; a rejected last step goes to out_dir/last."""
     if guard is None or not snapshots:
         return
@@ -178,8 +188,15 @@ def apply_choice(guard: Guard | None, snapshots: dict[int, dict[str, Tensor]], m
         from dehazekit.lora import merge_lora
         from dehazekit.models import save_model
 
-        log.warning("guard: keeping fine-tune step %d; the last step (%d) is in %s", chosen.step, last,
-                    out_dir / "last")
-        save_model(merge_lora(copy.deepcopy(model), safe=True), out_dir / "last",
-                   extra={"adapted_with": "dehazekit adapt", "guard": "rejected (last step)"})
+        log.warning(
+            "guard: keeping fine-tune step %d; the last step (%d) is in %s",
+            chosen.step,
+            last,
+            out_dir / "last",
+        )
+        save_model(
+            merge_lora(copy.deepcopy(model), safe=True),
+            out_dir / "last",
+            extra={"adapted_with": "dehazekit adapt", "guard": "rejected (last step)"},
+        )
     model.load_state_dict(snapshots[chosen.step], strict=False)

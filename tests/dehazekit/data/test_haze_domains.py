@@ -1,4 +1,5 @@
 """The target-domain presets of benchmarks/adapt_gt.py (`dehazekit synth --preset ...`)."""
+
 from __future__ import annotations
 
 import numpy as np
