@@ -13,6 +13,7 @@ l1 (full fine-tuning on the adaptation images' GT: the supervised ceiling).
 Metrics per evaluation image: PSNR/SSIM, the same after the best per-channel gain, FADE, mean luma (and GT
 luma), clipped share, colourfulness. Writes benchmarks/results/adapt_gt[_quick].{json,md,png}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,40 @@ log = logging.getLogger("adapt_gt")
 RESULTS = Path(__file__).resolve().parent / "results"
 SHIFT = 6
 MODES = {
-    "quick": {"search": 4, "finetune": 12, "size": 96, "side": 192, "synth": ("patchy",),
-              "synth_n": (4, 2), "families": ("O-HAZE",), "methods": ("lora:offline", "lora:dcp"),
-              "extra_methods": ("l1",), "extra_on": ("ohaze:eval27",), "transductive": False, "bedde": False,
-              "folds": 1, "adapt_overrides": {"lr_w": 2e-3}},
-    "default": {"search": 4, "finetune": 12, "size": 96, "side": 256,
-                "synth": ("patchy", "dust", "dense", "depth"), "synth_n": (6, 3), "families": tasks_mod.FAMILIES,
-                "methods": ("lora:offline", "lora:dcp"), "extra_methods": ("full:offline", "l1"),
-                "extra_on": ("synth:", "ohaze:eval"), "extra_dcp_on": ("ohaze:eval",), "transductive": True,
-                "crops_transductive": False, "bedde": True, "folds": 2,
-                "adapt_overrides": {"lr_w": 2e-3}},
+    "quick": {
+        "search": 4,
+        "finetune": 12,
+        "size": 96,
+        "side": 192,
+        "synth": ("patchy",),
+        "synth_n": (4, 2),
+        "families": ("O-HAZE",),
+        "methods": ("lora:offline", "lora:dcp"),
+        "extra_methods": ("l1",),
+        "extra_on": ("ohaze:eval27",),
+        "transductive": False,
+        "bedde": False,
+        "folds": 1,
+        "adapt_overrides": {"lr_w": 2e-3},
+    },
+    "default": {
+        "search": 4,
+        "finetune": 12,
+        "size": 96,
+        "side": 256,
+        "synth": ("patchy", "dust", "dense", "depth"),
+        "synth_n": (6, 3),
+        "families": tasks_mod.FAMILIES,
+        "methods": ("lora:offline", "lora:dcp"),
+        "extra_methods": ("full:offline", "l1"),
+        "extra_on": ("synth:", "ohaze:eval"),
+        "extra_dcp_on": ("ohaze:eval",),
+        "transductive": True,
+        "crops_transductive": False,
+        "bedde": True,
+        "folds": 2,
+        "adapt_overrides": {"lr_w": 2e-3},
+    },
 }
 
 
@@ -53,8 +78,11 @@ def build_tasks(mode: dict, only: list[str] | None) -> list[tasks_mod.Task]:
     def wanted(prefix: str) -> bool:
         return not only or any(o in prefix or prefix in o for o in only)
 
-    out = [tasks_mod.synthetic(d, *mode["synth_n"], size=mode["side"]) for d in mode["synth"]
-           if wanted(f"synth:{d}")]
+    out = [
+        tasks_mod.synthetic(d, *mode["synth_n"], size=mode["side"])
+        for d in mode["synth"]
+        if wanted(f"synth:{d}")
+    ]
     if wanted("ohaze:"):
         out += tasks_mod.ohaze(mode["side"])[: 3 if mode["transductive"] else mode["folds"]]
     for fam in mode["families"]:
@@ -88,8 +116,8 @@ def _best_shift(out: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarra
     best = (-1.0, out, ref)
     for dy in range(-SHIFT, SHIFT + 1):
         for dx in range(-SHIFT, SHIFT + 1):
-            a = out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-            b = ref[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            a = out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+            b = ref[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
             score = _psnr(a, b)
             if score > best[0]:
                 best = (score, a, b)
@@ -105,9 +133,16 @@ def score(out: np.ndarray, gt: np.ndarray, fade_params, shift: bool) -> dict[str
     gain = np.clip((out * gt).sum((0, 1)) / np.maximum((out * out).sum((0, 1)), 1e-8), 0.25, 4.0)
     gained = np.clip(out * gain, 0, 1)
     out8 = to_uint8(out)
-    row = {"psnr": _psnr(out, gt), "ssim": _ssim(out, gt), "psnr_gain": _psnr(gained, gt),
-           "ssim_gain": _ssim(gained, gt), "luma": _luma(out), "gt_luma": _luma(gt),
-           "clipped": float(((out8 == 0) | (out8 == 255)).mean()), "colour": colourfulness(out8)}
+    row = {
+        "psnr": _psnr(out, gt),
+        "ssim": _ssim(out, gt),
+        "psnr_gain": _psnr(gained, gt),
+        "ssim_gain": _ssim(gained, gt),
+        "luma": _luma(out),
+        "gt_luma": _luma(gt),
+        "clipped": float(((out8 == 0) | (out8 == 255)).mean()),
+        "colour": colourfulness(out8),
+    }
     if fade_params is not None:
         from dehazekit.metrics.fade import fade
 
@@ -125,7 +160,9 @@ def dehaze(model: torch.nn.Module, img: np.ndarray) -> np.ndarray:
 
 def evaluate(model, task: tasks_mod.Task, fade_params) -> list[dict]:
     shift = task.family == "BeDDE"
-    return [{"image": name, **score(dehaze(model, hazy), gt, fade_params, shift)} for name, hazy, gt in task.evals]
+    return [
+        {"image": name, **score(dehaze(model, hazy), gt, fade_params, shift)} for name, hazy, gt in task.evals
+    ]
 
 
 # --- methods ------------------------------------------------------------------------------------------
@@ -142,16 +179,30 @@ def run_lora(task, objective: str, mode: dict, seed: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = _write_pngs(task.adapt, Path(tmp) / "images")
-        config = AdaptConfig(backbone="gunet-t", weights="default", objective=objective, size=mode["size"],
-                             search_steps=mode["search"], finetune_steps=mode["finetune"], batch_size=4,
-                             checkpoint_every=0, preview_count=2, seed=seed, out=str(Path(tmp) / "out"),
-                             **mode.get("adapt_overrides", {}))
+        config = AdaptConfig(
+            backbone="gunet-t",
+            weights="default",
+            objective=objective,
+            size=mode["size"],
+            search_steps=mode["search"],
+            finetune_steps=mode["finetune"],
+            batch_size=4,
+            checkpoint_every=0,
+            preview_count=2,
+            seed=seed,
+            out=str(Path(tmp) / "out"),
+            **mode.get("adapt_overrides", {}),
+        )
         result = adapt(paths, config=config)
         shipped = load_model(result.out_dir)
         last_dir = result.out_dir / "last"
         last = load_model(last_dir) if last_dir.is_dir() else shipped
-    return {"shipped": shipped if result.recommended else None, "last": last, "guard": result.guard,
-            "timings": result.timings}
+    return {
+        "shipped": shipped if result.recommended else None,
+        "last": last,
+        "guard": result.guard,
+        "timings": result.timings,
+    }
 
 
 def _paired_batches(task, size: int, batch: int, rng: np.random.Generator, paired: bool):
@@ -162,19 +213,22 @@ def _paired_batches(task, size: int, batch: int, rng: np.random.Generator, paire
             h, g = task.adapt[k], task.adapt_gt[k]
             side = min(size, *h.shape[:2])
             y, x = int(rng.integers(h.shape[0] - side + 1)), int(rng.integers(h.shape[1] - side + 1))
-            hs.append(h[y:y + side, x:x + side]), gs.append(g[y:y + side, x:x + side])
+            hs.append(h[y : y + side, x : x + side]), gs.append(g[y : y + side, x : x + side])
         side = min(a.shape[0] for a in hs), min(a.shape[1] for a in hs)
-        to = [torch.from_numpy(np.stack([a[: side[0], : side[1]] for a in arr])).permute(0, 3, 1, 2).contiguous()
-              for arr in (hs, gs)]
+        to = [
+            torch.from_numpy(np.stack([a[: side[0], : side[1]] for a in arr]))
+            .permute(0, 3, 1, 2)
+            .contiguous()
+            for arr in (hs, gs)
+        ]
         yield to[0], to[1] if paired else None
 
 
 def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-5) -> torch.nn.Module:
     """Adam on every weight: with an unsupervised objective, or L1 to the GT when ``objective`` is None."""
-    from dehazekit.adapt.api import attach_network
     from dehazekit.backbones import forward_padded
     from dehazekit.models import load_model
-    from dehazekit.objectives import create_objective
+    from dehazekit.objectives import attach_network, create_objective
 
     torch.manual_seed(seed)
     model = load_model(None, backbone="gunet-t").eval()
@@ -198,8 +252,15 @@ def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> di
     from dehazekit.models import load_model
 
     base = load_model(None, backbone="gunet-t")
-    record = {"task": task.name, "family": task.family, "protocol": task.protocol,
-              "n_adapt": len(task.adapt), "n_eval": len(task.evals), "methods": {}, "previews": {}}
+    record = {
+        "task": task.name,
+        "family": task.family,
+        "protocol": task.protocol,
+        "n_adapt": len(task.adapt),
+        "n_eval": len(task.evals),
+        "methods": {},
+        "previews": {},
+    }
     record["methods"]["none"] = evaluate(base, task, fade_params)
     record["previews"]["none"] = dehaze(base, task.evals[0][1])
     for method in methods:
@@ -218,9 +279,14 @@ def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> di
             record["methods"][method] = evaluate(model, task, None)  # FADE: base and shipped models only
             record["previews"][method] = dehaze(model, task.evals[0][1])
         record.setdefault("wall_s", {})[method] = time.perf_counter() - t0
-        log.info("%s %s: %.1f s, dPSNR %+.2f", task.name, method, time.perf_counter() - t0,
-                     np.mean([r["psnr"] for r in record["methods"][method]])
-                     - np.mean([r["psnr"] for r in record["methods"]["none"]]))
+        log.info(
+            "%s %s: %.1f s, dPSNR %+.2f",
+            task.name,
+            method,
+            time.perf_counter() - t0,
+            np.mean([r["psnr"] for r in record["methods"][method]])
+            - np.mean([r["psnr"] for r in record["methods"]["none"]]),
+        )
     record["previews"]["hazy"], record["previews"]["gt"] = task.evals[0][1], task.evals[0][2]
     return record
 
@@ -238,10 +304,17 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", help="override the mode's methods, e.g. lora:offline full:dcp l1")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--no-fade", action="store_true")
+    ap.add_argument("--from-json", type=Path, help="only re-render the markdown of a finished run's JSON")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--jobs", type=int, default=1, help="tasks run in parallel processes (1 torch thread each)")
-    ap.add_argument("--set", nargs="*", default=[], help="mode overrides KEY=JSON, e.g. finetune=40 "
-                    'adapt_overrides=\'{"lr_w": 5e-4}\'')
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="tasks run in parallel processes (1 torch thread each)"
+    )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        help="mode overrides KEY=JSON, e.g. finetune=40 adapt_overrides='{\"lr_w\": 5e-4}'",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("dehazekit").setLevel(logging.ERROR)
@@ -255,6 +328,10 @@ def main() -> None:
         from dehazekit.metrics.fade import FadeParams
 
         fade_params = FadeParams.load(tasks_mod.SHARED / "metrics" / "fade")
+    if args.from_json:  # re-render the tables of a finished run
+        data = json.loads(args.from_json.read_text())
+        write_outputs(args.from_json.with_suffix(""), data["records"], data["meta"])
+        return
     t0 = time.perf_counter()
     jobs = []
     for task in build_tasks(mode, args.only):
@@ -268,9 +345,18 @@ def main() -> None:
 
     def write() -> None:  # after every task, so an interrupted run still leaves its finished tasks
         order = {job[0].name: i for i, job in enumerate(jobs)}
-        write_outputs(out, sorted(records, key=lambda r: order[r["task"]]),
-                      {"mode": name, **mode, "seed": args.seed, "command": command,
-                       "wall_s": time.perf_counter() - t0, "tasks_done": f"{len(records)}/{len(jobs)}"})
+        write_outputs(
+            out,
+            sorted(records, key=lambda r: order[r["task"]]),
+            {
+                "mode": name,
+                **mode,
+                "seed": args.seed,
+                "command": command,
+                "wall_s": time.perf_counter() - t0,
+                "tasks_done": f"{len(records)}/{len(jobs)}",
+            },
+        )
 
     if args.jobs > 1:
         import multiprocessing as mp

@@ -247,7 +247,7 @@ def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected:
 
 
 def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
-    from dehazekit.objectives import create_objective
+    from dehazekit.objectives import attach_network, create_objective
 
     # The objective first: a missing CLIP download should fail before any image is decoded.
     objective = create_objective(config.objective, config.objective_options())
@@ -266,13 +266,6 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
         param.requires_grad_(False)
     attach_network(objective, model)
     return data, model, candidates, objective, held
-
-
-def attach_network(objective: nn.Module, model: nn.Module) -> None:
-    """Hand the network being adapted to every objective term that asks for it (e.g. rehaze)."""
-    for term in objective.modules():
-        if hasattr(term, "attach"):
-            term.attach(model)
 
 
 def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None,
@@ -318,6 +311,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     ``progress`` receives one dict per step: stage, step, total and that step's losses.
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
     """
+    from dehazekit.adapt.guard import apply_choice, make_guard
     from dehazekit.bilevel import select_top_k
     from dehazekit.lora import inject_lora
 
@@ -329,7 +323,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     module = backbone if isinstance(backbone, nn.Module) else None
     data, model, candidates, objective, held = _setup(images, config, module)
     previews = data.fixed_crops(config.preview_count)
-    guard = _make_guard(config, model, held, previews)
+    guard = make_guard(config, model, held, previews) if config.guard else None
     with torch.no_grad():
         from dehazekit.backbones import forward_padded
 
@@ -349,39 +343,8 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
     run.finetune(selected, search_gates, state)
-    _apply_guard_choice(run, config.out_dir)
+    apply_choice(run.guard, run.snapshots, run.model, config.out_dir)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
-
-
-def _make_guard(config: AdaptConfig, model: nn.Module, held: list[Path], previews: Tensor) -> Any:
-    if not config.guard:
-        return None
-    from dehazekit.adapt.guard import Guard, load_holdout
-
-    if held:
-        return Guard(model, load_holdout(held, 2 * config.size), f"{len(held)} held-out image(s): "
-                     + ", ".join(p.name for p in held))
-    log.warning("guard: fewer than 3 images (or a video), so it checks training crops, not held-out images")
-    return Guard(model, list(previews), f"{len(previews)} training crops (no held-out image)")
-
-
-def _apply_guard_choice(run: _Run, out_dir: Path) -> None:
-    """Load the guard's chosen adapter; a rejected last step is merged into out/last for inspection."""
-    if run.guard is None or not run.snapshots:
-        return
-    chosen, last = run.guard.chosen(), max(run.snapshots)
-    if chosen is None:
-        log.warning("guard: no checkpoint passed; the merged model is NOT recommended")
-        return
-    if chosen.step != last:
-        from dehazekit.lora import merge_lora
-        from dehazekit.models import save_model
-
-        log.warning("guard: keeping fine-tune step %d; the last step (%d) is in %s", chosen.step, last,
-                    out_dir / "last")
-        save_model(merge_lora(copy.deepcopy(run.model), safe=True), out_dir / "last",
-                   extra={"adapted_with": "dehazekit adapt", "guard": "rejected (last step)"})
-    run.model.load_state_dict(run.snapshots[chosen.step], strict=False)
 
 
 def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor, before: Tensor,

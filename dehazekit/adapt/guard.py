@@ -16,8 +16,11 @@ Measured on the held-out images (never trained on), adapted output vs the base m
 Selection: fine-tuning checkpoints are checked in order; training stops at the first failure after a
 pass, and the last passing checkpoint is kept. If none passes, the run is marked not recommended.
 """
+
 from __future__ import annotations
 
+import copy
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+log = logging.getLogger(__name__)
 NOT_RECOMMENDED_EXIT = 3  # `dehazekit adapt` exit code when no checkpoint passes the guard
 
 
@@ -71,10 +75,12 @@ def image_stats(hazy: Tensor, out: Tensor) -> dict[str, float]:
 def judge(step: int, base: dict[str, float], cand: dict[str, float], bounds: GuardBounds) -> GuardCheck:
     """Compare a candidate's held-out stats with the base model's; pure function (tested alone)."""
     eps = 1e-6
-    ratios = {"luma": cand["luma"] / max(base["luma"], eps),
-              "colour": cand["colour"] / max(base["colour"], eps),
-              "dehaze": cand["dehaze"] / base["dehaze"] if base["dehaze"] > eps else 1.0,
-              "clip_increase": cand["clipped"] - base["clipped"]}
+    ratios = {
+        "luma": cand["luma"] / max(base["luma"], eps),
+        "colour": cand["colour"] / max(base["colour"], eps),
+        "dehaze": cand["dehaze"] / base["dehaze"] if base["dehaze"] > eps else 1.0,
+        "clip_increase": cand["clipped"] - base["clipped"],
+    }
     failures = []
     if ratios["luma"] < 1 - bounds.max_darken:
         failures.append(f"darker than the base by {100 * (1 - ratios['luma']):.1f}%")
@@ -117,8 +123,9 @@ def load_holdout(paths: list[Path], max_side: int) -> list[Tensor]:
 class Guard:
     """Holds the held-out images and the base stats; ``check(model, step)`` judges one checkpoint."""
 
-    def __init__(self, model: nn.Module, holdout: list[Tensor], source: str,
-                 bounds: GuardBounds | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, holdout: list[Tensor], source: str, bounds: GuardBounds | None = None
+    ) -> None:
         self.holdout, self.source = holdout, source
         self.bounds = bounds or GuardBounds()
         self.base = self._stats(model)
@@ -148,6 +155,48 @@ class Guard:
 
     def summary(self) -> dict[str, Any]:
         chosen = self.chosen()
-        return {"holdout": self.source, "bounds": asdict(self.bounds), "base": self.base,
-                "checks": [c.to_dict() for c in self.checks],
-                "chosen_step": None if chosen is None else chosen.step, "recommended": chosen is not None}
+        return {
+            "holdout": self.source,
+            "bounds": asdict(self.bounds),
+            "base": self.base,
+            "checks": [c.to_dict() for c in self.checks],
+            "chosen_step": None if chosen is None else chosen.step,
+            "recommended": chosen is not None,
+        }
+
+
+def make_guard(config: Any, model: nn.Module, held: list[Path], previews: Tensor) -> Guard:
+    """The guard of one ``adapt`` run: on the held-out images, else (with a warning) on training crops."""
+    if held:
+        names = ", ".join(p.name for p in held)
+        return Guard(model, load_holdout(held, 2 * config.size), f"{len(held)} held-out image(s): {names}")
+    log.warning("guard: fewer than 3 images (or a video), so it checks training crops, not held-out images")
+    return Guard(model, list(previews), f"{len(previews)} training crops (no held-out image)")
+
+
+def apply_choice(
+    guard: Guard | None, snapshots: dict[int, dict[str, Tensor]], model: nn.Module, out_dir: Path
+) -> None:
+    """Load the chosen checkpoint's adapter into ``model``; a rejected last step goes to out_dir/last."""
+    if guard is None or not snapshots:
+        return
+    chosen, last = guard.chosen(), max(snapshots)
+    if chosen is None:
+        log.warning("guard: no checkpoint passed; the merged model is NOT recommended")
+        return
+    if chosen.step != last:
+        from dehazekit.lora import merge_lora
+        from dehazekit.models import save_model
+
+        log.warning(
+            "guard: keeping fine-tune step %d; the last step (%d) is in %s",
+            chosen.step,
+            last,
+            out_dir / "last",
+        )
+        save_model(
+            merge_lora(copy.deepcopy(model), safe=True),
+            out_dir / "last",
+            extra={"adapted_with": "dehazekit adapt", "guard": "rejected (last step)"},
+        )
+    model.load_state_dict(snapshots[chosen.step], strict=False)

@@ -19,6 +19,7 @@ FADE or any no-reference score we evaluate with.
 The objective calls the network being adapted, so ``adapt`` hands it over with ``attach(model)``
 (a generic hook: search and fine-tuning still only call ``objective(hazy, out)``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,14 +40,20 @@ def estimate_airlight(hazy: Tensor, top: float = 0.01, patch: int = 15) -> Tenso
     return pixels.mean(dim=2)
 
 
-def random_transmission(shape: tuple[int, int, int], beta: tuple[float, float], depth_near: float,
-                        structure: float = 0.35, device: torch.device | None = None) -> Tensor:
+def random_transmission(
+    shape: tuple[int, int, int],
+    beta: tuple[float, float],
+    depth_near: float,
+    structure: float = 0.35,
+    device: torch.device | None = None,
+) -> Tensor:
     """(B, 1, H, W) transmission from a smooth random pseudo-depth: a vertical ramp (far at the top)
     blended with coarse noise (share ``structure``), like dehazekit.data.haze.pseudo_depth."""
     b, h, w = shape
     ramp = torch.linspace(1.0, 0.0, h, device=device).view(1, 1, h, 1).expand(b, 1, h, w)
-    noise = F.interpolate(torch.rand(b, 1, 4, 4, device=device), size=(h, w), mode="bicubic",
-                          align_corners=False).clamp(0, 1)
+    noise = F.interpolate(
+        torch.rand(b, 1, 4, 4, device=device), size=(h, w), mode="bicubic", align_corners=False
+    ).clamp(0, 1)
     depth = depth_near + (1 - depth_near) * ((1 - structure) * ramp + structure * noise)
     coef = torch.empty(b, 1, 1, 1, device=device).uniform_(beta[0], beta[1])
     return torch.exp(-coef * depth)
@@ -55,16 +62,24 @@ def random_transmission(shape: tuple[int, int, int], beta: tuple[float, float], 
 class RehazeObjective(nn.Module):
     """forward(hazy, out) -> scalar; needs ``attach(model)`` first (the network being adapted)."""
 
-    def __init__(self, beta: tuple[float, float] = (0.4, 1.6), depth_near: float = 0.15, air_top: float = 0.01,
-                 w_cons: float = 1.0, w_clip: float = 1.0, depth_structure: float = 0.35) -> None:
+    def __init__(
+        self,
+        beta: tuple[float, float] = (0.4, 1.6),
+        depth_near: float = 0.15,
+        air_top: float = 0.01,
+        w_cons: float = 1.0,
+        w_clip: float = 1.0,
+        depth_structure: float = 0.35,
+    ) -> None:
         super().__init__()
         beta = (float(beta[0]), float(beta[1]))
         if not 0.0 < beta[0] <= beta[1] <= 5.0:
             raise ConfigError.build("rehaze beta must satisfy 0 < low <= high <= 5", got=beta)
         if not (0.0 <= depth_near < 1.0 and 0.0 < air_top <= 0.5 and 0.0 <= depth_structure <= 1.0):
-            raise ConfigError.build("rehaze needs depth_near in [0, 1), air_top in (0, 0.5], "
-                                    "depth_structure in [0, 1]", got={"depth_near": depth_near, "air_top": air_top,
-                                                                    "depth_structure": depth_structure})
+            raise ConfigError.build(
+                "rehaze needs depth_near in [0, 1), air_top in (0, 0.5], depth_structure in [0, 1]",
+                got={"depth_near": depth_near, "air_top": air_top, "depth_structure": depth_structure},
+            )
         if not (w_cons >= 0 and w_clip >= 0):
             raise ConfigError.build("rehaze weights must be >= 0", got={"w_cons": w_cons, "w_clip": w_clip})
         self.beta, self.depth_near, self.air_top = beta, float(depth_near), float(air_top)
@@ -78,13 +93,20 @@ class RehazeObjective(nn.Module):
     def rehaze(self, hazy: Tensor, clear: Tensor) -> Tensor:
         """Re-haze ``clear`` with ``hazy``'s airlight and a random smooth transmission."""
         air = estimate_airlight(hazy.clamp(0, 1), self.air_top)[..., None, None]
-        t = random_transmission((clear.shape[0], *clear.shape[-2:]), self.beta, self.depth_near,
-                                self.depth_structure, clear.device)
+        t = random_transmission(
+            (clear.shape[0], *clear.shape[-2:]),
+            self.beta,
+            self.depth_near,
+            self.depth_structure,
+            clear.device,
+        )
         return clear * t + air * (1 - t)
 
     def terms(self, hazy: Tensor, out: Tensor) -> dict[str, Tensor]:
         if not self._net:
-            raise ConfigError.build("the rehaze objective needs the network", fix="call objective.attach(model)")
+            raise ConfigError.build(
+                "the rehaze objective needs the network", fix="call objective.attach(model)"
+            )
         from dehazekit.backbones import forward_padded
 
         target = out.detach().clamp(0, 1)
@@ -100,10 +122,22 @@ class RehazeObjective(nn.Module):
 
 
 @register_objective("rehaze")
-def make_rehaze(beta: tuple[float, float] = (0.4, 1.6), depth_near: float = 0.15, air_top: float = 0.01,
-                w_cons: float = 1.0, w_clip: float = 1.0, depth_structure: float = 0.35) -> RehazeObjective:
-    return RehazeObjective(beta=beta, depth_near=depth_near, air_top=air_top, w_cons=w_cons, w_clip=w_clip,
-                           depth_structure=depth_structure)
+def make_rehaze(
+    beta: tuple[float, float] = (0.4, 1.6),
+    depth_near: float = 0.15,
+    air_top: float = 0.01,
+    w_cons: float = 1.0,
+    w_clip: float = 1.0,
+    depth_structure: float = 0.35,
+) -> RehazeObjective:
+    return RehazeObjective(
+        beta=beta,
+        depth_near=depth_near,
+        air_top=air_top,
+        w_cons=w_cons,
+        w_clip=w_clip,
+        depth_structure=depth_structure,
+    )
 
 
 @register_objective("offline")

@@ -1,4 +1,5 @@
 """Do-no-harm guard: the decision on held-out stats, checkpoint choice, the held-out split, end to end."""
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,17 @@ def _with(**changes: float) -> dict[str, float]:
     return {**BASE, **changes}
 
 
-@pytest.mark.parametrize(("cand", "reason"), [
-    (_with(luma=96.0), "darker"),
-    (_with(luma=126.0), "brighter"),
-    (_with(clipped=0.03), "clipped"),
-    (_with(colour=40.0), "colourfulness"),
-    (_with(colour=22.0), "colourfulness"),
-    (_with(dehaze=0.08), "haze removal"),
-])
+@pytest.mark.parametrize(
+    ("cand", "reason"),
+    [
+        (_with(luma=96.0), "darker"),
+        (_with(luma=126.0), "brighter"),
+        (_with(clipped=0.03), "clipped"),
+        (_with(colour=40.0), "colourfulness"),
+        (_with(colour=22.0), "colourfulness"),
+        (_with(dehaze=0.08), "haze removal"),
+    ],
+)
 def test_judge_rejects_each_kind_of_drift(cand: dict[str, float], reason: str) -> None:
     check = judge(5, BASE, cand, GuardBounds())
     assert not check.passed and len(check.failures) == 1 and reason in check.failures[0]
@@ -39,16 +43,20 @@ class _Sequence(Guard):
     """A guard whose verdicts are given, to test selection and early stopping alone."""
 
     def __init__(self, verdicts: list[bool]) -> None:
-        self.checks = [GuardCheck(step=i * 10, ratios={}, failures=[] if ok else ["x"])
-                       for i, ok in enumerate(verdicts)]
+        self.checks = [
+            GuardCheck(step=i * 10, ratios={}, failures=[] if ok else ["x"]) for i, ok in enumerate(verdicts)
+        ]
 
 
-@pytest.mark.parametrize(("verdicts", "chosen", "stop"), [
-    ([True, True, True], 20, False),
-    ([True, True, False], 10, True),     # drift grew past a bound: keep the last good step, stop
-    ([False, True], 10, False),         # the search's step failed but fine-tuning recovered
-    ([False, False, False], None, False),
-])
+@pytest.mark.parametrize(
+    ("verdicts", "chosen", "stop"),
+    [
+        ([True, True, True], 20, False),
+        ([True, True, False], 10, True),  # drift grew past a bound: keep the last good step, stop
+        ([False, True], 10, False),  # the search's step failed but fine-tuning recovered
+        ([False, False, False], None, False),
+    ],
+)
 def test_choice_is_the_last_passing_checkpoint(verdicts: list[bool], chosen: int | None, stop: bool) -> None:
     guard = _Sequence(verdicts)
     assert (guard.chosen().step if guard.chosen() else None) == chosen
@@ -63,7 +71,9 @@ def test_image_stats_measure_darkening_clipping_and_haze_removal() -> None:
     darker = image_stats(hazy, out * 0.5)
     assert darker["luma"] == pytest.approx(stats["luma"] * 0.5, rel=0.02)
     assert image_stats(hazy, out + 2.0)["clipped"] == 1.0
-    assert stats["dehaze"] > 0.3 and image_stats(hazy, hazy)["dehaze"] == pytest.approx(0.0, abs=0.005)  # 8-bit rounding
+    assert stats["dehaze"] > 0.3 and image_stats(hazy, hazy)["dehaze"] == pytest.approx(
+        0.0, abs=0.005
+    )  # 8-bit rounding
 
 
 def test_split_holdout_is_disjoint_seeded_and_leaves_two(tmp_path: Path) -> None:
@@ -86,8 +96,16 @@ def test_adapt_reports_guard_and_marks_model_not_recommended(hazy_dir: Path, tmp
     original = guard_mod.GuardBounds
     guard_mod.GuardBounds = lambda: strict  # type: ignore[assignment]
     try:
-        config = AdaptConfig(backbone="tiny-gunet", objective="offline", search_steps=2, finetune_steps=2, size=32,
-                             batch_size=2, checkpoint_every=0, out=str(tmp_path / "out"))
+        config = AdaptConfig(
+            backbone="tiny-gunet",
+            objective="offline",
+            search_steps=2,
+            finetune_steps=2,
+            size=32,
+            batch_size=2,
+            checkpoint_every=0,
+            out=str(tmp_path / "out"),
+        )
         result = adapt(hazy_dir, config=config)
     finally:
         guard_mod.GuardBounds = original
@@ -109,8 +127,27 @@ def test_cli_exits_3_and_says_not_recommended(hazy_dir: Path, tmp_path: Path, mo
     from dehazekit.cli.main import app
 
     monkeypatch.setattr(guard_mod, "GuardBounds", lambda: GuardBounds(max_darken=-1.0))
-    result = CliRunner().invoke(app, ["adapt", "--images", str(hazy_dir), "--backbone", "tiny-gunet",
-                                      "--objective", "offline", "--search-steps", "1", "--finetune-steps", "1",
-                                      "--batch-size", "2", "--size", "32", "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "adapt",
+            "--images",
+            str(hazy_dir),
+            "--backbone",
+            "tiny-gunet",
+            "--objective",
+            "offline",
+            "--search-steps",
+            "1",
+            "--finetune-steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--size",
+            "32",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == guard_mod.NOT_RECOMMENDED_EXIT == 3, result.output
     assert "NOT recommended" in result.output and "darker than the base" in result.output

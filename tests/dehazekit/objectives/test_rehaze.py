@@ -1,4 +1,5 @@
 """rehaze / offline objective: airlight estimate, and which networks it penalises (tiny inputs)."""
+
 from __future__ import annotations
 
 import pytest
