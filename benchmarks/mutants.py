@@ -305,8 +305,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--skip-named", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "mutants.json")
+    parser.add_argument("--table", type=Path, nargs="+", help="print a markdown table of these result files")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.table:
+        print(table([json.loads(p.read_text()) for p in args.table]))
+        return
     todo: list[tuple[Mutant, str]] = [] if args.skip_named else named()
     rng = random.Random(args.seed)
     population = {}
@@ -323,6 +327,20 @@ def main() -> None:
         log.info("[%d/%d] %-8s %s:%d %s -> %s", i, len(todo), mutant.package, mutant.file, mutant.line, what, outcome)
         _write(args, rows, population)
     _write(args, rows, population)
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: kill rate per (kind, package) over several result files, then every survivor."""
+    rows = [r for res in results for r in res["rows"]]
+    lines = ["| mutants | count | killed | kill rate |", "|---|---|---|---|"]
+    for group in sorted({(r["kind"] == "named", r["package"]) for r in rows}):
+        sel = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
+        killed = sum(r["outcome"].startswith("killed") for r in sel)
+        name = f"{'named' if group[0] else 'generated'} / {group[1]}"
+        lines.append(f"| {name} | {len(sel)} | {killed} | {killed / len(sel):.0%} |")
+    lines += ["", "Survivors:", ""]
+    lines += [f"- `{r['file']}:{r['line']}` {r['what']}" for r in rows if r["outcome"] == "survived"]
+    return "\n".join(lines)
 
 
 def _write(args: argparse.Namespace, rows: list[dict], population: dict[str, int]) -> None:
