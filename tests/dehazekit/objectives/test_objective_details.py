@@ -62,3 +62,12 @@ def test_network_probe(monkeypatch: pytest.MonkeyPatch, raised, reachable: bool)
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     assert clip_model._probe() is reachable
+
+
+@pytest.mark.parametrize("prompts", [[("   ", "a clear photo")], [("a hazy photo", "")], [("a hazy photo", 3)]])
+def test_blank_or_non_text_prompts_are_refused(prompts) -> None:
+    from dehazekit.objectives.h2c import resolve_prompts
+    from dehazekit.runtimes.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="bad H2C prompts"):
+        resolve_prompts(prompts)
