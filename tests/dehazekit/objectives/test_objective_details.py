@@ -71,3 +71,20 @@ def test_blank_or_non_text_prompts_are_refused(prompts) -> None:
 
     with pytest.raises(ConfigError, match="bad H2C prompts"):
         resolve_prompts(prompts)
+
+
+def test_random_transmission_without_structure_is_the_depth_ramp() -> None:
+    from dehazekit.objectives.rehaze import random_transmission
+
+    t = random_transmission((2, 5, 3), beta=(1.0, 1.0), depth_near=0.2, structure=0.0)
+    depth = 0.2 + 0.8 * torch.linspace(1.0, 0.0, 5)  # far (depth 1) at the top row, near at the bottom
+    torch.testing.assert_close(t[:, 0, :, 1], torch.exp(-depth).expand(2, 5))
+
+
+def test_rehaze_with_opaque_haze_returns_the_hazy_airlight() -> None:
+    from dehazekit.objectives.rehaze import RehazeObjective
+
+    objective = RehazeObjective(beta=(5.0, 5.0), depth_near=0.99)
+    hazy = torch.full((1, 3, 8, 8), 0.6)
+    rehazed = objective.rehaze(hazy, torch.zeros(1, 3, 8, 8))  # t = exp(-5 * ~1) ~ 0.007
+    torch.testing.assert_close(rehazed, torch.full_like(rehazed, 0.6), atol=0.01, rtol=0)
