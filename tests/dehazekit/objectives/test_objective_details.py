@@ -88,3 +88,12 @@ def test_rehaze_with_opaque_haze_returns_the_hazy_airlight() -> None:
     hazy = torch.full((1, 3, 8, 8), 0.6)
     rehazed = objective.rehaze(hazy, torch.zeros(1, 3, 8, 8))  # t = exp(-5 * ~1) ~ 0.007
     torch.testing.assert_close(rehazed, torch.full_like(rehazed, 0.6), atol=0.01, rtol=0)
+
+
+def test_rehaze_accepts_fractional_weights_and_refuses_negative_ones() -> None:
+    from dehazekit.objectives.rehaze import RehazeObjective
+    from dehazekit.runtimes.errors import ConfigError
+
+    assert RehazeObjective(w_cons=0.5, w_clip=0.25).weights == {"w_cons": 0.5, "w_clip": 0.25}
+    with pytest.raises(ConfigError, match="weights"):
+        RehazeObjective(w_cons=-0.1)
