@@ -51,7 +51,7 @@ MODES = {
         "transductive": False,
         "bedde": False,
         "folds": 1,
-        "adapt_overrides": {"lr_w": 2e-3},
+        "adapt_overrides": {"lr_w": 1e-3},
     },
     "default": {
         "search": 4,
@@ -69,7 +69,7 @@ MODES = {
         "crops_transductive": False,
         "bedde": True,
         "folds": 2,
-        "adapt_overrides": {"lr_w": 2e-3},
+        "adapt_overrides": {"lr_w": 1e-3},
     },
 }
 
@@ -304,7 +304,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", help="override the mode's methods, e.g. lora:offline full:dcp l1")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--no-fade", action="store_true")
-    ap.add_argument("--from-json", type=Path, help="only re-render the markdown of a finished run's JSON")
+    ap.add_argument(
+        "--from-json", type=Path, nargs="*", help="only re-render the markdown of finished runs' JSON"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--jobs", type=int, default=1, help="tasks run in parallel processes (1 torch thread each)"
@@ -328,9 +330,10 @@ def main() -> None:
         from dehazekit.metrics.fade import FadeParams
 
         fade_params = FadeParams.load(tasks_mod.SHARED / "metrics" / "fade")
-    if args.from_json:  # re-render the tables of a finished run
-        data = json.loads(args.from_json.read_text())
-        write_outputs(args.from_json.with_suffix(""), data["records"], data["meta"])
+    if args.from_json:  # re-render the tables of finished runs (several: one table, commands listed)
+        runs = [json.loads(p.read_text()) for p in args.from_json]
+        meta = {**runs[0]["meta"], "command": "\n    ".join(r["meta"]["command"] for r in runs)}
+        write_outputs(args.from_json[0].with_suffix(""), [rec for r in runs for rec in r["records"]], meta)
         return
     t0 = time.perf_counter()
     jobs = []
