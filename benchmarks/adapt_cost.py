@@ -2,7 +2,7 @@
 
 Both run in one process on the same backbone (same initial weights), the same real hazy crops (the
 same seeded samplers) and the same objective, for the same number of optimiser steps:
-  adaptation = Stage 1 search (T_s steps, rank1 hypergradient) + Stage 2 fine-tune (T steps, top-K LoRA)
+  adaptation = Stage 1 search (T_s steps, --hypergrad, default the product's) + Stage 2 fine-tune (T steps, top-K LoRA)
   full       = Adam on all backbone parameters for T_s + T steps (one forward/backward per step)
 Only the optimisation loops are timed (no loading, no saving). Repeated ``--repeats`` times, alternating,
 median reported.
@@ -23,7 +23,7 @@ import torch
 
 from dehazekit.adapt.data import UnpairedHazy
 from dehazekit.backbones import create_backbone, forward_padded
-from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig, select_top_k
+from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig, hypergrad, select_top_k
 from dehazekit.lora import inject_lora
 from dehazekit.objectives import create_objective
 
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--images", default=str(shared / "data/real_hazy/fattal_bilalora"))
     parser.add_argument("--backbone", default="gunet-t")
     parser.add_argument("--objective", default="dcp")
-    parser.add_argument("--hypergrad", default="rank1")
+    parser.add_argument("--hypergrad", default=hypergrad.DEFAULT_METHOD)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--search-steps", type=int, default=10)

@@ -105,5 +105,5 @@ def clip_unavailable(name: str, tag: str | None) -> OfflineError | None:
         got="no cached file",
         expected="a cached or downloadable open_clip checkpoint",
         fix=f"pass a local checkpoint with --clip-weights PATH (same architecture as --clip {name}), "
-        "or use the CLIP-free objective: --objective dcp",
+        "or use the CLIP-free objective: --objective offline",
     )

@@ -22,7 +22,7 @@ step() {  # step NAME COMMAND...: run one command and report how long it took
 }
 
 step adapt "$DEHAZEKIT" adapt --images samples/images --backbone gunet-t --weights default \
-    --objective dcp --search-steps 20 --finetune-steps 20 --size 128 --batch-size 2 --out "$OUT"
+    --objective offline --search-steps 20 --finetune-steps 20 --size 128 --batch-size 2 --out "$OUT"
 step export "$DEHAZEKIT" export "$OUT"
 step run "$DEHAZEKIT" run samples/video/hazy_rocket.mp4 --model "$OUT/model.onnx" --out "$OUT/dehazed.mp4"
 

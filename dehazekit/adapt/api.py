@@ -50,6 +50,11 @@ class AdaptResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     upscaled: list[str] = field(default_factory=list)
     resumed_from: dict[str, Any] | None = None
+    guard: dict[str, Any] | None = None  # dehazekit.adapt.guard.Guard.summary(); None when off
+
+    @property
+    def recommended(self) -> bool:
+        return self.guard is None or bool(self.guard["recommended"])
 
 
 def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.Module:
@@ -122,6 +127,8 @@ class _Run:
         self.samplers = {name: accel.batches(data.sampler(name, bs)) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
         self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
+        self.guard: Any = None  # dehazekit.adapt.guard.Guard when the do-no-harm guard is on
+        self.snapshots: dict[int, dict[str, Tensor]] = {}
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, stage: str, step: int, **stage_state: Any) -> None:
@@ -159,12 +166,13 @@ class _Run:
 
         c = self.config
         search = BilevelSearch(self.model, self.objective,
-                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w),
+                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w,
+                                            stop_top_k=c.top_k or 1, stop_patience=c.search_patience),
                                reduce_grads=self.reduce)
         if state is not None:
             search.load_state_dict(state["search"])
         total = c.search_steps
-        while search.step_count < total:
+        while search.step_count < total and not search.converged:
             start = time.perf_counter()
             stats = search.step(self._next("alpha"), self._next("w"))
             step_s = time.perf_counter() - start
@@ -194,7 +202,8 @@ class _Run:
         if total == 0 and c.checkpoint_every > 0:
             self._checkpoint("finetune", 0, finetune=tuner.state_dict(), adapter=adapter_tensors(self.model),
                              selected=list(selected), search_gates=search_gates)
-        while tuner.step_count < total:
+        self._guard_check(tuner.step_count, total)
+        while tuner.step_count < total and not (self.guard is not None and self.guard.should_stop()):
             start = time.perf_counter()
             stats = tuner.step(self._next("all"))
             step_s = time.perf_counter() - start
@@ -204,7 +213,21 @@ class _Run:
                 self._checkpoint("finetune", tuner.step_count, finetune=tuner.state_dict(),
                                  adapter=adapter_tensors(self.model), selected=list(selected),
                                  search_gates=search_gates)
+            self._guard_check(tuner.step_count, total)
         check_identical(list(tuner.w.values()), self.dist, "fine-tuned LoRA weights")
+
+    def _guard_check(self, step: int, total: int) -> None:
+        """Judge this checkpoint on the held-out images and keep its adapter for the final choice."""
+        from dehazekit.lora import adapter_tensors
+
+        every = self.config.guard_every or max(1, total // 4)
+        if self.guard is None or not (step % every == 0 or step == total):
+            return
+        start = time.perf_counter()
+        check = self.guard.check(self.model, step)
+        self.snapshots[step] = adapter_tensors(self.model)
+        self.timings["guard"] = self.timings.get("guard", 0.0) + time.perf_counter() - start
+        log.info("guard at fine-tune step %d: %s", step, "pass" if check.passed else "; ".join(check.failures))
 
 
 def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | None]:
@@ -220,7 +243,8 @@ def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | N
 
 
 def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected: list[str],
-                    adapter_digest: str, config: AdaptConfig) -> tuple[float, dict[str, Path], Tensor]:
+                    adapter_digest: str, config: AdaptConfig,
+                    recommended: bool = True) -> tuple[float, dict[str, Path], Tensor]:
     """Merge LoRA into the weights, check merged == unmerged on the preview crops, then save."""
     from dehazekit.backbones import forward_padded
     from dehazekit.lora import merge_lora
@@ -237,23 +261,30 @@ def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected:
                                 fix="report this as a bug; the adapter files are kept")
     weights = save_model(model, out_dir, adapter_digest=adapter_digest, selected_blocks=list(selected),
                          extra={"adapted_with": "dehazekit adapt", "objective": config.objective,
-                                "seed": config.seed})
+                                "seed": config.seed, "recommended": recommended})
     return diff, {"model": weights, "model_json": out_dir / MODEL_META}, merged
 
 
 def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
-    from dehazekit.objectives import create_objective
+    from dehazekit.objectives import attach_network, create_objective
 
     # The objective first: a missing CLIP download should fail before any image is decoded.
     objective = create_objective(config.objective, config.objective_options())
-    data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames)
+    held: list[Path] = []
+    if config.guard:
+        from dehazekit.adapt.guard import split_holdout
+
+        held = split_holdout(images, config.guard_holdout, config.seed)
+    data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames,
+                        exclude=held)
     model = load_backbone(config, backbone)
     candidates = candidate_list(model, config.candidates)
     _check_k(config, len(candidates))
     objective.eval()
     for param in objective.parameters():
         param.requires_grad_(False)
-    return data, model, candidates, objective
+    attach_network(objective, model)
+    return data, model, candidates, objective, held
 
 
 def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None,
@@ -320,6 +351,7 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
 def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, progress: ProgressFn | None,
            dist: Dist) -> AdaptResult:
     from dehazekit.adapt.budget import estimate_and_plan, refit_finetune
+    from dehazekit.adapt.guard import apply_choice, make_guard
     from dehazekit.bilevel import select_top_k
     from dehazekit.lora import inject_lora
 
@@ -328,8 +360,9 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
     # rebuild exactly the same one.
     torch.manual_seed(config.seed)
     module = backbone if isinstance(backbone, nn.Module) else None
-    data, model, candidates, objective = _setup(images, config, module)
+    data, model, candidates, objective, held = _setup(images, config, module)
     previews = data.fixed_crops(config.preview_count)
+    guard = make_guard(config, model, held, previews) if config.guard else None
     with torch.no_grad():
         from dehazekit.backbones import forward_padded
 
@@ -345,6 +378,7 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
     if progress is None:
         progress = StageProgress(metrics=("loss", "lower_loss", "upper_loss"))
     run = _Run(config, data, model, objective, progress, accel, dist)
+    run.guard = guard
     state, resumed = _resume_state(run, config)
     load_s = time.perf_counter() - t0
     if state is not None and state["stage"] == "finetune":
@@ -358,6 +392,7 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
         run.config = config = refit_finetune(config, estimate, run.timings["search"], time.perf_counter() - t0)
     run.finetune(selected, search_gates, state)
     accel.detach(run.model)
+    apply_choice(run.guard, run.snapshots, run.model, config.out_dir)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 
@@ -378,10 +413,13 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
         "seed": config.seed, "gates": search_gates, "selected_order": selected, "hypergrad": config.hypergrad,
         "candidates": list(search_gates)})
     digest = adapter_digest(out_dir)
-    diff, paths, after = _merge_and_save(run.model, previews, out_dir, selected, digest, config)
+    guard = None if run.guard is None else run.guard.summary()
+    diff, paths, after = _merge_and_save(run.model, previews, out_dir, selected, digest, config,
+                                         recommended=guard is None or guard["recommended"])
     timings = {"load": load_s, **run.timings, "save_merge": time.perf_counter() - t_save}
     paths.update(adapter_json=out_dir / ADAPTER_JSON, adapter_tensors=out_dir / ADAPTER_TENSORS)
     summary = _summary(config, data, run, search_gates, selected, diff, digest, timings, resumed)
+    summary["guard"] = guard
     previews_grid = (previews, before, after)
     paths.update(write_report(out_dir, summary, search_gates, selected, run.history, previews_grid))
     timings["total"] = time.perf_counter() - t0
@@ -389,7 +427,7 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
     return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
                        gates=dict(search_gates), losses=run.history, timings=timings, paths=paths,
                        merge_max_abs_diff=diff, data_digest=data.digest, skipped=list(data.report.skipped),
-                       upscaled=list(data.report.upscaled), resumed_from=resumed)
+                       upscaled=list(data.report.upscaled), resumed_from=resumed, guard=guard)
 
 
 def _prompts_record(config: AdaptConfig) -> Any:

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dehazekit.bilevel.methods import DEFAULT_METHOD
+from dehazekit.bilevel.methods import METHODS as HYPERGRADS
 from dehazekit.runtimes.errors import ConfigError
 
-HYPERGRADS = ("rank1", "first-order", "unrolled", "reference")
 # Fields that may change between an interrupted run and its resume without changing the result.
-RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "time_budget", "device")
+RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "time_budget", "device", "guard_every")
 
 
 def _help(text: str, **cli: Any) -> dict[str, Any]:
@@ -31,6 +32,8 @@ class AdaptConfig:
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
     ``time_budget``: seconds; search/fine-tune step counts are picked from a measured probe to fit.
+    ``guard``: do-no-harm guard (dehazekit.adapt.guard) on a held-out ``guard_holdout`` share of the
+    images, checked after the search and every ``guard_every`` fine-tune steps (0 = a quarter of them).
     ``device``: auto (CUDA when present), cpu or cuda[:N]. ``precision``: auto (bf16 autocast on CUDA
     GPUs that support it, else fp32), fp32 or bf16 (see dehazekit.accel).
     """
@@ -44,7 +47,7 @@ class AdaptConfig:
             "Model folder, official checkpoint, 'default' (bundled model) or 'random' (tests only)."
         ),
     )
-    objective: str = field(default="h2c", metadata=_help("h2c (CLIP), dcp (CLIP-free) or h2c+dcp."))
+    objective: str = field(default="h2c", metadata=_help("offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline."))
     clip: str = field(default="ViT-B-32", metadata=_help("open_clip model name (or a model-config JSON)."))
     clip_pretrained: str | None = field(
         default="openai", metadata=_help("open_clip pretrained tag ('none': random CLIP).")
@@ -61,13 +64,18 @@ class AdaptConfig:
     rank: int = field(default=8, metadata=_help("LoRA rank."))
     lora_alpha: float = field(default=16.0, metadata=_help("LoRA scaling = lora_alpha / rank."))
     search_steps: int = field(default=300, metadata=_help("Stage 1 (bilevel search) steps."))
+    search_patience: int = field(
+        default=0, metadata=_help("Stop the search once the top-K set is unchanged this many steps (0: never).")
+    )
     finetune_steps: int = field(default=600, metadata=_help("Stage 2 (top-K fine-tune) steps."))
     batch_size: int = field(default=4, metadata=_help("Crops per batch."))
     size: int = field(default=224, metadata=_help("Crop side in pixels."))
     seed: int = field(default=0, metadata=_help("Seed of the split, the crops and LoRA init."))
     lr_w: float = field(default=1e-4, metadata=_help("LoRA learning rate (Adam)."))
     lr_alpha: float = field(default=3e-4, metadata=_help("Gate learning rate (AdamW)."))
-    hypergrad: str = field(default="rank1", metadata=_help("rank1, first-order, unrolled or reference."))
+    hypergrad: str = field(
+        default=DEFAULT_METHOD, metadata=_help("first-order, cg, unrolled, rank1 (the paper's) or reference.")
+    )
     candidates: str = field(default="auto", metadata=_help("auto, all or a backbone preset."))
     checkpoint_every: int = field(default=50, metadata=_help("Steps per checkpoint (0: never)."))
     video_frames: int = field(default=64, metadata=_help("Frames sampled from a video input."))
@@ -82,6 +90,11 @@ class AdaptConfig:
     )
     out: str = field(default="adapt_out", metadata=_help("Output folder."))
     resume: bool = field(default=False, metadata=_help("Continue from OUT/checkpoint."))
+    guard: bool = field(
+        default=True, metadata=_help("Do-no-harm guard: keep only a checkpoint that passes on held-out images.")
+    )
+    guard_holdout: float = field(default=0.2, metadata=_help("Share of the images held out for the guard."))
+    guard_every: int = field(default=0, metadata=_help("Fine-tune steps between guard checks (0: a quarter)."))
     device: str = field(default="auto", metadata=_help("auto (CUDA when present), cpu or cuda."))
     precision: str = field(
         default="auto", metadata=_help("auto (bf16 autocast on CUDA GPUs that support it, else fp32), fp32, bf16.")
@@ -124,12 +137,14 @@ class AdaptConfig:
         minimum = {
             "rank": 1,
             "search_steps": 1,
+            "search_patience": 0,
             "finetune_steps": 0,
             "batch_size": 1,
             "size": 16,
             "checkpoint_every": 0,
             "video_frames": 2,
             "preview_count": 1,
+            "guard_every": 0,
         }
         for name, low in minimum.items():
             value = getattr(self, name)
@@ -167,6 +182,8 @@ class AdaptConfig:
             )
 
     def _check_floats(self) -> None:
+        if isinstance(self.guard_holdout, bool) or not 0.0 <= float(self.guard_holdout) < 1.0:
+            raise ConfigError.build("guard_holdout must be in [0, 1)", got=self.guard_holdout)
         for name in ("lora_alpha", "lr_w", "lr_alpha"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -120,12 +120,13 @@ class UnpairedHazy:
     """
 
     def __init__(self, source: str | Path | Sequence[str | Path], size: int = 224, seed: int = 0,
-                 video_frames: int = 64) -> None:
+                 video_frames: int = 64, exclude: Sequence[Path] = ()) -> None:
         if size < 8:
             raise ConfigError.build("crop size too small", got=size, expected=">= 8")
         self.size, self.seed = int(size), int(seed)
         self.report = LoadReport()
         self.source = self._describe(source)
+        self._exclude = {Path(p).resolve() for p in exclude}  # held out for the guard: never trained on
         self.items = self._load(source, video_frames)
         if not self.items:
             skipped = len(self.report.skipped)
@@ -152,16 +153,19 @@ class UnpairedHazy:
             paths = [Path(p) for p in source]
             missing = [str(p) for p in paths if not p.is_file()]
             self.report.skipped += [{"path": p, "reason": "not found"} for p in missing]
-            return _load_images([p for p in paths if p.is_file()], self.report)
+            return _load_images([p for p in paths if p.is_file() and not self._held(p)], self.report)
         path = Path(source)
         if path.is_dir():
-            return _load_images([p for p in path.iterdir() if p.is_file()], self.report)
+            return _load_images([p for p in path.iterdir() if p.is_file() and not self._held(p)], self.report)
         if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             return _load_video(path, video_frames)
         if path.is_file():
             return _load_images([path], self.report)
         raise InputError.build("--images path not found", got=str(path),
                                expected="a folder, image or video file")
+
+    def _held(self, path: Path) -> bool:
+        return bool(self._exclude) and path.resolve() in self._exclude
 
     def _fit_sizes(self) -> None:
         """Upscale images smaller than a crop (listed); downscale huge ones (memory, crop context)."""

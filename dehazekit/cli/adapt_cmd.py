@@ -306,3 +306,21 @@ def _run(images: Path, given: dict[str, Any]) -> None:
         lines = StageProgress(emit=print_line, metrics=("loss", "lower_loss", "upper_loss"))
         result = run_adapt(str(images), config=config, progress=lines)
     _print_result(result)
+    _print_guard(result)
+
+
+def _print_guard(result: Any) -> None:
+    """The do-no-harm guard's verdict; exit code 3 when no checkpoint passed (model NOT recommended)."""
+    from dehazekit.adapt.guard import NOT_RECOMMENDED_EXIT
+
+    guard = result.guard
+    if guard is None:
+        return
+    if guard["recommended"]:
+        console.print(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})",
+                      highlight=False)
+        return
+    failures = next((c["failures"] for c in reversed(guard["checks"]) if c["failures"]), [])
+    console.print(f"[red]guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
+                  f"recommended (adapter kept for inspection)[/]", highlight=False)
+    raise typer.Exit(NOT_RECOMMENDED_EXIT)

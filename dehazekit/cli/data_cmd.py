@@ -13,7 +13,11 @@ from dehazekit.cli.console import cli_errors, console, is_terminal, print_line
 def synth(
     clear: Path = typer.Option(..., "--clear", help="Folder of clean images (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="Output folder: hazy/, clear/, params.json."),
-    preset: str = typer.Option("homogeneous", "--haze-preset", help="homogeneous or realistic."),
+    preset: str = typer.Option(
+        "homogeneous",
+        "--haze-preset",
+        help="homogeneous, realistic, outdoor, patchy, dust, bluegrey, dense or depth (with --depth).",
+    ),
     count: int = typer.Option(16, "--count", help="Number of pairs (images are cycled)."),
     seed: int = typer.Option(0, "--seed"),
     size: int = typer.Option(

@@ -45,6 +45,7 @@ class HazeConfig:
     airlight: Range = (0.75, 1.0)         # grey level of A
     airlight_tint: float = 0.0            # max per-channel offset of A (0 = grey)
     airlight_blue: Range = (0.0, 0.0)     # blue - red of A: skylight-scattered haze is bluish, dust warm
+    airlight_colour: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel factor (dust, blue-grey)
     depth_near: float = 0.15              # nearest pseudo-depth, so t < 1 everywhere
     depth_structure: float = 0.35         # share of the random field in the pseudo-depth
     depth_scale: float = 80.0             # metres that map to depth 1 when a real depth map is used
@@ -68,6 +69,10 @@ class HazeConfig:
             value = float(getattr(self, name))
             if not low <= value <= high:
                 raise ConfigError.build(f"HazeConfig.{name} out of range", got=value, expected=f"[{low}, {high}]")
+        self.airlight_colour = tuple(float(c) for c in self.airlight_colour)  # type: ignore[assignment]
+        if len(self.airlight_colour) != 3 or not all(0.0 < c <= 1.5 for c in self.airlight_colour):
+            raise ConfigError.build("HazeConfig.airlight_colour invalid", got=self.airlight_colour,
+                                    expected="three factors in (0, 1.5]")
         if self.depth_scale <= 0:
             raise ConfigError.build("HazeConfig.depth_scale must be > 0", got=self.depth_scale)
 
@@ -88,6 +93,17 @@ PRESETS: dict[str, HazeConfig] = {
     "outdoor": HazeConfig(beta=(0.25, 2.2), airlight=(0.7, 1.0), airlight_tint=0.03,
                           airlight_blue=(-0.05, 0.2), depth_structure=0.5, depth_layers=0.5, nonuniform=0.5, gamma=(0.9, 1.1),
                           noise_sigma=(0.0, 0.015), jpeg_quality=(50, 95), linear_light=True),
+    # Target domains the default model never saw (benchmarks/adapt_gt.py adapts to them):
+    # non-homogeneous, patchy haze (NH-HAZE-like blobs of dense haze)
+    "patchy": HazeConfig(beta=(0.8, 2.2), airlight=(0.7, 0.92), nonuniform=1.6, depth_structure=0.5),
+    # yellow dust: warm, dim airlight
+    "dust": HazeConfig(beta=(0.8, 2.0), airlight=(0.7, 0.88), airlight_colour=(1.0, 0.86, 0.62)),
+    # blue-grey haze: cool, dim airlight
+    "bluegrey": HazeConfig(beta=(0.8, 2.0), airlight=(0.62, 0.8), airlight_colour=(0.86, 0.93, 1.0)),
+    # dense, low-contrast haze
+    "dense": HazeConfig(beta=(2.4, 3.6), airlight=(0.72, 0.9)),
+    # meant for real metric depth (--depth ../shared/data/depth/make3d): beta 0.0125-0.0375 per metre
+    "depth": HazeConfig(beta=(1.0, 3.0), airlight=(0.72, 0.92)),
 }
 
 
@@ -189,7 +205,7 @@ def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
     tint = rng.uniform(-cfg.airlight_tint, cfg.airlight_tint, 3) if cfg.airlight_tint > 0 else np.zeros(3)
     if cfg.airlight_blue != (0.0, 0.0):
         tint = tint + _draw(rng, cfg.airlight_blue) * np.array([-0.5, 0.0, 0.5])
-    air = np.clip(grey + tint, 0.0, 1.0).astype(np.float32)
+    air = np.clip(grey * np.asarray(cfg.airlight_colour) + tint, 0.0, 1.0).astype(np.float32)
     t = np.exp(-beta_map * d).astype(np.float32)
     if cfg.linear_light:
         # Light mixes linearly; the camera encodes afterwards, so haze lifts shadows more than sRGB blending.

@@ -149,7 +149,9 @@ def remove_lora(model: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
         raise ConfigError.build("blocks to keep have no LoRA", got=unknown, expected=sorted(gates),
                                 fix=f"did you mean {', '.join(close)}?" if close else None)
     for name, layer in list(lora_layers(model)):
-        if _owner(name, keep) is None:
+        # Ownership is the block the layer was injected for, not a name prefix: with nested candidate
+        # blocks a layer of an unselected inner block also lies under a selected outer block's path.
+        if layer.block not in keep:
             layer.unmerge()
             _replace(model, name, layer.base_layer)
     for block in gates:

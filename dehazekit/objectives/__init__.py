@@ -1,11 +1,12 @@
-"""Unsupervised objectives (h2c: CLIP haze-to-clear; dcp: dark-channel prior + fidelity)."""
+"""Unsupervised objectives (h2c: CLIP haze-to-clear; offline = rehaze: re-haze self-training; dcp: dark channel)."""
 # Built-ins register themselves on import (open_clip itself is imported only when h2c is built).
-from dehazekit.objectives import dcp, h2c  # noqa: F401
+from dehazekit.objectives import dcp, h2c, rehaze  # noqa: F401
 from dehazekit.objectives.base import (
+    attach_network,
     create_objective,
     list_objectives,
     parse_objective_spec,
     register_objective,
 )
 
-__all__ = ["create_objective", "list_objectives", "parse_objective_spec", "register_objective"]
+__all__ = ["attach_network", "create_objective", "list_objectives", "parse_objective_spec", "register_objective"]

@@ -109,3 +109,13 @@ def create_objective(spec: str, options: dict[str, dict[str, Any]] | None = None
     if len(built) == 1 and built[0][0] == 1.0:
         return built[0][1]
     return WeightedSum(built)
+
+
+def attach_network(objective: nn.Module, model: nn.Module) -> None:
+    """Hand the network being adapted to every objective term that asks for it (``attach``; e.g. rehaze).
+
+    A generic hook: the search and fine-tune code still only call ``objective(hazy, out)``.
+    """
+    for term in objective.modules():
+        if hasattr(term, "attach"):
+            term.attach(model)

@@ -9,7 +9,7 @@ Three ways to name the model:
     (tests use this, never a download).
 
 When a tagged model is neither cached nor reachable we fail within seconds with an OfflineError that
-names ``--clip-weights`` and ``--objective dcp`` instead of hanging in a download retry loop.
+names ``--clip-weights`` and ``--objective offline`` instead of hanging in a download retry loop.
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def _offline_error(name: str, tag: str) -> OfflineError:
         f"CLIP weights {name}/{tag} are not cached and the network is unreachable",
         got="no cached file", expected="a cached or downloadable open_clip checkpoint",
         fix=f"pass a local checkpoint with --clip-weights PATH (same architecture as --clip {name}), "
-            "or use the CLIP-free objective: --objective dcp")
+            "or use the CLIP-free objective: --objective offline")
 
 
 def resolve_pretrained(name: str, tag: str) -> str:
@@ -137,7 +137,7 @@ def resolve_pretrained(name: str, tag: str) -> str:
         return open_clip.pretrained.download_pretrained(cfg)
     except Exception as exc:  # any download failure is the same user problem
         raise OfflineError.build(f"could not download CLIP weights {name}/{tag}", got=str(exc)[:200],
-                                 fix="pass --clip-weights PATH or use --objective dcp") from exc
+                                 fix="pass --clip-weights PATH, or adapt without CLIP: --objective offline") from exc
 
 
 def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAINED,

@@ -59,3 +59,71 @@ def test_unrolled_matches_autograd_second_order() -> None:
     expected = torch.autograd.grad(upper_loss(w - xi * g_w, a), a)[0]
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
     assert hg.cosine([got], [expected]) > 0.999999
+
+
+def _quadratic(n: int = 6, seed: int = 2):
+    """f(w, a) = 0.5 w^T H w - w^T (C a): mixed(p) = (C^T p, H p) exactly."""
+    gen = torch.Generator().manual_seed(seed)
+    Q = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    H = Q @ Q.T + 0.5 * torch.eye(n, dtype=torch.float64)
+    C = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    calls = []
+
+    def mixed(p):
+        calls.append(1)
+        return [-C.T @ p[0]], [H @ p[0]]
+
+    return H, C, mixed, calls
+
+
+def test_cg_reaches_the_exact_implicit_hypergradient_on_a_quadratic() -> None:
+    H, C, mixed, calls = _quadratic()
+    dF_da, dF_dw = [_t(0.3, -0.1, 0.2)], [torch.arange(6, dtype=torch.float64) - 2.0]
+    damping = 0.1
+    v_exact = torch.linalg.solve(H + damping * torch.eye(6, dtype=torch.float64), dF_dw[0])
+    g, v = hg.cg(dF_da, dF_dw, mixed, iters=6, damping=damping)
+    torch.testing.assert_close(v[0], v_exact)
+    torch.testing.assert_close(g[0], dF_da[0] + C.T @ v_exact)  # dF/da - (d2f/da dw) v, d2f/da dw = -C^T
+    assert len(calls) == 6
+    fewer, _ = hg.cg(dF_da, dF_dw, mixed, iters=2, damping=damping)
+    assert 0.5 < hg.cosine(fewer, g) < 0.999999  # 2 products: an approximation, not the answer
+
+
+def test_cg_warm_start_at_the_solution_needs_one_product() -> None:
+    H, C, mixed, calls = _quadratic()
+    b = [torch.ones(6, dtype=torch.float64)]
+    v_exact = torch.linalg.solve(H, b[0])
+    g, v = hg.cg([torch.zeros(3, dtype=torch.float64)], b, mixed, iters=3, x0=[v_exact])
+    assert len(calls) == 1  # the residual is 0: nothing left to solve
+    torch.testing.assert_close(v[0], v_exact)
+    torch.testing.assert_close(g[0], C.T @ v_exact)
+
+
+def test_cg_stops_at_negative_curvature() -> None:
+    mixed = lambda p: ([p[0][:1] * 0], [-p[0]])  # H = -I: CG must not step
+    g, v = hg.cg([_t(1.0)], [_t(1.0, 2.0)], mixed, iters=3)
+    torch.testing.assert_close(v[0], _t(0.0, 0.0))
+    torch.testing.assert_close(g[0], _t(1.0))
+
+
+@pytest.mark.parametrize("history", [0, 3])
+def test_adam_effective_lr_predicts_the_next_adam_step(history: int) -> None:
+    gen = torch.Generator().manual_seed(3)
+    p = torch.nn.Parameter(torch.randn(20, generator=gen))
+    opt = torch.optim.Adam([p], lr=0.01, betas=(0.8, 0.99))
+    for _ in range(history):  # build up moment state (0: the very first step, no state yet)
+        p.grad = torch.randn(20, generator=gen) * 1e-3
+        opt.step()
+    g = torch.randn(20, generator=gen) * 1e-3
+    xi = hg.adam_effective_lr(opt, [g])
+    before = p.detach().clone()
+    p.grad = g.clone()
+    opt.step()
+    update = before - p.detach()
+    assert xi == pytest.approx(float(update @ g / (g @ g)), rel=1e-4)
+    assert xi > 1.0  # Adam steps ~lr per coordinate: on gradients of 1e-3 that is a virtual step >> lr
+
+
+def test_cosine_of_a_zero_gradient_is_zero() -> None:
+    assert hg.cosine([_t(0.0, 0.0)], [_t(1.0, 2.0)]) == 0.0
+    assert hg.cosine([_t(1.0, 2.0)], [_t(-2.0, -4.0)]) == pytest.approx(-1.0)

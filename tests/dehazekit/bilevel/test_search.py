@@ -48,7 +48,7 @@ def test_alpha_never_in_w_optimizer() -> None:
         assert torch.equal(p, alpha_before[n]) and p.grad is None
 
 
-@pytest.mark.parametrize("method", ["rank1", "first-order", "unrolled", "reference"])
+@pytest.mark.parametrize("method", ["rank1", "first-order", "unrolled", "reference", "cg"])
 def test_search_then_finetune_changes_only_lora_and_gates(method: str) -> None:
     model = _model()
     base = {k.replace(".base_layer", ""): v.clone() for k, v in model.state_dict().items() if "lora" not in k}
@@ -110,7 +110,8 @@ def test_search_refuses_models_without_gates_and_bad_batches() -> None:
 
 
 @pytest.mark.parametrize(("method", "reuse", "calls"), [("rank1", True, 2), ("rank1", False, 3),
-                                                        ("first-order", True, 2), ("unrolled", True, 5)])
+                                                        ("first-order", True, 2), ("unrolled", True, 4),
+                                                        ("cg", True, 2), ("cg", False, 3)])
 def test_objective_evaluations_per_step(method: str, reuse: bool, calls: int) -> None:
     count = []
 

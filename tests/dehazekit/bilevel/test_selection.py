@@ -21,6 +21,10 @@ def test_x1_is_not_x10() -> None:
     assert precision_at_k(["x10", "x11"], ["x1", "x11"]) == 0.5
 
 
+def test_k_may_equal_the_number_of_candidates() -> None:
+    assert select_top_k({"a": 0.1, "b": 0.9}, k=2) == ["b", "a"]
+
+
 def test_bad_selection_requests() -> None:
     gates = {"a": 0.5, "b": 0.4}
     with pytest.raises(ConfigError, match="larger than the number"):

@@ -103,7 +103,7 @@ def test_offline_clip_error_comes_before_torch(tmp_path: Path) -> None:
         tmp_path, "adapt", "--images", str(SAMPLES), "--backbone", "gunet", "--weights", "default", env=env
     )
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 2 and "--clip-weights" in out and "--objective dcp" in out, out
+    assert proc.returncode == 2 and "--clip-weights" in out and "--objective offline" in out, out
     assert "torch is blocked" not in out and not (tmp_path / "adapt_out").exists()
 
 

@@ -43,6 +43,7 @@ def test_adapter_round_trip(tmp_path, toy_backbone: str) -> None:
     assert info["backbone"] == toy_backbone and info["backbone_config"] == {"channels": 4, "depth": 4}
     assert info["rank"] == 2 and info["lora_alpha"] == 5.0 and info["blocks"] == ["x1", "x4"]
     assert info["objective"] == "dcp" and info["seed"] == 7 and info["steps"] == 12
+    assert info["format_version"] == 1  # the file format readers rely on; bump only with a migration
     # all searched gates kept; the model's own (current) values win for its blocks
     assert info["gates"]["x3"] == 0.1 and info["gates"]["x1"] == pytest.approx(torch.sigmoid(torch.tensor(1.5)).item())
     assert info["digest"] == adapter_digest(tmp_path) == adapter_digest(tmp_path / "adapter.safetensors")

@@ -226,3 +226,53 @@ def test_remove_gates_folds_values_and_keeps_outputs(toy_backbone: str) -> None:
     assert not gates_of(model) and not gate_parameters(model) and lora_parameters(model)
     assert all(layer.gate is None for _, layer in lora_layers(model))
     torch.testing.assert_close(after, before, atol=1e-6, rtol=0)
+
+
+class _Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class _Outer(nn.Module):
+    """Candidate blocks 'outer' and 'outer.inner' are nested: inner's conv lies under both paths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.inner = _Inner()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.conv(x))
+
+
+@pytest.mark.parametrize("keep", ["outer", "outer.inner"])
+def test_remove_lora_keeps_exactly_the_kept_blocks_when_nested(keep: str) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module("outer", _Outer())
+    inject_lora(model, ["outer", "outer.inner"], rank=1, lora_alpha=1.0)
+    assert {layer.block for _, layer in lora_layers(model)} == {"outer", "outer.inner"}
+    randomize_lora(model)
+    remove_lora(model, keep=[keep])
+    assert {layer.block for _, layer in lora_layers(model)} == {keep}
+    assert sorted(gates_of(model)) == [keep]
+    # every remaining layer's gate is a gate still registered in the model
+    registered = {id(g) for g in gates_of(model).values()}
+    assert all(id(layer.gate) in registered for _, layer in lora_layers(model))
+
+
+def test_remove_lora_from_a_merged_model_restores_the_base_weights(toy_backbone: str) -> None:
+    torch.manual_seed(0)
+    model = create_backbone(toy_backbone, channels=4, depth=3)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    inject_lora(model, ["x1", "x2"], rank=1, lora_alpha=1.0)
+    randomize_lora(model, scale=0.5)
+    merge_lora(model, unload=False)  # deltas folded into the base weights in place
+    remove_lora(model, keep=["x2"])
+    for key, value in model.state_dict().items():
+        if key.startswith("x1.") or key in ("head.weight", "tail.weight"):
+            torch.testing.assert_close(value, base[key], atol=0, rtol=0, msg=key)

@@ -27,7 +27,7 @@ def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _assert_offline_message(exc: OfflineError) -> None:
     text = str(exc)
-    assert "--clip-weights" in text and "--objective dcp" in text
+    assert "--clip-weights" in text and "--objective offline" in text
 
 
 def test_offline_flag_fails_fast(empty_caches: None, monkeypatch: pytest.MonkeyPatch) -> None:

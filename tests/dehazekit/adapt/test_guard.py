@@ -1,0 +1,156 @@
+"""Do-no-harm guard: the decision on held-out stats, checkpoint choice, the held-out split, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dehazekit.adapt.guard import Guard, GuardBounds, GuardCheck, image_stats, judge, split_holdout
+
+BASE = {"luma": 100.0, "clipped": 0.01, "colour": 30.0, "dehaze": 0.2}
+
+
+def _with(**changes: float) -> dict[str, float]:
+    return {**BASE, **changes}
+
+
+@pytest.mark.parametrize(
+    ("cand", "reason"),
+    [
+        (_with(luma=96.0), "darker"),
+        (_with(luma=126.0), "brighter"),
+        (_with(clipped=0.03), "clipped"),
+        (_with(colour=40.0), "colourfulness"),
+        (_with(colour=22.0), "colourfulness"),
+        (_with(dehaze=0.08), "haze removal"),
+    ],
+)
+def test_judge_rejects_each_kind_of_drift(cand: dict[str, float], reason: str) -> None:
+    check = judge(5, BASE, cand, GuardBounds())
+    assert not check.passed and len(check.failures) == 1 and reason in check.failures[0]
+
+
+def test_judge_passes_moderate_brightening_and_small_changes() -> None:
+    check = judge(5, BASE, _with(luma=112.0, clipped=0.005, colour=33.0, dehaze=0.15), GuardBounds())
+    assert check.passed, check.failures
+    assert check.ratios["luma"] == pytest.approx(1.12)
+
+
+class _Sequence(Guard):
+    """A guard whose verdicts are given, to test selection and early stopping alone."""
+
+    def __init__(self, verdicts: list[bool]) -> None:
+        self.checks = [
+            GuardCheck(step=i * 10, ratios={}, failures=[] if ok else ["x"]) for i, ok in enumerate(verdicts)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "chosen", "stop"),
+    [
+        ([True, True, True], 20, False),
+        ([True, True, False], 10, True),  # drift grew past a bound: keep the last good step, stop
+        ([False, True], 10, False),  # the search's step failed but fine-tuning recovered
+        ([False, False, False], None, False),
+    ],
+)
+def test_choice_is_the_last_passing_checkpoint(verdicts: list[bool], chosen: int | None, stop: bool) -> None:
+    guard = _Sequence(verdicts)
+    assert (guard.chosen().step if guard.chosen() else None) == chosen
+    assert guard.should_stop() is stop
+
+
+def test_image_stats_measure_darkening_clipping_and_haze_removal() -> None:
+    torch.manual_seed(0)
+    hazy = 0.5 + 0.3 * torch.rand(1, 3, 32, 32)
+    out = (hazy - 0.4).clamp(0, 1)
+    stats = image_stats(hazy, out)
+    darker = image_stats(hazy, out * 0.5)
+    assert darker["luma"] == pytest.approx(stats["luma"] * 0.5, rel=0.02)
+    assert image_stats(hazy, out + 2.0)["clipped"] == 1.0
+    assert stats["dehaze"] > 0.3 and image_stats(hazy, hazy)["dehaze"] == pytest.approx(
+        0.0, abs=0.005
+    )  # 8-bit rounding
+
+
+def test_split_holdout_is_disjoint_seeded_and_leaves_two(tmp_path: Path) -> None:
+    from tests.dehazekit.adapt.conftest import write_hazy_images
+
+    paths = write_hazy_images(tmp_path / "h", 10)
+    (tmp_path / "h" / "notes.txt").write_text("x")
+    held = split_holdout(tmp_path / "h", 0.2, seed=0)
+    assert len(held) == 2 and set(held) <= set(paths)
+    assert held == split_holdout(paths, 0.2, seed=0) and held != split_holdout(paths, 0.2, seed=3)
+    assert split_holdout(paths[:2], 0.5, seed=0) == [] and len(split_holdout(paths[:3], 0.9, seed=0)) == 1
+
+
+def test_adapt_reports_guard_and_marks_model_not_recommended(hazy_dir: Path, tmp_path: Path) -> None:
+    """Bounds nobody can meet: every checkpoint fails, so the model is written but not recommended."""
+    from dehazekit.adapt import AdaptConfig, adapt
+    from dehazekit.adapt import guard as guard_mod
+
+    strict = GuardBounds(max_darken=-1.0)  # demands a brighter output than the base: always fails here
+    original = guard_mod.GuardBounds
+    guard_mod.GuardBounds = lambda: strict  # type: ignore[assignment]
+    try:
+        config = AdaptConfig(
+            backbone="tiny-gunet",
+            weights="random",
+            objective="offline",
+            search_steps=2,
+            finetune_steps=2,
+            size=32,
+            batch_size=2,
+            checkpoint_every=0,
+            out=str(tmp_path / "out"),
+        )
+        result = adapt(hazy_dir, config=config)
+    finally:
+        guard_mod.GuardBounds = original
+    assert not result.recommended and result.guard["chosen_step"] is None
+    assert len(result.guard["checks"]) == 3 and "1 held-out image" in result.guard["holdout"]
+    meta = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert meta["extra"]["recommended"] is False and (tmp_path / "out" / "adapter.safetensors").is_file()
+    summary = json.loads((tmp_path / "out" / "report" / "summary.json").read_text())
+    assert summary["guard"]["recommended"] is False
+    held = result.guard["holdout"].split(": ")[1]
+    trained = summary["data"]["split_w"] + summary["data"]["split_alpha"]
+    assert held.startswith("hazy_") and held not in trained and len(trained) == 5
+
+
+def test_cli_exits_3_and_says_not_recommended(hazy_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from dehazekit.adapt import guard as guard_mod
+    from dehazekit.cli.main import app
+
+    monkeypatch.setattr(guard_mod, "GuardBounds", lambda: GuardBounds(max_darken=-1.0))
+    result = CliRunner().invoke(
+        app,
+        [
+            "adapt",
+            "--images",
+            str(hazy_dir),
+            "--backbone",
+            "tiny-gunet",
+            "--weights",
+            "random",
+            "--objective",
+            "offline",
+            "--search-steps",
+            "1",
+            "--finetune-steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--size",
+            "32",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == guard_mod.NOT_RECOMMENDED_EXIT == 3, result.output
+    assert "NOT recommended" in result.output and "darker than the base" in result.output

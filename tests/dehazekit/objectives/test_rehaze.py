@@ -1,0 +1,110 @@
+"""rehaze / offline objective: airlight estimate, and which networks it penalises (tiny inputs)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from dehazekit.runtimes.errors import ConfigError
+from torch import nn
+
+from dehazekit.objectives import create_objective
+from dehazekit.objectives.rehaze import RehazeObjective, estimate_airlight
+
+AIR = torch.tensor([0.78, 0.74, 0.66])  # a dim, warm airlight, like real haze (the base expects 0.75-1.0)
+BETA, NEAR, SIZE = 1.0, 0.2, 24
+
+
+def _transmission() -> torch.Tensor:
+    """The transmission the objective draws when depth_structure=0 and beta is fixed (no randomness)."""
+    ramp = torch.linspace(1.0, 0.0, SIZE).view(1, 1, SIZE, 1).expand(1, 1, SIZE, SIZE)
+    return torch.exp(-BETA * (NEAR + (1 - NEAR) * ramp))
+
+
+class AirlightDehazer(nn.Module):
+    """Inverts I = J t + A (1 - t) exactly for the known t, with its own belief ``air`` about A."""
+
+    def __init__(self, air: torch.Tensor, gain: float = 1.0) -> None:
+        super().__init__()
+        self.air = nn.Parameter(air.clone().view(1, 3, 1, 1))
+        self.gain = nn.Parameter(torch.tensor(gain))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = _transmission()
+        return self.gain * (x - self.air * (1 - t)) / t
+
+
+def _scene() -> tuple[torch.Tensor, torch.Tensor]:
+    """(hazy, clear): a dark textured scene whose top rows are pure airlight (sky), hazed with AIR."""
+    torch.manual_seed(0)
+    clear = 0.15 + 0.4 * torch.rand(1, 3, SIZE, SIZE)
+    t = _transmission()
+    hazy = clear * t + AIR.view(1, 3, 1, 1) * (1 - t)
+    hazy[..., :6, :] = AIR.view(1, 3, 1, 1)
+    return hazy, clear
+
+
+def _objective(net: nn.Module) -> RehazeObjective:
+    obj = RehazeObjective(beta=(BETA, BETA), depth_near=NEAR, depth_structure=0.0, air_top=0.05)
+    obj.attach(net)
+    return obj
+
+
+def test_airlight_is_the_colour_of_the_haziest_pixels() -> None:
+    hazy, _ = _scene()
+    assert torch.allclose(estimate_airlight(hazy, top=0.05)[0], AIR, atol=1e-6)
+
+
+def test_network_with_the_targets_airlight_scores_zero_and_darkening_or_hazy_ones_do_not() -> None:
+    hazy, clear = _scene()
+    losses = {}
+    for name, air in {"right": AIR, "darkens": AIR + 0.15, "leaves_haze": AIR - 0.2}.items():
+        net = AirlightDehazer(air)
+        losses[name] = float(_objective(net)(hazy, clear).detach())
+    assert losses["right"] < 1e-5
+    # over-subtracting a too-bright airlight (the base's failure: too dark) is penalised ...
+    assert losses["darkens"] > 0.01
+    # ... and so is a brighter output that leaves haze in
+    assert losses["leaves_haze"] > 0.01
+
+
+@pytest.mark.parametrize("offset", [0.15, -0.2])
+def test_gradient_moves_the_networks_airlight_towards_the_targets(offset: float) -> None:
+    hazy, clear = _scene()
+    net = AirlightDehazer(AIR + offset)
+    _objective(net)(hazy, clear).backward()
+    step = -net.air.grad.view(3)
+    assert torch.all(torch.sign(step) == -torch.sign(torch.tensor(offset))), step
+
+
+def test_values_out_of_range_are_penalised_and_output_gets_no_self_target_gradient() -> None:
+    hazy, clear = _scene()
+    net = AirlightDehazer(AIR)
+    out = (clear * 1.0).requires_grad_(True)
+    assert float(_objective(net).terms(hazy, out)["clip"]) == 0.0
+    blown = (clear + 0.8).requires_grad_(True)
+    terms = _objective(net).terms(hazy, blown)
+    assert float(terms["clip"]) > 0.1
+    terms["cons"].backward()
+    assert blown.grad is None  # the target is held fixed: no "make the target easy" shortcut
+
+
+def test_offline_names_the_recommended_objective_and_needs_the_network() -> None:
+    obj = create_objective("offline")
+    assert isinstance(obj, RehazeObjective)
+    hazy, clear = _scene()
+    with pytest.raises(ConfigError, match="needs the network"):
+        obj(hazy, clear)
+    with pytest.raises(ConfigError):
+        RehazeObjective(beta=(2.0, 1.0))
+
+
+def test_uniformly_darkening_network_is_pushed_back_up_while_dcp_rewards_darkening() -> None:
+    hazy, clear = _scene()
+    net = AirlightDehazer(AIR, gain=0.8)
+    obj = _objective(net)
+    loss = obj(hazy, net(hazy))
+    loss.backward()
+    assert float(loss) > 0.01 and float(net.gain.grad) < 0  # gradient descent raises the gain
+    # the old dcp objective scores the same darkening as an improvement: why it is not the default
+    dcp = create_objective("dcp")
+    assert float(dcp(hazy, 0.8 * clear)) < float(dcp(hazy, clear))
