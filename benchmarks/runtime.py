@@ -130,9 +130,11 @@ def stage_costs(model: Path, video: Path) -> dict[str, float]:
 
 
 def default_model(folder: Path) -> Path:
-    from tests.runtimes.onnx_models import export_tiny
+    """The bundled default model exported to ONNX (benchmarks never import the test suite)."""
+    from dehazekit.exporters import export_onnx
+    from dehazekit.models import default_model_path
 
-    return export_tiny(folder / "tiny_w8.onnx", width=8, depth=1)
+    return export_onnx(default_model_path(), folder / "default.onnx")
 
 
 def main(argv: list[str] | None = None) -> int:

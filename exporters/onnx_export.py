@@ -18,6 +18,7 @@ import onnx
 import torch
 from torch import nn
 
+from dehazekit.exporters.formats import OPSET_RANGE
 from dehazekit.runtimes.errors import ExportError, ModelFileError
 from dehazekit.runtimes.io_utils import atomic_path
 from dehazekit.runtimes.meta import META_KEY, ModelMeta
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "hazy"
 OUTPUT_NAME = "clear"
 DYNAMIC_AXES = {"batch": 0, "height": 2, "width": 3}
-OPSET_RANGE = (13, 20)  # TorchScript exporter support; TensorRT 10.0 parses opset 9..20
 MAX_PROTO_BYTES = 2_000_000_000  # protobuf limit; larger models would need external data
 
 
@@ -199,9 +199,8 @@ def _finalise(proto: onnx.ModelProto, meta: ModelMeta) -> onnx.ModelProto:
     return proto
 
 
-def export_onnx(
+def build_onnx(
     model_or_path: nn.Module | str | Path,
-    out: str | Path,
     *,
     opset: int = 17,
     dynamic: Sequence[str] = ("batch", "height", "width"),
@@ -209,13 +208,8 @@ def export_onnx(
     trace_size: tuple[int, int] | None = None,
     backbone: str | None = None,
     meta_fields: dict[str, Any] | None = None,
-) -> Path:
-    """Export to ONNX: input ``hazy`` (B,3,H,W) float32 in [0,1], output ``clear`` (B,3,H,W) float32.
-
-    The model goes through ``to_deploy`` first. H and W must be multiples of the backbone's pad
-    multiple at run time (runtimes pads other sizes). ``fp16`` stores fp16 weights/compute with fp32
-    I/O (dehazekit.exporters.fp16). Same inputs and ``meta_fields={'created_at': ...}`` give the same bytes.
-    """
+) -> tuple[onnx.ModelProto, ModelMeta]:
+    """The ONNX model (in memory) and its ModelMeta; see ``export_onnx`` for the contract."""
     from dehazekit.exporters.deploy import to_deploy
 
     model, saved_fields = load_for_export(model_or_path, backbone)
@@ -236,11 +230,48 @@ def export_onnx(
         from dehazekit.exporters.fp16 import convert_fp16
 
         proto = convert_fp16(proto)
+        meta = meta.replace(precision="fp16")
     if proto.ByteSize() > MAX_PROTO_BYTES:
         raise ExportError.build("ONNX model larger than 2 GB", got=proto.ByteSize(), fix="export with fp16")
+    return proto, meta
+
+
+def write_onnx(proto: onnx.ModelProto, out: str | Path) -> Path:
+    """Write ``proto`` atomically (a reader never sees a partial file)."""
     out = Path(out)
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))
+    return out
+
+
+def export_onnx(
+    model_or_path: nn.Module | str | Path,
+    out: str | Path,
+    *,
+    opset: int = 17,
+    dynamic: Sequence[str] = ("batch", "height", "width"),
+    fp16: bool = False,
+    trace_size: tuple[int, int] | None = None,
+    backbone: str | None = None,
+    meta_fields: dict[str, Any] | None = None,
+) -> Path:
+    """Export to ONNX: input ``hazy`` (B,3,H,W) float32 in [0,1], output ``clear`` (B,3,H,W) float32.
+
+    The model goes through ``to_deploy`` first. H and W must be multiples of the backbone's pad
+    multiple at run time (runtimes pads other sizes). ``fp16`` stores fp16 weights/compute with fp32
+    I/O (dehazekit.exporters.fp16). Same inputs and ``meta_fields={'created_at': ...}`` give the same bytes.
+    No parity check: ``dehazekit.exporters.export`` is the checked pipeline (refuses a failing artifact).
+    """
+    proto, meta = build_onnx(
+        model_or_path,
+        opset=opset,
+        dynamic=dynamic,
+        fp16=fp16,
+        trace_size=trace_size,
+        backbone=backbone,
+        meta_fields=meta_fields,
+    )
+    out = write_onnx(proto, out)
     log.info("exported %s -> %s (%.1f MB, %s)", meta.backbone, out, out.stat().st_size / 1e6, meta.precision)
     return out
 

@@ -1,6 +1,8 @@
 """TensorRT engine building: every TensorRT version branch of dehazekit lives in this module.
 
-API generations (from the TensorRT Python API docs and the 10.x -> 11.x migration guide):
+The parse and build go through Polygraphy's TensorRT loaders (NetworkFromOnnxBytes, CreateConfig,
+EngineBytesFromNetwork); this module decides their arguments per TensorRT API generation
+(from the TensorRT Python API docs and the 10.x -> 11.x migration guide):
 - TRT 10: networks are always explicit-batch; precision is either weak (fp32 ONNX + BuilderFlag.FP16)
   or strong (NetworkDefinitionCreationFlag.STRONGLY_TYPED, types taken from an fp16 ONNX).
 - TRT 11: strongly typed only; BuilderFlag.FP16 is removed, so fp16 engines need an fp16 ONNX.
@@ -14,16 +16,26 @@ ModelMeta sidecar ``model.engine.json`` carries the build identity under ``extra
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
+from dehazekit.exporters.engine_cache import (  # noqa: F401  (part of this module's API)
+    EngineIdentity,
+    cache_entry,
+    cached_identity,
+    file_sha256,
+    sidecar_meta,
+    sidecar_path,
+)
 from dehazekit.runtimes.errors import ConfigError, ExportError, missing_dependency
 from dehazekit.runtimes.io_utils import atomic_write_bytes
 from dehazekit.runtimes.meta import ModelMeta
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -155,66 +167,6 @@ class ShapeProfile:
         ]
 
 
-# --- identity, sidecar, cache ----------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class EngineIdentity:
-    """Everything an engine depends on; two builds with equal identities are interchangeable."""
-
-    onnx_sha256: str
-    trt_version: str
-    gpu_name: str
-    compute_capability: str
-    precision: str
-    min_shape: Shape
-    opt_shape: Shape
-    max_shape: Shape
-    builder_level: int
-    workspace_gib: float
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("min_shape", "opt_shape", "max_shape"):
-            data[key] = list(data[key])
-        return data
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def sidecar_path(engine: str | Path) -> Path:
-    """``model.engine`` -> ``model.engine.json`` (what runtimes' TensorRT backend reads)."""
-    engine = Path(engine)
-    return engine.with_name(engine.name + ".json")
-
-
-def sidecar_meta(meta: ModelMeta, identity: EngineIdentity) -> ModelMeta:
-    tensorrt = {**identity.to_dict(), "key": identity.key()}
-    return meta.replace(precision=identity.precision, extra={**meta.extra, "tensorrt": tensorrt})
-
-
-def cached_identity(engine: str | Path) -> dict[str, Any] | None:
-    """The identity recorded beside an existing engine, or None when there is no usable one."""
-    side = sidecar_path(engine)
-    if not (Path(engine).is_file() and side.is_file()):
-        return None
-    try:
-        return ModelMeta.load(side).extra.get("tensorrt")
-    except Exception:  # a corrupt sidecar only means "rebuild"
-        return None
-
-
-def cache_entry(cache_dir: str | Path, identity: EngineIdentity) -> Path:
-    return Path(cache_dir) / f"{identity.onnx_sha256[:12]}-{identity.key()}.engine"
-
-
 def trtexec_command(
     onnx_path: str | Path,
     engine: str | Path,
@@ -282,64 +234,82 @@ def check_build_args(workspace_gib: float, builder_level: int) -> None:
         )
 
 
-def _parse_network(
-    trt: Any, builder: Any, logger: Any, onnx_path: Path, plan: PrecisionPlan, generation: int
-) -> Any:
-    flags = 0
-    if (
-        plan.strongly_typed and generation == 10
-    ):  # TRT 11 ignores the (deprecated) flag: always strongly typed
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ExportError.build(
-            "TensorRT could not parse the ONNX model",
-            got=errors[:5],
-            fix="run dehazekit.exporters.trt_lint.lint_onnx on it to see unsupported operators",
-        )
-    return network, parser  # the parser must outlive the build (it owns the weights)
+@dataclass(frozen=True)
+class BuildRecipe:
+    """Arguments for Polygraphy's TensorRT loaders, decided from the precision plan and the request."""
+
+    strongly_typed: bool | None  # NetworkFromOnnxBytes; TRT 11 is always strongly typed (no flag)
+    config: dict[str, Any]  # CreateConfig keyword arguments
+    save_timing_cache: str | None  # EngineBytesFromNetwork merges into and writes this file
 
 
-def _build_serialized(
+def build_recipe(
     trt: Any,
     generation: int,
     plan: PrecisionPlan,
-    onnx_path: Path,
     profile: ShapeProfile,
     workspace_gib: float,
     timing_cache: Path | None,
     builder_level: int,
-) -> bytes:
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network, _parser = _parse_network(trt, builder, logger, onnx_path, plan, generation)
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    config.builder_optimization_level = builder_level
-    if plan.fp16_flag:  # only planned for TRT 10 (BuilderFlag.FP16 is removed in 11)
-        config.set_flag(trt.BuilderFlag.FP16)
-    shapes = builder.create_optimization_profile()
-    shapes.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
-    config.add_optimization_profile(shapes)
-    if timing_cache is not None:
-        data = timing_cache.read_bytes() if timing_cache.is_file() else b""
-        config.set_timing_cache(config.create_timing_cache(data), False)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
+) -> BuildRecipe:
+    from polygraphy.backend.trt import Profile
+
+    shapes = Profile().add(INPUT_NAME, min=profile.min, opt=profile.opt, max=profile.max)
+    config = {
+        "fp16": plan.fp16_flag,  # only planned for TRT 10 (BuilderFlag.FP16 is removed in 11)
+        "profiles": [shapes],
+        "memory_pool_limits": {trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))},
+        "builder_optimization_level": builder_level,
+        "load_timing_cache": str(timing_cache)
+        if timing_cache is not None and timing_cache.is_file()
+        else None,
+    }
+    strongly_typed = True if plan.strongly_typed and generation == 10 else None
+    return BuildRecipe(strongly_typed, config, str(timing_cache) if timing_cache is not None else None)
+
+
+def _build_serialized(trt: Any, onnx_bytes: bytes, recipe: BuildRecipe) -> bytes:
+    """Parse and build through Polygraphy's loaders (NetworkFromOnnxBytes -> CreateConfig -> engine bytes)."""
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxBytes
+    from polygraphy.exception import PolygraphyException
+
+    network = NetworkFromOnnxBytes(onnx_bytes, strongly_typed=recipe.strongly_typed)
+    build = EngineBytesFromNetwork(
+        network, config=CreateConfig(**recipe.config), save_timing_cache=recipe.save_timing_cache
+    )
+    try:
+        serialized = build()
+    except PolygraphyException as exc:
         raise ExportError.build(
             "TensorRT engine build failed",
-            got="build_serialized_network returned None",
-            fix="see the TensorRT log above; try a larger --workspace",
-        )
-    if timing_cache is not None:
-        atomic_write_bytes(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+            got=str(exc).strip().splitlines()[-1][:300],
+            fix="see the TensorRT log above; check dehazekit.exporters.lint_onnx(onnx) or raise --workspace",
+        ) from exc
     return bytes(memoryview(serialized))
 
 
+OnnxSource = Union[str, Path, bytes, "onnx.ModelProto"]
+
+
+def _onnx_source(onnx_model: OnnxSource) -> tuple[bytes, ModelMeta]:
+    """Serialised bytes and ModelMeta of the ONNX model, reading or parsing it at most once."""
+    import onnx
+
+    from dehazekit.exporters.onnx_export import read_meta
+
+    if isinstance(onnx_model, (str, Path)):
+        path = Path(onnx_model)
+        if not path.is_file():
+            raise ExportError.build("ONNX file to build from not found", got=str(path))
+        data = path.read_bytes()
+        return data, read_meta(onnx.load_from_string(data))
+    if isinstance(onnx_model, bytes):
+        return onnx_model, read_meta(onnx.load_from_string(onnx_model))
+    return onnx_model.SerializeToString(), read_meta(onnx_model)
+
+
 def build_engine(
-    onnx_path: str | Path,
+    onnx_model: OnnxSource,
     out: str | Path,
     *,
     fp16: bool = False,
@@ -354,24 +324,21 @@ def build_engine(
 ) -> Path:
     """Build ``out`` (plain serialised engine) + ``out.json`` (ModelMeta with the build identity).
 
-    An existing engine whose sidecar records the same identity (ONNX sha256, TensorRT version, GPU,
-    precision, shapes, level, workspace) is reused unless ``force``; ``cache_dir`` keeps engines by
-    identity key across output paths; ``timing_cache`` is read before and written after the build.
+    ``onnx_model``: a path, serialised bytes or an in-memory ``onnx.ModelProto``. An existing engine
+    whose sidecar records the same identity (ONNX sha256, TensorRT version, GPU, precision, shapes,
+    level, workspace) is reused unless ``force``; ``cache_dir`` keeps engines by identity key across
+    output paths; ``timing_cache`` is read before and merged/written after the build.
     """
-    from dehazekit.exporters.onnx_export import read_meta
-
-    onnx_path, out = Path(onnx_path), Path(out)
-    if not onnx_path.is_file():
-        raise ExportError.build("ONNX file to build from not found", got=str(onnx_path))
+    out = Path(out)
     check_build_args(workspace_gib, builder_level)
-    meta = read_meta(onnx_path)
+    onnx_bytes, meta = _onnx_source(onnx_model)
     profile = ShapeProfile.for_meta(meta, min_shape, opt_shape, max_shape)
     trt = _import_tensorrt()
     generation = api_generation(trt.__version__)
     plan = plan_precision(generation, meta.precision, fp16)
     gpu, capability = gpu_identity()
     identity = EngineIdentity(
-        file_sha256(onnx_path),
+        hashlib.sha256(onnx_bytes).hexdigest(),
         str(trt.__version__),
         gpu,
         capability,
@@ -394,16 +361,9 @@ def build_engine(
         log.info(
             "building TensorRT %s engine (%s, %s) - this takes minutes", trt.__version__, plan.precision, gpu
         )
-        data = _build_serialized(
-            trt,
-            generation,
-            plan,
-            onnx_path,
-            profile,
-            workspace_gib,
-            Path(timing_cache) if timing_cache else None,
-            builder_level,
-        )
+        cache_file = Path(timing_cache) if timing_cache else None
+        recipe = build_recipe(trt, generation, plan, profile, workspace_gib, cache_file, builder_level)
+        data = _build_serialized(trt, onnx_bytes, recipe)
     side = sidecar_meta(meta, identity)
     atomic_write_bytes(out, data)
     side.save(sidecar_path(out))

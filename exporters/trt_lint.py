@@ -2,7 +2,7 @@
 
 The table is written from onnx-tensorrt's "Supported ONNX Operators" matrix (docs/operators.md, TensorRT
 10.15 release: opset 9..24; TensorRT 10.0 documents opset 9..20). TensorRT 11 keeps that operator set;
-its difference that matters here is typing (strongly typed only), which dehazekit.exporters.tensorrt_build handles.
+its difference that matters here is typing (strongly typed only), which tensorrt_build handles.
 Attribute restrictions (Resize modes, pooling dilations, ...) come from the same matrix's notes.
 """
 

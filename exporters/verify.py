@@ -1,5 +1,7 @@
 """Parity reports: an exported ONNX model against its PyTorch reference, on onnxruntime CPU.
 
+The runs go through Polygraphy's Comparator (dehazekit.exporters.comparison); the judgement is ours.
+
 Errors are measured on outputs divided by ``scale = max(1, max|reference|)``: dehazed images live in
 [0, 1] so the tolerances below apply as written, while randomly initialised test networks (outputs
 far outside [0, 1]) are judged relative to their own range instead of failing on magnitude alone.
@@ -11,21 +13,29 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
-from dehazekit.runtimes.errors import ConfigError, InputError, ParityError
+from dehazekit.exporters.parity_inputs import (  # noqa: F401  (re-exported: the verify API)
+    PARITY_LONG_SIDE,
+    default_sizes,
+    image_inputs,
+    parity_inputs,
+    random_inputs,
+    realistic_size,
+)
+from dehazekit.runtimes.errors import ConfigError, ParityError
 from dehazekit.runtimes.io_utils import atomic_write_text
+from dehazekit.runtimes.meta import ModelMeta
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,9 @@ class CaseResult:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def __bool__(self) -> bool:  # Polygraphy's Comparator reads a compare result's truth value as "matched"
+        return self.passed
 
 
 def compare(name: str, reference: np.ndarray, candidate: np.ndarray, tol: Tolerance) -> CaseResult:
@@ -159,22 +172,21 @@ class ParityReport:
         return atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     def table(self) -> Any:
+        """Rich table within 80 columns: case names carry the size (shapes and NaN counts: the JSON)."""
         from rich.table import Table
 
         table = Table(title=f"parity {self.backbone} {self.precision} ({'PASS' if self.passed else 'FAIL'})")
-        table.add_column("input", overflow="fold", min_width=16)
-        for col in ("shape", "max", "mean", "p99.9", "PSNR dB", "NaN/Inf"):
+        table.add_column("input (HxW)", overflow="fold", min_width=12)
+        for col in ("max", "mean", "p99.9", "PSNR dB"):
             table.add_column(col, no_wrap=True, justify="right")
         table.add_column("result", overflow="fold")
         for c in self.cases:
             table.add_row(
                 c.name,
-                "x".join(map(str, c.shape)),
-                f"{c.max_abs:.2e}",
-                f"{c.mean_abs:.2e}",
-                f"{c.p999_abs:.2e}",
+                f"{c.max_abs:.1e}",
+                f"{c.mean_abs:.1e}",
+                f"{c.p999_abs:.1e}",
                 f"{c.psnr_db:.1f}",
-                str(c.nonfinite),
                 "ok" if c.passed else "; ".join(c.failures),
             )
         return table
@@ -183,58 +195,11 @@ class ParityReport:
         if not self.passed:
             worst = [f"{c.name}: {'; '.join(c.failures)}" for c in self.cases if not c.passed]
             raise ParityError.build(
-                f"{self.onnx_path} does not match its PyTorch reference ({self.precision})",
+                f"{self.onnx_path} does not match its reference ({self.precision}, {self.provider})",
                 got=worst[:3],
                 expected=asdict(self.tolerance),
                 fix="inspect the parity report; pass --force to keep the artifact anyway",
             )
-
-
-# --- inputs ----------------------------------------------------------------------------------
-def default_sizes(pad_multiple: int, min_size: int) -> list[tuple[int, int]]:
-    """Two valid sizes, one square and one not, both different from the export trace size."""
-    from dehazekit.backbones import padded_size
-
-    square = padded_size(48, pad_multiple, min_size)
-    tall = padded_size(square + 2 * pad_multiple, pad_multiple, min_size)
-    return [(square, square), (tall, padded_size(tall + 3 * pad_multiple, pad_multiple, min_size))]
-
-
-def _load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def image_inputs(
-    images_dir: str | Path, sizes: Sequence[tuple[int, int]], limit: int = 2
-) -> dict[str, np.ndarray]:
-    """Centre crops (never resizes) of up to ``limit`` photos at each size: (1, 3, h, w) float32 [0, 1]."""
-    folder = Path(images_dir)
-    files = (
-        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-    )
-    if not files:
-        raise InputError.build(
-            "no images to verify with", got=str(folder), expected=f"files {IMAGE_SUFFIXES}"
-        )
-    out: dict[str, np.ndarray] = {}
-    for path in files[:limit]:
-        rgb = _load_rgb(path)
-        for h, w in sizes:
-            if rgb.shape[0] < h or rgb.shape[1] < w:
-                log.info("verify: %s smaller than %dx%d, skipped at that size", path.name, h, w)
-                continue
-            top, left = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
-            crop = rgb[top : top + h, left : left + w].transpose(2, 0, 1)[None]
-            out[f"{path.stem}@{h}x{w}"] = np.ascontiguousarray(crop)
-    return out
-
-
-def random_inputs(sizes: Iterable[tuple[int, int]], batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {f"random@{h}x{w}": rng.random((batch, 3, h, w), dtype=np.float32) for h, w in sizes}
 
 
 # --- verify ----------------------------------------------------------------------------------
@@ -248,9 +213,21 @@ def ort_session(onnx_path: str | Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
+OnnxModel = Union[str, Path, bytes, "onnx.ModelProto"]
+
+
+def _onnx_bytes(model: OnnxModel) -> tuple[bytes, str]:
+    """(serialised model, name for the report) from a path, bytes or an in-memory proto."""
+    if isinstance(model, bytes):
+        return model, "<in-memory ONNX>"
+    if isinstance(model, (str, Path)):
+        return Path(model).read_bytes(), str(model)
+    return model.SerializeToString(), "<in-memory ONNX>"
+
+
 def verify(
     reference: nn.Module,
-    onnx_path: str | Path,
+    onnx_model: OnnxModel,
     inputs: dict[str, Any] | Sequence[Any] | None = None,
     *,
     sizes: Sequence[tuple[int, int]] | None = None,
@@ -259,36 +236,83 @@ def verify(
     tolerance: Tolerance | None = None,
     report_path: str | Path | None = None,
     threads: int | None = None,
+    long_side: int = PARITY_LONG_SIDE,
+    on_case: Callable[[int, int], None] | None = None,
 ) -> ParityReport:
-    """Compare ``reference`` (PyTorch) with ``onnx_path`` (onnxruntime CPU) on each input.
+    """Compare ``reference`` (PyTorch, CPU) with ``onnx_model`` (onnxruntime CPU) through Polygraphy.
 
-    Inputs: the given arrays/tensors (B, 3, H, W) float32 [0, 1], else random ones at ``sizes``
-    (default: two valid sizes incl. a non-square one) plus centre crops of photos in ``images_dir``.
+    ``onnx_model``: a path, serialised bytes or an ``onnx.ModelProto`` (nothing is re-read from disk).
+    Inputs: the given arrays/tensors (B, 3, H, W) float32 [0, 1], else ``parity_inputs`` (two small
+    sizes incl. a non-square one, one realistic ``long_side`` size, photo crops from ``images_dir``).
+    ``on_case(i, n)`` reports progress.
     """
-    from dehazekit.exporters.onnx_export import INPUT_NAME, read_meta
+    from dehazekit.exporters.comparison import TorchRunner, onnxrt_runner, run_comparison
+    from dehazekit.exporters.onnx_export import read_meta
 
-    meta = read_meta(onnx_path)
+    data, label = _onnx_bytes(onnx_model)
+    meta = read_meta(onnx_model if not isinstance(onnx_model, bytes) else onnx.load_from_string(data))
     tol = tolerance or Tolerance.for_precision(meta.precision)
     if inputs is None:
-        sizes = list(sizes or default_sizes(meta.pad_multiple, meta.min_size))
-        cases = random_inputs(sizes, batch=batch)
-        if images_dir is not None:
-            cases.update(image_inputs(images_dir, sizes))
+        cases = parity_inputs(meta, sizes=sizes, images_dir=images_dir, batch=batch, long_side=long_side)
     elif isinstance(inputs, dict):
         cases = dict(inputs)
     else:
         cases = {f"input{i}": x for i, x in enumerate(inputs)}
-    session = ort_session(onnx_path, threads)
-    reference = reference.eval()
-    results = []
-    for name, x in cases.items():
-        array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
-        with torch.no_grad():
-            ref = reference(torch.from_numpy(array))
-        got = session.run(None, {INPUT_NAME: array})[0]
-        results.append(compare(name, ref.numpy(), got, tol))
-    report = ParityReport(str(onnx_path), meta.backbone, meta.precision, tol, results)
+    names = list(cases)
+    feeds = [_as_array(x) for x in cases.values()]
+    judged = run_comparison(
+        [TorchRunner(reference), onnxrt_runner(data, threads)],
+        feeds,
+        lambda ref, got: compare("", ref, got, tol),
+        on_feed=(lambda i: on_case(i, len(feeds))) if on_case else None,
+    )
+    for name, case in zip(names, judged):
+        case.name = name
+    report = ParityReport(label, meta.backbone, meta.precision, tol, judged)
     if report_path is not None:
         report.save(report_path)
     log.info("parity %s %s: %s", meta.backbone, meta.precision, "pass" if report.passed else "FAIL")
+    return report
+
+
+def _as_array(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy().astype(np.float32, copy=False)
+    return np.asarray(x, dtype=np.float32)
+
+
+def verify_engine(
+    engine: str | Path,
+    onnx_model: OnnxModel,
+    meta: ModelMeta,
+    profile: Any,
+    *,
+    long_side: int = PARITY_LONG_SIDE,
+    tolerance: Tolerance | None = None,
+) -> ParityReport:
+    """TensorRT engine vs onnxruntime CPU on the same inputs (Polygraphy TrtRunner vs OnnxrtRunner).
+
+    Inputs lie inside the engine's shape ``profile``: its min H/W and the realistic size clamped into
+    it. fp32 engines may pick TF32-like tactics, so both precisions are judged with the fp16 limits.
+    """
+    from dehazekit.exporters.comparison import onnxrt_runner, run_comparison, trt_runner
+
+    data, _ = _onnx_bytes(onnx_model)
+    lo, hi = profile.min[2:], profile.max[2:]
+    sizes = [tuple(lo)]
+    if long_side:
+        h, w = realistic_size(long_side, meta.pad_multiple, meta.min_size)
+        clamped = (min(max(h, lo[0]), hi[0]), min(max(w, lo[1]), hi[1]))
+        sizes += [clamped] if clamped not in sizes else []
+    cases = random_inputs(sizes, batch=profile.min[0])
+    tol = tolerance or Tolerance.for_precision("fp16")
+    judged = run_comparison(
+        [onnxrt_runner(data), trt_runner(Path(engine).read_bytes())],
+        list(cases.values()),
+        lambda ref, got: compare("", ref, got, tol),
+    )
+    for name, case in zip(cases, judged):
+        case.name = name
+    report = ParityReport(str(engine), meta.backbone, meta.precision, tol, judged, provider="TensorRT")
+    log.info("engine parity %s: %s", engine, "pass" if report.passed else "FAIL")
     return report

@@ -3,6 +3,8 @@
 model-only: ``backend.infer`` on a ready, padded float batch (what the network costs).
 end-to-end: uint8 frames through the threaded pipeline (pre/post, padding, batching, queues) into
 a sink; the ratio says how much of the model's speed the pipeline keeps.
+On GPUs: host<->device copy time per batch from the backend's CUDA events (backends with an
+OverlappedRunner) and the GPU's utilisation during the end-to-end run (pynvml, when installed).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 from dehazekit.runtimes.backends import open_backend
 from dehazekit.runtimes.dehazer import Dehazer
 from dehazekit.runtimes.errors import ConfigError
+from dehazekit.runtimes.gpu_stats import GpuSampler
 from dehazekit.runtimes.pipeline import run_pipeline
 from dehazekit.runtimes.processing import plan_padding, to_layout
 from dehazekit.runtimes.sources import CallbackSink
@@ -71,6 +74,27 @@ def end_to_end_fps(dehazer: Dehazer, width: int, height: int, frames: int) -> fl
     return report.fps
 
 
+def copy_times(backend: Any) -> Any | None:
+    """The CopyTimes of a backend that stages through an OverlappedRunner (TensorRT, ORT CUDA), else None."""
+    runner = getattr(backend, "runner", None) or getattr(getattr(backend, "cuda_io", None), "runner", None)
+    return getattr(runner, "times", None)
+
+
+def gpu_columns(backend: Any, before: tuple[float, float, int] | None, sampler: GpuSampler) -> dict[str, float]:
+    """Per-batch H2D/D2H milliseconds over the end-to-end run, plus the GPU sampler's summary."""
+    row = dict(sampler.summary())
+    times = copy_times(backend)
+    if times is not None and before is not None and times.batches > before[2]:
+        batches = times.batches - before[2]
+        row.update(h2d_ms=(times.h2d_ms - before[0]) / batches, d2h_ms=(times.d2h_ms - before[1]) / batches)
+    return row
+
+
+def _snapshot(backend: Any) -> tuple[float, float, int] | None:
+    times = copy_times(backend)
+    return (times.h2d_ms, times.d2h_ms, times.batches) if times is not None else None
+
+
 def backend_variants(model: Path, device: str) -> list[dict[str, Any]]:
     """One entry per backend to compare: each usable ONNX Runtime provider alone, else the file's backend."""
     if model.suffix.lower() != ".onnx":
@@ -94,9 +118,12 @@ def bench(model: Path, size: tuple[int, int], batches: Sequence[int], device: st
         try:
             for batch in batches:
                 model_fps = model_only_fps(backend, width, height, batch, seconds)
-                pipe_fps = end_to_end_fps(Dehazer(backend, batch=batch), width, height, max(frames, 2 * batch))
+                before = _snapshot(backend)
+                with GpuSampler() as sampler:
+                    pipe_fps = end_to_end_fps(Dehazer(backend, batch=batch), width, height, max(frames, 2 * batch))
                 rows.append({"backend": variant["label"], "batch": batch, "model_fps": model_fps,
-                             "pipeline_fps": pipe_fps, "ratio": pipe_fps / model_fps if model_fps else 0.0})
+                             "pipeline_fps": pipe_fps, "ratio": pipe_fps / model_fps if model_fps else 0.0,
+                             **gpu_columns(backend, before, sampler)})
         finally:
             backend.close()
     return rows

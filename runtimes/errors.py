@@ -76,3 +76,7 @@ def missing_dependency(package: str, extra: str | None, purpose: str) -> Missing
     """Build the error for an absent optional package, naming the pip command that fixes it."""
     fix = f"pip install 'dehazekit[{extra}]'" if extra else f"pip install {package}"
     return MissingDependencyError.build(f"{purpose} needs the {package} package", got="not installed", fix=fix)
+
+
+class OutputError(DehazeKitError):
+    """An output cannot be written (read-only, no space, permission) or would overwrite an input."""

@@ -114,28 +114,44 @@ class Pipeline:
                 self.on_frame(self.report)
 
     def _infer_loop(self) -> None:
-        """Gather up to ``batch`` same-size frames, dehaze them, pass them on in order."""
-        batch_size, held = self.dehazer.batch, None
+        """Gather up to ``batch`` same-size frames, dehaze them, pass them on in order.
+
+        One batch stays in flight: batch i+1 is submitted before batch i is collected, so on backends that
+        overlap transfers with compute the GPU never waits for the host to prepare the next batch.
+        """
+        held, in_flight = None, None
         while True:
-            first = held if held is not None else self._get(self.inbox)
-            held = None
-            if first is _END:
-                return
-            group: list[FrameItem] = [first]
-            while len(group) < batch_size:
-                nxt = self._get(self.inbox)
-                if nxt is _END or nxt.image.shape != first.image.shape:
-                    held = nxt  # a size change (or the end) closes this batch
-                    break
-                group.append(nxt)
-            start = time.perf_counter()
-            outputs = self.dehazer.process_batch([item.image for item in group])
-            self.report.infer_seconds += time.perf_counter() - start
-            for item, out in zip(group, outputs):
-                if not self._put(self.outbox, (item, out)):
+            group, held = self._gather(held)
+            if group:
+                start = time.perf_counter()
+                submitted = (group, self.dehazer.submit_batch([item.image for item in group]))
+                self.report.infer_seconds += time.perf_counter() - start
+                if in_flight is not None and not self._emit(*in_flight):
                     return
-            if held is _END:
+                in_flight = submitted
+            if held is _END or not group:
+                if in_flight is not None:
+                    self._emit(*in_flight)
                 return
+
+    def _gather(self, held: Any) -> tuple[list[FrameItem], Any]:
+        """(up to ``batch`` same-size frames, the item that closed the group: next size or _END)."""
+        first = held if held is not None else self._get(self.inbox)
+        if first is _END:
+            return [], _END
+        group: list[FrameItem] = [first]
+        while len(group) < self.dehazer.batch:
+            nxt = self._get(self.inbox)
+            if nxt is _END or nxt.image.shape != first.image.shape:
+                return group, nxt  # a size change (or the end) closes this batch
+            group.append(nxt)
+        return group, None
+
+    def _emit(self, group: list[FrameItem], pending: Any) -> bool:
+        start = time.perf_counter()
+        outputs = self.dehazer.collect_batch(pending)
+        self.report.infer_seconds += time.perf_counter() - start
+        return all(self._put(self.outbox, (item, out)) for item, out in zip(group, outputs))
 
     # --- orchestration ------------------------------------------------------------------------
     def run(self, source: Any, sink: Any) -> RunReport:

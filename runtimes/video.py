@@ -1,8 +1,12 @@
 """Video files through PyAV: decode with timestamps, encode H.264 (mpeg4 fallback), copy audio.
 
+Frames are decoded through ``media.decode_video_frames``, so a phone clip's display rotation is applied
+to the pixels: outputs are upright and carry no rotation tag.
+
 Timestamps are carried from input to output unchanged, so variable-frame-rate phone footage keeps its
 timing. Damaged packets are skipped and counted; a truncated file yields every frame before the cut.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,12 +15,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dehazekit.runtimes.errors import VideoError, missing_dependency
+from dehazekit.runtimes.errors import missing_dependency
 from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
+from dehazekit.runtimes.media import VIDEO_SUFFIXES, decode_video_frames, is_video, open_video  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv")
 DEFAULT_FPS = Fraction(25)
 
 
@@ -28,50 +32,46 @@ def _av():
     return av
 
 
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
 class VideoSource:
     """Frames of a video file's first video stream as uint8 RGB (or BGR) with their pts."""
 
     def __init__(self, path: Path, bgr: bool = False) -> None:
-        av = _av()
         self.path, self.bgr = path, bgr
         self.skipped = SkipLog()
-        try:
-            self.container = av.open(str(path))
-        except Exception as exc:
-            raise VideoError.build(f"cannot open video {path.name}", got=f"{type(exc).__name__}: {exc}",
-                                   fix="check the file plays (ffprobe FILE)") from exc
-        if not self.container.streams.video:
-            self.container.close()
-            raise VideoError.build(f"{path.name} has no video stream",
-                                   got=[s.type for s in self.container.streams])
-        stream = self.container.streams.video[0]
+        self.container, stream = open_video(path)
         stream.thread_type = "AUTO"  # frame threads: decoding keeps up with inference
         self.stream = stream
+        self.rotation = 0  # display rotation found on the frames (applied to the pixels)
         self.info = SourceInfo(
-            "video", str(path), path=path, fps=stream.average_rate or stream.guessed_rate or DEFAULT_FPS,
-            time_base=stream.time_base, size=(stream.codec_context.width, stream.codec_context.height),
-            frame_count=stream.frames or None, has_audio=bool(self.container.streams.audio))
+            "video",
+            str(path),
+            path=path,
+            fps=stream.average_rate or stream.guessed_rate or DEFAULT_FPS,
+            time_base=stream.time_base,
+            size=(stream.codec_context.width, stream.codec_context.height),
+            frame_count=stream.frames or None,
+            has_audio=bool(self.container.streams.audio),
+        )
 
     def __iter__(self) -> Iterator[FrameItem]:
+        """Frames upright (the stream's display rotation applied), with their original timestamps."""
         av = _av()
         index, bad_packets = 0, 0
+
+        def on_bad_packet(packet: Any, exc: Exception) -> None:
+            nonlocal bad_packets
+            bad_packets += 1
+            log.debug("undecodable packet at pts %s: %s", packet.pts, exc)
+
         fmt = "bgr24" if self.bgr else "rgb24"
         try:
-            for packet in self.container.demux(self.stream):
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError as exc:
-                    bad_packets += 1
-                    log.debug("undecodable packet at pts %s: %s", packet.pts, exc)
-                    continue
-                for frame in frames:
-                    yield FrameItem(index, frame.to_ndarray(format=fmt), f"frame_{index:06d}", frame.pts,
-                                    frame.time_base)
-                    index += 1
+            for image, frame in decode_video_frames(self.container, self.stream, fmt, on_bad_packet):
+                if frame.rotation and not self.rotation:
+                    degrees = round(frame.rotation) % 360
+                    self.rotation = degrees - 360 if degrees > 180 else degrees  # in (-180, 180]
+                    log.info("%s: display rotation %d applied to the frames", self.path.name, self.rotation)
+                yield FrameItem(index, image, f"frame_{index:06d}", frame.pts, frame.time_base)
+                index += 1
         except av.FFmpegError as exc:  # demuxing itself failed: the container is cut or damaged
             self.skipped.add(str(self.path), f"reading stopped after {index} frames: {exc}")
         self._report_missing(index, bad_packets)
@@ -81,8 +81,10 @@ class VideoSource:
         if bad_packets:
             self.skipped.add(str(self.path), f"{bad_packets} damaged packet(s) could not be decoded")
         if expected and decoded < expected:
-            self.skipped.add(str(self.path), f"{expected - decoded} of {expected} frames could not be decoded "
-                                             "(truncated or corrupt file)")
+            self.skipped.add(
+                str(self.path),
+                f"{expected - decoded} of {expected} frames could not be decoded (truncated or corrupt file)",
+            )
 
     def close(self) -> None:
         self.container.close()

@@ -11,7 +11,7 @@ import numpy as np
 
 from dehazekit.runtimes.errors import VideoError
 from dehazekit.runtimes.frames import FrameItem, SourceInfo
-from dehazekit.runtimes.io_utils import atomic_path
+from dehazekit.runtimes.io_utils import atomic_path, translate_write_errors, write_error
 from dehazekit.runtimes.video import DEFAULT_FPS, AudioCopier, _av, pick_codec
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,8 @@ class VideoSink:
         av = _av()
         use_pts = item.pts is not None and item.time_base is not None
         if self.container is None:
-            self._open(frame.shape[0], frame.shape[1], item.time_base if use_pts else None)
+            with translate_write_errors(self.path):
+                self._open(frame.shape[0], frame.shape[1], item.time_base if use_pts else None)
         out = av.VideoFrame.from_ndarray(frame, format="bgr24" if self.bgr else "rgb24")
         if use_pts:
             out.pts, out.time_base = item.pts, item.time_base
@@ -78,6 +79,8 @@ class VideoSink:
             for packet in self.stream.encode(out):
                 self.container.mux(packet)
         except av.FFmpegError as exc:
+            if isinstance(exc, OSError) and write_error(self.path, exc) is not None:  # disk full, read-only
+                raise write_error(self.path, exc) from exc
             raise VideoError.build(f"encoding frame {item.index} failed", got=str(exc),
                                    expected=f"{self.stream.width}x{self.stream.height} frames") from exc
         if self.audio is not None:
@@ -89,11 +92,12 @@ class VideoSink:
         if self.container is None:
             raise VideoError.build("no frames were written", got=0, expected=">= 1 frame",
                                    fix="check the input has decodable frames")
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        if self.audio is not None:
-            self.audio.copy_until(None)
-        self._stack.close()
+        with translate_write_errors(self.path):
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            if self.audio is not None:
+                self.audio.copy_until(None)
+            self._stack.close()
         self.container = None
 
     def abort(self) -> None:

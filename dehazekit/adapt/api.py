@@ -19,9 +19,13 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from dehazekit.accel import Accelerator
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
+from dehazekit.catalog import WEIGHTS_RANDOM, missing_weights_error
+from dehazekit.adapt.distributed import Dist, GradAverager, check_identical, shard
 from dehazekit.runtimes.errors import ConfigError, ParityError
+from dehazekit.runtimes.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +63,13 @@ def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.
 
     if backbone is not None:
         model = copy.deepcopy(backbone)  # never put LoRA into the caller's module
-    elif config.weights is not None:
-        model = _load_weights(str(config.backbone), config.weights)
-    else:
-        log.warning("no --weights given: adapting %s with RANDOM initial weights (useful for tests only)",
-                    config.backbone)
+    elif config.weights is None:
+        raise missing_weights_error(str(config.backbone))
+    elif config.weights == WEIGHTS_RANDOM:
+        log.warning("--weights random: adapting %s from RANDOM initial weights (tests only)", config.backbone)
         model = create_backbone(config.backbone)
+    else:
+        model = _load_weights(str(config.backbone), config.weights)
     if hasattr(model, "reparameterize"):
         model = model.reparameterize()
     for param in model.parameters():
@@ -112,11 +117,14 @@ class _Run:
     """One adaptation run's mutable state: model, samplers, history, timings, checkpoints."""
 
     def __init__(self, config: AdaptConfig, data: UnpairedHazy, model: nn.Module, objective: nn.Module,
-                 progress: ProgressFn | None) -> None:
+                 progress: ProgressFn | None, accel: Accelerator, dist: Dist | None = None) -> None:
         self.config, self.data, self.model, self.objective = config, data, model, objective
-        self.progress = progress
+        self.dist = dist or Dist()
+        self.progress = progress if self.dist.is_main else None
+        # data parallel: each rank keeps its slice of the same global batch; gradients averaged in the loops
+        self.reduce = GradAverager(self.dist) if self.dist.active else None
         bs = config.batch_size
-        self.samplers = {name: data.sampler(name, bs) for name in ("alpha", "w", "all")}
+        self.samplers = {name: accel.batches(data.sampler(name, bs)) for name in ("alpha", "w", "all")}
         self.history: dict[str, list[dict[str, Any]]] = {"search": [], "finetune": []}
         self.timings: dict[str, float] = {"search": 0.0, "finetune": 0.0}
         self.guard: Any = None  # dehazekit.adapt.guard.Guard when the do-no-harm guard is on
@@ -126,6 +134,8 @@ class _Run:
     def _checkpoint(self, stage: str, step: int, **stage_state: Any) -> None:
         from dehazekit.adapt.checkpoint import rng_state, save_checkpoint
 
+        if not self.dist.is_main:  # identical state on every rank; one writer
+            return
         save_checkpoint(self.config.out_dir, {
             "stage": stage, "step": step, "fingerprint": self.config.fingerprint(),
             "data_digest": self.data.digest, "history": self.history, "timings": self.timings,
@@ -145,10 +155,10 @@ class _Run:
         every = self.config.checkpoint_every
         return every > 0 and (step % every == 0 or step == total)
 
-    def _report(self, stage: str, stats: dict[str, Any], total: int) -> None:
+    def _report(self, stage: str, stats: dict[str, Any], total: int, step_s: float) -> None:
         self.history[stage].append(stats)
         if self.progress is not None:
-            self.progress({"stage": stage, "total": total, **stats})
+            self.progress({"stage": stage, "total": total, "step_s": step_s, **stats})
 
     # --- Stage 1 -------------------------------------------------------------------------------
     def search(self, state: dict[str, Any] | None) -> dict[str, float]:
@@ -156,18 +166,24 @@ class _Run:
 
         c = self.config
         search = BilevelSearch(self.model, self.objective,
-                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w))
+                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w),
+                               reduce_grads=self.reduce)
         if state is not None:
             search.load_state_dict(state["search"])
         total = c.search_steps
         while search.step_count < total:
             start = time.perf_counter()
-            stats = search.step(next(self.samplers["alpha"]), next(self.samplers["w"]))
-            self.timings["search"] += time.perf_counter() - start
-            self._report("search", stats, total)
+            stats = search.step(self._next("alpha"), self._next("w"))
+            step_s = time.perf_counter() - start
+            self.timings["search"] += step_s
+            self._report("search", stats, total, step_s)
             if self._due(search.step_count, total):
                 self._checkpoint("search", search.step_count, search=search.state_dict())
+        check_identical(list(search.alpha.values()), self.dist, "searched gates")
         return search.gate_values()
+
+    def _next(self, split: str) -> Tensor:
+        return shard(next(self.samplers[split]), self.dist)
 
     # --- Stage 2 -------------------------------------------------------------------------------
     def finetune(self, selected: Sequence[str], search_gates: dict[str, float],
@@ -176,7 +192,8 @@ class _Run:
         from dehazekit.lora import adapter_tensors
 
         c = self.config
-        tuner = FineTuner(self.model, self.objective, list(selected), FinetuneConfig(lr=c.lr_w))
+        tuner = FineTuner(self.model, self.objective, list(selected), FinetuneConfig(lr=c.lr_w),
+                          reduce_grads=self.reduce)
         if state is not None and state["stage"] == "finetune":
             self.model.load_state_dict(state["adapter"], strict=False)
             tuner.load_state_dict(state["finetune"])
@@ -187,14 +204,16 @@ class _Run:
         self._guard_check(tuner.step_count, total)
         while tuner.step_count < total and not (self.guard is not None and self.guard.should_stop()):
             start = time.perf_counter()
-            stats = tuner.step(next(self.samplers["all"]))
-            self.timings["finetune"] += time.perf_counter() - start
-            self._report("finetune", stats, total)
+            stats = tuner.step(self._next("all"))
+            step_s = time.perf_counter() - start
+            self.timings["finetune"] += step_s
+            self._report("finetune", stats, total, step_s)
             if self._due(tuner.step_count, total):
                 self._checkpoint("finetune", tuner.step_count, finetune=tuner.state_dict(),
                                  adapter=adapter_tensors(self.model), selected=list(selected),
                                  search_gates=search_gates)
             self._guard_check(tuner.step_count, total)
+        check_identical(list(tuner.w.values()), self.dist, "fine-tuned LoRA weights")
 
     def _guard_check(self, step: int, total: int) -> None:
         """Judge this checkpoint on the held-out images and keep its adapter for the final choice."""
@@ -207,7 +226,8 @@ class _Run:
         check = self.guard.check(self.model, step)
         self.snapshots[step] = adapter_tensors(self.model)
         self.timings["guard"] = self.timings.get("guard", 0.0) + time.perf_counter() - start
-        log.info("guard at fine-tune step %d: %s", step, "pass" if check.passed else "; ".join(check.failures))
+        verdict = "pass" if check.passed else "; ".join(check.failures)
+        log.info("guard at fine-tune step %d: %s", step, verdict)
 
 
 def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | None]:
@@ -264,7 +284,7 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
     for param in objective.parameters():
         param.requires_grad_(False)
     attach_network(objective, model)
-    return data, model, candidates, objective, held
+    return data, model, candidates, objective
 
 
 def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None,
@@ -307,22 +327,42 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     ``backbone``: a registered name (weights from ``config.weights``; "default" is the bundled
     model, whose backbone must match) or a module built by
     ``create_backbone``/``load_model`` (copied, never modified). ``overrides`` replace config fields.
-    ``progress`` receives one dict per step: stage, step, total and that step's losses.
+    ``progress`` receives one dict per step: stage, step, total, step_s (that step's seconds) and its
+    losses; by default steady progress lines (step, rate, ETA, loss) go to logging. A run of more than
+    100 steps logs its estimated wall time first (measured probe); ``time_budget`` picks the step counts.
     Writes adapter.json/.safetensors, model.safetensors/.json and report/ under ``config.out``.
+    Under torchrun, the batch is sharded over the processes (see dehazekit.adapt.distributed).
     """
+    from dehazekit.adapt.distributed import check_batch_size, setup, teardown
+
+    config = _resolve_config(backbone, config, overrides)
+    dist = setup()  # a single-process run unless started by torchrun
+    try:
+        check_batch_size(config.batch_size, dist)
+        if dist.active and config.time_budget is not None:
+            # each rank would probe its own speed and could pick different step counts
+            raise ConfigError.build("--time-budget is not supported with several processes",
+                                    got=f"{dist.world} processes", fix="set --search-steps/--finetune-steps instead")
+        return _adapt(images, backbone, config, progress, dist)
+    finally:
+        teardown(dist)
+
+
+def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, progress: ProgressFn | None,
+           dist: Dist) -> AdaptResult:
+    from dehazekit.adapt.budget import estimate_and_plan, refit_finetune
     from dehazekit.adapt.guard import apply_choice, make_guard
     from dehazekit.bilevel import select_top_k
     from dehazekit.lora import inject_lora
 
-    config = _resolve_config(backbone, config, overrides)
     t0 = time.perf_counter()
     # Seed first: a backbone or CLIP without weights is randomly initialised, and a resumed run must
     # rebuild exactly the same one.
     torch.manual_seed(config.seed)
     module = backbone if isinstance(backbone, nn.Module) else None
-    data, model, candidates, objective, held = _setup(images, config, module)
+    data, model, candidates, objective = _setup(images, config, module)
     previews = data.fixed_crops(config.preview_count)
-    guard = make_guard(config, model, held, previews) if config.guard else None
+    guard = make_guard(config, model, data.held_out, previews) if config.guard else None
     with torch.no_grad():
         from dehazekit.backbones import forward_padded
 
@@ -330,7 +370,14 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
     torch.manual_seed(config.seed)  # LoRA A init: same seed, same run
     gates = inject_lora(model, candidates, rank=config.rank, lora_alpha=config.lora_alpha, gated=True)
     _check_k(config, len(gates))
-    run = _Run(config, data, model, objective, progress)
+    accel = Accelerator.resolve(config.device, config.precision)
+    log.info("training on %s", accel.describe())
+    accel.attach(objective, frozen=True)
+    config, estimate = estimate_and_plan(config, model, objective, data, time.perf_counter() - t0, accel)
+    accel.attach(model)
+    if progress is None:
+        progress = StageProgress(metrics=("loss", "lower_loss", "upper_loss"))
+    run = _Run(config, data, model, objective, progress, accel, dist)
     run.guard = guard
     state, resumed = _resume_state(run, config)
     load_s = time.perf_counter() - t0
@@ -341,8 +388,11 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
         selected = select_top_k(search_gates, config.top_k, config.gate_threshold)
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
+    if state is None:  # --time-budget: the fine-tune absorbs the search's drift from the probed speed
+        run.config = config = refit_finetune(config, estimate, run.timings["search"], time.perf_counter() - t0)
     run.finetune(selected, search_gates, state)
-    apply_choice(run.guard, run.snapshots, run.model, config.out_dir)
+    accel.detach(run.model)
+    apply_choice(run.guard, run.snapshots, run.model, config.out_dir, write=run.dist.is_main)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 
@@ -353,6 +403,10 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
     from dehazekit.lora import ADAPTER_JSON, ADAPTER_TENSORS, adapter_digest, save_adapter
 
     out_dir = config.out_dir
+    if not run.dist.is_main:  # rank 0 alone writes adapter, model and report
+        return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
+                           gates=dict(search_gates), losses=run.history, timings=dict(run.timings), paths={},
+                           merge_max_abs_diff=float("nan"), data_digest=data.digest, resumed_from=resumed)
     t_save = time.perf_counter()
     save_adapter(run.model, out_dir, info={
         "objective": config.objective, "prompts": _prompts_record(config), "data_digest": data.digest,

@@ -1,8 +1,9 @@
 """AdaptConfig: every knob of one adaptation run, validated on construction and saved with its outputs."""
+
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,53 +11,99 @@ from dehazekit.runtimes.errors import ConfigError
 
 HYPERGRADS = ("rank1", "first-order", "unrolled", "reference")
 # Fields that may change between an interrupted run and its resume without changing the result.
-RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "guard_every")
+RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "time_budget", "device", "guard_every")
+
+
+def _help(text: str, **cli: Any) -> dict[str, Any]:
+    """Field metadata: the CLI help (``dehazekit adapt`` generates its options from the fields);
+    ``cli=False`` keeps a field off the command line."""
+    return {"help": text, **cli}
 
 
 @dataclass
 class AdaptConfig:
-    """Configuration of ``dehazekit.adapt`` (mirrors ``dehazekit adapt``'s options).
+    """Configuration of ``dehazekit.adapt``; ``dehazekit adapt``'s options are generated from these fields
+    (help text in each field's metadata), so every default lives here and only here.
 
     ``candidates``: which blocks get gated LoRA in Stage 1: "auto" (the backbone's ``bilalora``
     preset when it has one, else all candidates), "all", or another preset name.
-    ``weights``: a model folder, an official checkpoint, or "default" (the bundled model).
+    ``weights``: a model folder, an official checkpoint, "default" (the bundled model) or "random".
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
     ``guard``: do-no-harm guard (dehazekit.adapt.guard) on a held-out ``guard_holdout`` share of the
     images, checked after the search and every ``guard_every`` fine-tune steps (0 = a quarter of them).
+    ``time_budget``: seconds; search/fine-tune step counts are picked from a measured probe to fit.
+    ``device``: auto (CUDA when present), cpu or cuda[:N]. ``precision``: auto (bf16 autocast on CUDA
+    GPUs that support it, else fp32), fp32 or bf16 (see dehazekit.accel).
     """
 
-    backbone: str | None = None
-    weights: str | None = None
-    objective: str = "h2c"
-    clip: str = "ViT-B-32"
-    clip_pretrained: str | None = "openai"
-    clip_weights: str | None = None
-    prompts: Any = None
-    top_k: int | None = 3
-    gate_threshold: float | None = None
-    rank: int = 8
-    lora_alpha: float = 16.0
-    search_steps: int = 300
-    finetune_steps: int = 600
-    batch_size: int = 4
-    size: int = 224
-    seed: int = 0
-    lr_w: float = 1e-4
-    lr_alpha: float = 3e-4
-    hypergrad: str = "rank1"
-    candidates: str = "auto"
-    checkpoint_every: int = 50
-    video_frames: int = 64
-    preview_count: int = 4
-    out: str = "adapt_out"
-    resume: bool = False
-    guard: bool = True
-    guard_holdout: float = 0.2
-    guard_every: int = 0
+    backbone: str | None = field(
+        default=None, metadata=_help("Backbone or family name, e.g. convir, gunet-t (`dehazekit backbones`).")
+    )
+    weights: str | None = field(
+        default=None,
+        metadata=_help(
+            "Model folder, official checkpoint, 'default' (bundled model) or 'random' (tests only)."
+        ),
+    )
+    objective: str = field(
+        default="h2c",
+        metadata=_help("offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline.")
+    )
+    clip: str = field(default="ViT-B-32", metadata=_help("open_clip model name (or a model-config JSON)."))
+    clip_pretrained: str | None = field(
+        default="openai", metadata=_help("open_clip pretrained tag ('none': random CLIP).")
+    )
+    clip_weights: str | None = field(default=None, metadata=_help("Local CLIP checkpoint file."))
+    prompts: Any = field(default=None, metadata=_help("H2C prompt preset: default, day, night.", cli=False))
+    top_k: int | None = field(
+        default=3,
+        metadata=_help("Blocks kept after the search (no cap when only --gate-threshold is given)."),
+    )
+    gate_threshold: float | None = field(
+        default=None, metadata=_help("Keep blocks with gate >= this (capped by --top-k).")
+    )
+    rank: int = field(default=8, metadata=_help("LoRA rank."))
+    lora_alpha: float = field(default=16.0, metadata=_help("LoRA scaling = lora_alpha / rank."))
+    search_steps: int = field(default=300, metadata=_help("Stage 1 (bilevel search) steps."))
+    finetune_steps: int = field(default=600, metadata=_help("Stage 2 (top-K fine-tune) steps."))
+    batch_size: int = field(default=4, metadata=_help("Crops per batch."))
+    size: int = field(default=224, metadata=_help("Crop side in pixels."))
+    seed: int = field(default=0, metadata=_help("Seed of the split, the crops and LoRA init."))
+    lr_w: float = field(default=1e-4, metadata=_help("LoRA learning rate (Adam)."))
+    lr_alpha: float = field(default=3e-4, metadata=_help("Gate learning rate (AdamW)."))
+    hypergrad: str = field(default="rank1", metadata=_help("rank1, first-order, unrolled or reference."))
+    candidates: str = field(default="auto", metadata=_help("auto, all or a backbone preset."))
+    checkpoint_every: int = field(default=50, metadata=_help("Steps per checkpoint (0: never)."))
+    video_frames: int = field(default=64, metadata=_help("Frames sampled from a video input."))
+    preview_count: int = field(
+        default=4, metadata=_help("Crops in report/before_after.png and the merge check.")
+    )
+    time_budget: float | None = field(
+        default=None,
+        metadata=_help(
+            "Wall-time budget, e.g. 10m, 1h30m: step counts are picked from a measured probe to fit it."
+        ),
+    )
+    out: str = field(default="adapt_out", metadata=_help("Output folder."))
+    resume: bool = field(default=False, metadata=_help("Continue from OUT/checkpoint."))
+    device: str = field(default="auto", metadata=_help("auto (CUDA when present), cpu or cuda."))
+    precision: str = field(
+        default="auto", metadata=_help("auto (bf16 autocast on CUDA GPUs that support it, else fp32), fp32, bf16.")
+    )
+    guard: bool = field(
+        default=True, metadata=_help("Do-no-harm guard on held-out images (exit 3 if no checkpoint passes).")
+    )
+    guard_holdout: float = field(default=0.2, metadata=_help("Share of the images the guard holds out."))
+    guard_every: int = field(default=0, metadata=_help("Fine-tune steps between guard checks (0: a quarter)"))
 
     def __post_init__(self) -> None:
+        from dehazekit.catalog import resolve_backbone
+
         self.out = str(self.out)
+        if isinstance(self.backbone, str):
+            self.backbone = resolve_backbone(self.backbone)  # 'convir' -> 'convir-s'; unknown: suggestions
+        self._check_budget()
         for name in ("weights", "clip_weights"):
             if getattr(self, name) is not None:
                 setattr(self, name, str(getattr(self, name)))
@@ -67,26 +114,68 @@ class AdaptConfig:
         if self.top_k is None and self.gate_threshold is None:
             raise ConfigError.build("selection needs --top-k or --gate-threshold", fix="e.g. --top-k 3")
         if self.gate_threshold is not None and not 0.0 < float(self.gate_threshold) < 1.0:
-            raise ConfigError.build("--gate-threshold must be in (0, 1)", got=self.gate_threshold,
-                                    fix="gates are sigmoid values; 0.5 is the initial gate")
+            raise ConfigError.build(
+                "--gate-threshold must be in (0, 1)",
+                got=self.gate_threshold,
+                fix="gates are sigmoid values; 0.5 is the initial gate",
+            )
         if not isinstance(self.objective, str) or not self.objective.strip():
             raise ConfigError.build("--objective is empty", expected="h2c, dcp or h2c+dcp")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError.build("unknown --precision", got=self.precision, expected="auto, fp32, bf16")
         if not isinstance(self.candidates, str) or not self.candidates:
-            raise ConfigError.build("candidates must be a preset name", got=self.candidates,
-                                    expected="auto, all or a backbone preset")
+            raise ConfigError.build(
+                "candidates must be a preset name",
+                got=self.candidates,
+                expected="auto, all or a backbone preset",
+            )
 
     def _check_ints(self) -> None:
-        minimum = {"rank": 1, "search_steps": 1, "finetune_steps": 0, "batch_size": 1, "size": 16,
-                   "checkpoint_every": 0, "video_frames": 2, "preview_count": 1, "guard_every": 0}
+        minimum = {
+            "rank": 1,
+            "search_steps": 1,
+            "finetune_steps": 0,
+            "batch_size": 1,
+            "size": 16,
+            "checkpoint_every": 0,
+            "video_frames": 2,
+            "preview_count": 1,
+            "guard_every": 0,
+        }
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError.build(f"{name} must be an integer >= {low}", got=value)
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
-                                       or self.top_k < 1):
+        if self.top_k is not None and (
+            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
+        ):
             raise ConfigError.build("--top-k must be a positive integer", got=self.top_k)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError.build("--seed must be a non-negative integer", got=self.seed)
+
+    def _check_budget(self) -> None:
+        if self.time_budget is None:
+            return
+        if isinstance(self.time_budget, str):
+            from dehazekit.runtimes.progress import parse_duration
+
+            try:
+                self.time_budget = parse_duration(self.time_budget)
+            except ValueError:
+                raise ConfigError.build(
+                    "bad --time-budget", got=self.time_budget, expected="a duration such as 90s, 10m, 1h30m"
+                ) from None
+        if (
+            isinstance(self.time_budget, bool)
+            or not isinstance(self.time_budget, (int, float))
+            or not self.time_budget > 0
+        ):
+            raise ConfigError.build("--time-budget must be > 0", got=self.time_budget, expected="e.g. 10m")
+        if self.resume:
+            raise ConfigError.build(
+                "--time-budget picks the step counts of a new run; it cannot resume one",
+                fix="resume with the step counts in OUT/report/summary.json",
+            )
 
     def _check_floats(self) -> None:
         if isinstance(self.guard_holdout, bool) or not 0.0 <= float(self.guard_holdout) < 1.0:
@@ -111,6 +200,11 @@ class AdaptConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RESUME_FREE}
 
     def objective_options(self) -> dict[str, dict[str, Any]]:
-        """Keyword arguments for each objective factory (see dehazekit.objectives.create_objective)."""
-        return {"h2c": {"clip": self.clip, "pretrained": self.clip_pretrained, "weights": self.clip_weights,
-                        "prompts": self.prompts}}
+        """Keyword arguments for each objective factory in ``objective``, routed by the field names each
+        objective registered with its factory (dehazekit.objectives.register_objective(options=...))."""
+        from dehazekit.objectives.base import objective_option_fields, parse_objective_spec
+
+        return {
+            name: {kw: getattr(self, fld) for kw, fld in objective_option_fields(name).items()}
+            for _, name in parse_objective_spec(self.objective)
+        }

@@ -20,11 +20,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dehazekit.runtimes.errors import ConfigError, InputError, VideoError
+from dehazekit.runtimes.media import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    decode_video_frames,
+    open_video,
+    read_image,
+)
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
 MAX_CROP_FACTOR = 2  # crops span [S, 2S] source pixels before the resize to S: mild scale jitter
 MAX_SHORT_FACTOR = 4  # larger photos are downscaled to a short side of 4S: crops keep scene context
 
@@ -44,14 +49,6 @@ class LoadReport:
     upscaled: list[str] = field(default_factory=list)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.load()  # full decode now, so truncated files are caught here and not mid-run
-        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-
-
 def _load_images(paths: Sequence[Path], report: LoadReport) -> list[Item]:
     items = []
     for path in sorted(paths, key=lambda p: str(p)):
@@ -59,9 +56,9 @@ def _load_images(paths: Sequence[Path], report: LoadReport) -> list[Item]:
             report.skipped.append({"path": str(path), "reason": "not an image (suffix)"})
             continue
         try:
-            pixels = _read_image(path)
-        except Exception as exc:  # PIL raises many types for corrupt data; each means "skip it"
-            reason = f"unreadable: {type(exc).__name__}: {exc}"[:200]
+            pixels = read_image(path)  # upright, any bit depth, sRGB: the same pixels `run` would see
+        except InputError as exc:
+            reason = f"unreadable: {exc}"[:200]
             report.skipped.append({"path": str(path), "reason": reason})
             continue
         items.append(Item(path.name, path.stat().st_size, pixels))
@@ -95,11 +92,13 @@ def _decode_spread(av, path: Path, frames: int) -> list[tuple[int, np.ndarray]]:
     """
     kept: list[tuple[int, np.ndarray]] = []
     stride = 1
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
+    container, stream = open_video(path)
+    with container:
+        # upright frames: a phone portrait clip's display rotation is applied, as in `run`
+        for index, (image, _) in enumerate(decode_video_frames(container, stream)):
             if index % stride:
                 continue
-            kept.append((index, frame.to_ndarray(format="rgb24")))
+            kept.append((index, image))
             if len(kept) >= 2 * frames:
                 kept, stride = kept[::2], stride * 2
     return kept
@@ -127,7 +126,8 @@ class UnpairedHazy:
         self.size, self.seed = int(size), int(seed)
         self.report = LoadReport()
         self.source = self._describe(source)
-        self._exclude = {Path(p).resolve() for p in exclude}  # held out for the guard: never trained on
+        self.held_out = [Path(p) for p in exclude]  # held out for the guard: never trained on
+        self._exclude = {p.resolve() for p in self.held_out}
         self.items = self._load(source, video_frames)
         if not self.items:
             skipped = len(self.report.skipped)

@@ -4,15 +4,17 @@ Each registered backbone declares what the rest of dehazekit needs to know about
 reading its code: LoRA candidate blocks (ordered module paths), which convs inside a block LoRA
 must skip, its pad multiple and minimum size, named candidate presets, and whether it exports.
 """
+
 from __future__ import annotations
 
-import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from dehazekit.catalog import resolve_backbone
 from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 CandidateFn = Callable[[nn.Module], list[str]]
@@ -50,14 +52,18 @@ class BackboneSpec:
 
     def __post_init__(self) -> None:
         if self.pad_multiple < 1 or self.min_size < 1:
-            raise ConfigError.build(f"backbone {self.name}: pad_multiple and min_size must be >= 1",
-                                    got=(self.pad_multiple, self.min_size))
+            raise ConfigError.build(
+                f"backbone {self.name}: pad_multiple and min_size must be >= 1",
+                got=(self.pad_multiple, self.min_size),
+            )
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
 
 
-def register_backbone(name: str, **spec_fields: Any) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_backbone(
+    name: str, **spec_fields: Any
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a factory ``f(**constructor_args) -> nn.Module`` under ``name``."""
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -75,13 +81,18 @@ def _ensure_families_loaded() -> None:
 
 
 def get_spec(name: str) -> BackboneSpec:
+    """The spec of a registered name; a family name ('convir', 'dea-net', ...) means its default variant
+    (dehazekit.catalog), and an unknown name gets close matches among the user-facing names."""
     _ensure_families_loaded()
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}?" if close else "run `dehazekit backbones` to list them"
-        raise UnknownNameError.build(f"unknown backbone {name!r}", expected=sorted(_REGISTRY), fix=hint) from None
+    # raises with suggestions among user-facing names for unknown ones
+    resolved = resolve_backbone(name, [n for n, s in _REGISTRY.items() if not s.tiny])
+    if resolved not in _REGISTRY:  # the catalogue names a backbone nobody registered: a bug, say so
+        raise UnknownNameError.build(
+            f"backbone {resolved!r} is in dehazekit.catalog but not registered", expected=sorted(_REGISTRY)
+        )
+    return _REGISTRY[resolved]
 
 
 def list_backbones(include_tiny: bool = True) -> list[str]:
@@ -100,9 +111,12 @@ def create_backbone(name: str, **overrides: Any) -> nn.Module:
     try:
         model = spec.factory(**overrides)
     except TypeError as exc:
-        raise ConfigError.build(f"invalid overrides for backbone {name!r}", got=overrides,
-                                fix=f"check the constructor arguments ({exc})") from exc
-    model.backbone_name = name
+        raise ConfigError.build(
+            f"invalid overrides for backbone {name!r}",
+            got=overrides,
+            fix=f"check the constructor arguments ({exc})",
+        ) from exc
+    model.backbone_name = spec.name  # the canonical name, also when called with a family alias
     model.backbone_config = dict(overrides)
     return model
 
@@ -117,8 +131,11 @@ def count_parameters(name: str, **overrides: Any) -> int:
 def spec_of(model: nn.Module) -> BackboneSpec:
     name = getattr(model, "backbone_name", None)
     if name is None:
-        raise ConfigError.build("model was not built by create_backbone", got=type(model).__name__,
-                                fix="build it with dehazekit.create_backbone or dehazekit.load_model")
+        raise ConfigError.build(
+            "model was not built by create_backbone",
+            got=type(model).__name__,
+            fix="build it with dehazekit.create_backbone or dehazekit.load_model",
+        )
     return get_spec(name)
 
 
@@ -128,6 +145,7 @@ def candidate_blocks(model: nn.Module, preset: str | None = None) -> list[str]:
     if preset is None or preset == "all":
         return list(spec.candidates(model))
     if preset not in spec.presets:
-        raise UnknownNameError.build(f"unknown candidate preset {preset!r} for {spec.name}",
-                                     expected=["all", *sorted(spec.presets)])
+        raise UnknownNameError.build(
+            f"unknown candidate preset {preset!r} for {spec.name}", expected=["all", *sorted(spec.presets)]
+        )
     return list(spec.presets[preset])

@@ -34,7 +34,6 @@ _STORAGE_TYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "
                   "BoolStorage": torch.bool, "BFloat16Storage": torch.bfloat16, "ShortStorage": torch.int16,
                   "CharStorage": torch.int8}
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of every torch < 1.6 checkpoint
-_WRAPPERS = ("model", "state_dict", "net", "params", "params_ema", "model_state_dict")
 
 
 class _Inert:
@@ -194,14 +193,13 @@ def _unpickle_legacy(f: BinaryIO) -> Any:
     return obj
 
 
-def load_tensors_only(path: str | Path) -> dict[str, torch.Tensor]:
-    """Extract a state_dict from a torch checkpoint (zip or legacy format) without executing anything from it.
+def unpickle_tensors_only(path: str | Path) -> Any:
+    """Read a torch checkpoint (zip or legacy format) without executing anything from it.
 
-    Handles whole pickled modules (``torch.save(model)``), dicts wrapping them or a state_dict under
-    the usual keys, and 'module.' prefixes. Raises ModelFileError when no tensors can be found.
+    Whole pickled modules (``torch.save(model)``) come back as their state_dicts, inside plain containers
+    (dict/list); everything else a pickle could build is dropped. Unwrapping {'model': ...}-style containers is
+    the caller's job (``dehazekit.backbones.weights`` owns the one list of wrapper keys).
     """
-    from dehazekit.backbones.weights import unwrap_state_dict
-
     path = Path(path)
     try:
         if zipfile.is_zipfile(path):
@@ -214,12 +212,4 @@ def load_tensors_only(path: str | Path) -> dict[str, torch.Tensor]:
         raise
     except Exception as exc:  # corrupt or hostile pickles raise anything from struct to KeyError
         raise ModelFileError.build("pickled checkpoint could not be read", got=f"{path}: {exc}") from exc
-    plain = _to_plain(obj)
-    if isinstance(plain, dict):
-        inner = next((plain[k] for k in _WRAPPERS if isinstance(plain.get(k), dict) and plain[k]), None)
-        plain = inner if inner is not None and not any(isinstance(v, torch.Tensor) for v in plain.values()) else plain
-    try:
-        return unwrap_state_dict(plain, source=str(path))
-    except ModelFileError as exc:
-        raise ModelFileError.build("no tensors found in pickled checkpoint", got=str(path),
-                                   fix="the file holds no model weights") from exc
+    return _to_plain(obj)

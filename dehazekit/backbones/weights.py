@@ -49,9 +49,20 @@ def _read_torch_pickle(path: Path) -> Any:
         log.info("weights_only load refused %s (%s); using the tensor-only unpickler", path, exc)
     except Exception as exc:
         raise ModelFileError.build("not a readable torch checkpoint", got=f"{path}: {exc}") from exc
-    from dehazekit.backbones.safe_unpickle import load_tensors_only
-
     return load_tensors_only(path)
+
+
+def load_tensors_only(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a torch checkpoint read without executing anything from it (see safe_unpickle)."""
+    from dehazekit.backbones.safe_unpickle import unpickle_tensors_only
+
+    try:
+        return unwrap_state_dict(unpickle_tensors_only(path), source=str(path))
+    except ModelFileError as exc:
+        if "no tensors" not in str(exc) and "no state_dict" not in str(exc):
+            raise
+        raise ModelFileError.build("no tensors found in pickled checkpoint", got=str(path),
+                                   fix="the file holds no model weights") from exc
 
 
 def unwrap_state_dict(raw: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:

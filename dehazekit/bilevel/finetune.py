@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dehazekit.bilevel.search import Objective, check_batch, check_loss, load_named
+from dehazekit.bilevel.search import GradReducer, Objective, check_batch, check_loss, load_named
 from dehazekit.lora import gates_of, lora_parameters, remove_lora
 from dehazekit.runtimes.errors import ConfigError
 
@@ -36,12 +36,14 @@ class FineTuner:
 
     def __init__(self, model: nn.Module, objective: Objective, selected: Sequence[str],
                  config: FinetuneConfig | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None,
+                 reduce_grads: GradReducer | None = None) -> None:
         if not selected:
             raise ConfigError.build("fine-tuning needs at least one selected block")
         self.model, self.objective = model, objective
         self.config = config or FinetuneConfig()
         self.callback = callback
+        self.reduce_grads = reduce_grads  # data-parallel hook: average (loss, grads) over processes
         self.selected = list(selected)
         model.eval()  # frozen backbone incl. BatchNorm statistics (see BilevelSearch)
         remove_lora(model, keep=self.selected)
@@ -61,9 +63,12 @@ class FineTuner:
         loss = self.objective(batch, forward_padded(self.model, batch))
         check_loss(loss, self.step_count)
         params = list(self.w.values())
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g
+                 for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True))]
+        if self.reduce_grads is not None:
+            loss, grads = self.reduce_grads(loss, grads)
         for p, g in zip(params, grads):
-            p.grad = torch.zeros_like(p) if g is None else g
+            p.grad = g
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)

@@ -22,6 +22,7 @@ from dehazekit.runtimes.errors import ConfigError, InputError, NumericalError
 
 Objective = Callable[[Tensor, Tensor], Tensor]
 StepCallback = Callable[[dict[str, Any]], None]
+GradReducer = Callable[[Tensor, list[Tensor]], tuple[Tensor, list[Tensor]]]  # (loss, grads) -> averaged
 
 
 @dataclass
@@ -96,10 +97,11 @@ class BilevelSearch:
     """
 
     def __init__(self, model: nn.Module, objective: Objective, config: SearchConfig | None = None,
-                 callback: StepCallback | None = None) -> None:
+                 callback: StepCallback | None = None, reduce_grads: GradReducer | None = None) -> None:
         self.model, self.objective = model, objective
         self.config = config or SearchConfig()
         self.callback = callback
+        self.reduce_grads = reduce_grads  # data-parallel hook: average (loss, grads) over processes
         # The backbone is frozen, normalisation statistics included: eval mode keeps BatchNorm layers
         # (gUNet) on their running stats instead of re-estimating them from the unlabeled batches.
         model.eval()
@@ -129,6 +131,8 @@ class BilevelSearch:
         params = alpha + list(self.w.values())
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        if self.reduce_grads is not None:  # before any use, so every rank combines the same gradients
+            loss, grads = self.reduce_grads(loss, grads)
         return loss.detach(), grads[: len(alpha)], grads[len(alpha):]
 
     def upper_step(self, batch_alpha: Tensor, batch_w: Tensor) -> dict[str, float]:

@@ -1,21 +1,115 @@
-"""`dehazekit adapt`: adapt a backbone to unlabeled real hazy images or video (BiLaLoRA)."""
+"""`dehazekit adapt`: adapt a backbone to unlabeled real hazy images or video (BiLaLoRA).
+
+The options are generated from AdaptConfig's fields (type, default and help live there only); this
+module adds what is not a config field (--images, --prompt) and checks arguments before torch loads.
+"""
+
 from __future__ import annotations
 
-import time
+import dataclasses
+import inspect
+import os
+import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from dehazekit.cli.console import cli_errors, console
+from dehazekit.cli.console import cli_errors, console, is_terminal, print_line
+
+# Config fields typed differently on the command line (AdaptConfig converts them in __post_init__).
+_CLI_TYPES: dict[str, type] = {"weights": str, "clip_weights": Path, "time_budget": str, "out": Path}
+_REQUIRED = ("backbone",)
 
 
 def register(app: typer.Typer) -> None:
     """Register this module's commands on the root app."""
-    app.command("adapt")(adapt)
+    app.command("adapt")(_build_command())
 
 
-def _prompt_pairs(preset: Optional[str], pairs: Optional[list[str]]) -> Any:
+def _option_type(name: str, hint: Any) -> Any:
+    if name in _CLI_TYPES:
+        return _CLI_TYPES[name] | None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    return bool if base is bool else base | None
+
+
+def _config_parameters() -> list[inspect.Parameter]:
+    """One typer option per AdaptConfig field; defaults are shown from the config, not repeated."""
+    from dehazekit.adapt.config import AdaptConfig
+
+    hints = typing.get_type_hints(AdaptConfig)
+    params = []
+    for f in dataclasses.fields(AdaptConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = _option_type(f.name, hints[f.name])
+        default = ... if f.name in _REQUIRED else f.default
+        option = typer.Option(default, flag, help=f.metadata["help"], show_default=f.default is not None)
+        params.append(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        )
+    return params
+
+
+def _build_command() -> Any:
+    extra = [
+        inspect.Parameter(
+            "images",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Path,
+            default=typer.Option(..., "--images", help="Folder of real hazy images, or a video file."),
+        ),
+        inspect.Parameter(
+            "prompt",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=list[str] | None,
+            default=typer.Option(None, "--prompt", help='H2C prompt pair "hazy|clear" (repeat).'),
+        ),
+        inspect.Parameter(
+            "prompts",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=str | None,
+            default=typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night."),
+        ),
+        inspect.Parameter(
+            "nproc",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=int,
+            default=typer.Option(
+                1,
+                "--nproc",
+                min=1,
+                help="Processes (torchrun, gloo/nccl); each takes 1/N of every batch (--batch-size must "
+                "divide by N).",
+            ),
+        ),
+    ]
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    params = [context, *extra[:1], *_config_parameters(), *extra[1:]]
+
+    @cli_errors
+    def adapt(**values: Any) -> None:
+        """Adapt BACKBONE to your real haze: search LoRA layers, fine-tune the top-K, merge, report."""
+        ctx = values.pop("ctx")
+        nproc = values.pop("nproc")
+        from dehazekit.cli.launch import relaunch, under_torchrun
+
+        if nproc > 1 and not under_torchrun():
+            relaunch(ctx, nproc, "adapt")
+            return
+        # Only what the user typed goes into the config: everything else keeps AdaptConfig's default.
+        given = {k: v for k, v in values.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
+        _run(Path(values["images"]), given)
+
+    adapt.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    adapt.__annotations__ = {p.name: p.annotation for p in params}
+    return adapt
+
+
+def _prompt_pairs(preset: str | None, pairs: list[str] | None) -> Any:
     from dehazekit.runtimes.errors import ConfigError
 
     if not pairs:
@@ -29,34 +123,120 @@ def _prompt_pairs(preset: Optional[str], pairs: Optional[list[str]]) -> Any:
     return parsed
 
 
+def make_config(given: dict[str, Any]) -> Any:
+    """AdaptConfig from the options the user gave; the others keep the config's own defaults."""
+    from dehazekit.adapt.config import AdaptConfig
+
+    given = dict(given)
+    given.pop("images", None)
+    prompts = _prompt_pairs(given.pop("prompts", None), given.pop("prompt", None))
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in given.items()}
+    if prompts is not None:
+        given["prompts"] = prompts
+    if str(given.get("clip_pretrained", "openai")).lower() in ("none", ""):
+        given["clip_pretrained"] = None
+    if given.get("gate_threshold") is not None and "top_k" not in given:
+        given["top_k"] = None  # only a threshold: no cap on the number of blocks
+    return AdaptConfig(**given)
+
+
+def check_arguments(images: Path, config: Any) -> None:
+    """Cheap checks that must fail before torch loads or CLIP is touched (a second, not 15)."""
+    from dehazekit.catalog import (
+        WEIGHTS_DEFAULT,
+        WEIGHTS_RANDOM,
+        default_model_backbone,
+        missing_weights_error,
+    )
+    from dehazekit.runtimes.errors import ConfigError, InputError, ModelFileError
+
+    if not images.exists():
+        raise InputError.build(
+            "--images does not exist",
+            got=str(images),
+            expected="a folder of hazy images or a video file",
+            fix="check the path",
+        )
+    weights = config.weights
+    if weights is None:
+        raise missing_weights_error(config.backbone)
+    if weights == WEIGHTS_DEFAULT:
+        bundled = default_model_backbone()
+        if bundled is None:
+            raise ModelFileError.build("no default model is installed", fix="pass --weights PATH")
+        if bundled != config.backbone:
+            raise ConfigError.build(
+                f"--weights default is the bundled {bundled} model; it does not fit "
+                f"--backbone {config.backbone}",
+                got=config.backbone,
+                expected=bundled,
+                fix=f"use --backbone {bundled}, or pass --weights PATH for {config.backbone}",
+            )
+    elif weights != WEIGHTS_RANDOM and not Path(weights).exists():
+        raise ModelFileError.build(
+            "--weights does not exist",
+            got=weights,
+            expected="a model folder, a checkpoint file, 'default' or 'random'",
+        )
+    _check_clip(config)
+
+
+def _check_clip(config: Any) -> None:
+    from dehazekit.preflight import clip_unavailable
+    from dehazekit.runtimes.errors import ModelFileError
+
+    terms = [t.rpartition("*")[2] for t in config.objective.replace(" ", "").split("+")]
+    if "h2c" not in terms:
+        return
+    if config.clip_weights is not None:
+        if not Path(config.clip_weights).is_file():
+            raise ModelFileError.build(
+                "--clip-weights does not exist",
+                got=config.clip_weights,
+                expected="a local open_clip or OpenAI checkpoint file",
+            )
+        return
+    error = clip_unavailable(config.clip, config.clip_pretrained)
+    if error is not None:
+        raise error
+
+
 class _ProgressBar:
-    """Rich progress bar per stage with loss, step/s and ETA; fed by adapt()'s progress callback."""
+    """Rich progress bar per stage (terminals), rate and ETA from the shared ProgressReporter."""
 
     def __init__(self, progress: Any) -> None:
-        self.progress, self.tasks, self.started = progress, {}, {}
+        from dehazekit.runtimes.progress import StageProgress
+
+        self.progress, self.tasks = progress, {}
+        self.stages = StageProgress(emit=lambda line: None, metrics=("loss", "lower_loss", "upper_loss"))
 
     def __call__(self, event: dict[str, Any]) -> None:
+        from dehazekit.runtimes.progress import format_seconds
+
+        self.stages(event)
+        rep = self.stages.reporter(event)
         stage, step, total = event["stage"], int(event["step"]), int(event["total"])
         if stage not in self.tasks:
             label = "search (gates + LoRA)" if stage == "search" else "fine-tune (top-K LoRA)"
-            self.tasks[stage] = self.progress.add_task(label, total=total, completed=step - 1, loss="",
-                                                       rate="")
-            self.started[stage] = (time.perf_counter(), step - 1)
-        start, first = self.started[stage]
-        rate = (step - first) / max(time.perf_counter() - start, 1e-9)
+            self.tasks[stage] = self.progress.add_task(
+                label, total=total, completed=step - 1, loss="", rate="", eta=""
+            )
         loss = event.get("loss", event.get("lower_loss"))
         upper = event.get("upper_loss")
         text = f"loss {loss:.4f}" + (f" | F {upper:.4f}" if upper is not None else "")
-        self.progress.update(self.tasks[stage], completed=step, loss=text, rate=f"{rate:.2f} step/s")
+        rate = f"{rep.rate:.2f} step/s" if rep.rate else ""
+        self.progress.update(
+            self.tasks[stage], completed=step, loss=text, rate=rate, eta=f"ETA {format_seconds(rep.eta_s)}"
+        )
 
 
 def _summary_table(result: Any) -> Any:
     from rich.table import Table
 
     table = Table(title=f"adapted {result.backbone}", show_header=True)
-    table.add_column("block", no_wrap=True)
-    table.add_column("gate", justify="right")
-    table.add_column("selected", justify="center")
+    table.add_column("block", overflow="fold")
+    table.add_column("gate", justify="right", no_wrap=True)
+    table.add_column("selected", justify="center", no_wrap=True)
     for block in sorted(result.gates, key=lambda b: (-result.gates[b], b)):
         table.add_row(block, f"{result.gates[block]:.6f}", "yes" if block in result.selected_blocks else "")
     return table
@@ -65,69 +245,66 @@ def _summary_table(result: Any) -> Any:
 def _print_result(result: Any) -> None:
     console.print(_summary_table(result))
     t = result.timings
-    console.print(f"time: load {t['load']:.1f} s, search {t['search']:.1f} s, "
-                  f"fine-tune {t['finetune']:.1f} s, total {t['total']:.1f} s;  "
-                  f"merged == unmerged (max |diff| {result.merge_max_abs_diff:.2e})")
+    print_line(
+        f"time: load {t['load']:.1f} s, search {t['search']:.1f} s, fine-tune {t['finetune']:.1f} s, "
+        f"total {t['total']:.1f} s; merged == unmerged (max |diff| {result.merge_max_abs_diff:.2e})"
+    )
     if result.skipped:
-        console.print(f"[yellow]skipped {len(result.skipped)} file(s)[/]: "
-                      + ", ".join(Path(s["path"]).name for s in result.skipped[:8]), highlight=False)
+        print_line(
+            f"skipped {len(result.skipped)} file(s): "
+            + ", ".join(Path(s["path"]).name for s in result.skipped[:8])
+        )
     if result.upscaled:
-        console.print(f"[yellow]upscaled {len(result.upscaled)} image(s) smaller than the crop size[/]: "
-                      + ", ".join(result.upscaled[:8]), highlight=False)
-    console.print(f"outputs in {result.out_dir}: adapter.json, adapter.safetensors, model.safetensors, "
-                  "model.json, report/", highlight=False)
+        print_line(
+            f"upscaled {len(result.upscaled)} image(s) smaller than the crop size: "
+            + ", ".join(result.upscaled[:8])
+        )
+    print_line(
+        f"outputs in {result.out_dir}: adapter.json, adapter.safetensors, model.safetensors, "
+        "model.json, report/"
+    )
 
 
-@cli_errors
-def adapt(
-    images: Path = typer.Option(..., "--images", help="Folder of real hazy images, or a video file."),
-    backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `dehazekit backbones`)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Model folder, official checkpoint, or "
-                                           "'default' (the bundled model)."),
-    objective: str = typer.Option("h2c", "--objective", help="offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Blocks kept after the search (3 by default; "
-                                        "no cap when only --gate-threshold is given)."),
-    gate_threshold: Optional[float] = typer.Option(None, "--gate-threshold",
-                                                   help="Keep blocks with gate >= this (capped by --top-k)."),
-    rank: int = typer.Option(8, "--rank", help="LoRA rank."),
-    lora_alpha: float = typer.Option(16.0, "--lora-alpha", help="LoRA scaling = lora_alpha / rank."),
-    search_steps: int = typer.Option(300, "--search-steps", help="Stage 1 (bilevel search) steps."),
-    finetune_steps: int = typer.Option(600, "--finetune-steps", help="Stage 2 (top-K fine-tune) steps."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Crops per batch."),
-    size: int = typer.Option(224, "--size", help="Crop side in pixels."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, the crops and LoRA init."),
-    out: Path = typer.Option(Path("adapt_out"), "--out", help="Output folder."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
-    checkpoint_every: int = typer.Option(50, "--checkpoint-every", help="Steps per checkpoint (0: never)."),
-    clip: str = typer.Option("ViT-B-32", "--clip", help="open_clip model name (or a model-config JSON)."),
-    clip_pretrained: str = typer.Option("openai", "--clip-pretrained", help="open_clip pretrained tag."),
-    clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="Local CLIP checkpoint file."),
-    prompts: Optional[str] = typer.Option(None, "--prompts", help="H2C prompt preset: default, day, night."),
-    prompt: Optional[list[str]] = typer.Option(None, "--prompt", help='Prompt pair "hazy|clear" (repeat).'),
-    hypergrad: str = typer.Option("rank1", "--hypergrad", help="rank1, first-order, unrolled or reference."),
-    candidates: str = typer.Option("auto", "--candidates", help="auto, all or a backbone preset."),
-    lr_w: float = typer.Option(1e-4, "--lr-w", help="LoRA learning rate (Adam)."),
-    lr_alpha: float = typer.Option(3e-4, "--lr-alpha", help="Gate learning rate (AdamW)."),
-) -> None:
-    """Adapt BACKBONE to your real haze: search LoRA layers, fine-tune the top-K, merge, report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _guard_outputs(images: Path, config: Any) -> None:
+    """Refuse an --out whose files would replace the input images or the weights adapted from."""
+    from dehazekit.catalog import WEIGHTS_DEFAULT, WEIGHTS_RANDOM
+    from dehazekit.cli.guard import clean_stale_temporaries, guard_outputs, model_files
 
-    from dehazekit.adapt import AdaptConfig
-    from dehazekit.adapt import adapt as run_adapt
+    out = Path(config.out)
+    written = ("model.safetensors", "model.json", "adapter.safetensors", "adapter.json")
+    weights = config.weights
+    source = Path(weights) if weights not in (None, WEIGHTS_DEFAULT, WEIGHTS_RANDOM) else None
+    guard_outputs([out / name for name in written], [images, *model_files(source)], folders=[out / "report"])
+    clean_stale_temporaries(out, recursive=True)
 
-    config = AdaptConfig(
-        backbone=backbone, weights=str(weights) if weights else None, objective=objective, clip=clip,
-        clip_pretrained=None if clip_pretrained.lower() in ("none", "") else clip_pretrained,
-        clip_weights=str(clip_weights) if clip_weights else None, prompts=_prompt_pairs(prompts, prompt),
-        top_k=3 if top_k is None and gate_threshold is None else top_k, gate_threshold=gate_threshold,
-        rank=rank, lora_alpha=lora_alpha, search_steps=search_steps, finetune_steps=finetune_steps,
-        batch_size=batch_size, size=size, seed=seed, lr_w=lr_w, lr_alpha=lr_alpha, hypergrad=hypergrad,
-        candidates=candidates, checkpoint_every=checkpoint_every, out=str(out), resume=resume)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"), TextColumn("ETA"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        result = run_adapt(str(images), config=config, progress=_ProgressBar(progress))
+
+def _run(images: Path, given: dict[str, Any]) -> None:
+    config = make_config(given)
+    check_arguments(images, config)
+    _guard_outputs(images, config)
+    from dehazekit.adapt import adapt as run_adapt  # torch loads here, after the cheap checks
+
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 draws and prints
+        run_adapt(str(images), config=config)
+        return
+    if is_terminal():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+        )
+        with Progress(*columns, console=console, transient=False) as progress:
+            result = run_adapt(str(images), config=config, progress=_ProgressBar(progress))
+    else:  # logs, pipes, CI, nohup: one plain line at a steady interval
+        from dehazekit.runtimes.progress import StageProgress
+
+        lines = StageProgress(emit=print_line, metrics=("loss", "lower_loss", "upper_loss"))
+        result = run_adapt(str(images), config=config, progress=lines)
     _print_result(result)
     _print_guard(result)
 
@@ -140,10 +317,9 @@ def _print_guard(result: Any) -> None:
     if guard is None:
         return
     if guard["recommended"]:
-        console.print(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})",
-                      highlight=False)
+        print_line(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})")
         return
     failures = next((c["failures"] for c in reversed(guard["checks"]) if c["failures"]), [])
-    console.print(f"[red]guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
-                  f"recommended (adapter kept for inspection)[/]", highlight=False)
+    print_line(f"guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
+               "recommended (adapter kept for inspection)")
     raise typer.Exit(NOT_RECOMMENDED_EXIT)

@@ -64,12 +64,15 @@ class PairedHaze:
     """On-the-fly (hazy, clear) crops from clean images; images are cached downscaled to ``max_side``."""
 
     def __init__(self, files: list[Path], presets: list[str], crop: int, max_side: int = 512,
-                 depth_dir: Path | None = None) -> None:
+                 depth_dir: Path | None = None, rotate: bool = False) -> None:
         if crop < 8:
             raise ConfigError.build("crop too small", got=crop, expected=">= 8")
         self.presets = parse_presets(presets)
         self.configs: list[HazeConfig] = [get_preset(p) for p in self.presets]
         self.crop = int(crop)
+        # Quarter-turn the finished pair (as gUNet's authors do): without it, pseudo-depth that always
+        # grows upward teaches a vertical prior that draws streaks up flat skies from tall edges.
+        self.rotate = bool(rotate)
         self.items: list[_Cached] = []
         for path in files:
             img = read_rgb_uint8(path, max_side=max(max_side, crop))
@@ -97,7 +100,12 @@ class PairedHaze:
         out = synthesize(np.ascontiguousarray(clear), rng, self.configs[k], depth_m=depth, beta=beta)
         out.params["preset"] = self.presets[k]
         out.params["density"] = 1.0 - out.params["mean_t"]
-        return out.hazy, clear, out.params
+        hazy = out.hazy
+        if self.rotate:
+            turns = int(rng.integers(4))
+            hazy, clear = np.rot90(hazy, turns), np.rot90(clear, turns)
+            out.params["rot90"] = turns
+        return np.ascontiguousarray(hazy), clear, out.params
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
         pairs = [self.sample(rng) for _ in range(size)]

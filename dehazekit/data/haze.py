@@ -44,11 +44,14 @@ class HazeConfig:
     beta: Range = (0.5, 2.0)              # extinction per unit depth
     airlight: Range = (0.75, 1.0)         # grey level of A
     airlight_tint: float = 0.0            # max per-channel offset of A (0 = grey)
+    airlight_blue: Range = (0.0, 0.0)     # blue - red of A: skylight-scattered haze is bluish, dust warm
     airlight_colour: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel factor (dust, blue-grey)
     depth_near: float = 0.15              # nearest pseudo-depth, so t < 1 everywhere
     depth_structure: float = 0.35         # share of the random field in the pseudo-depth
     depth_scale: float = 80.0             # metres that map to depth 1 when a real depth map is used
     nonuniform: float = 0.0               # strength of the smooth beta modulation
+    depth_layers: float = 0.0             # probability of a sharp-edged near layer (objects before the sky)
+    linear_light: bool = False            # scatter in linear light, then re-encode sRGB (as a camera does)
     gamma: Range = (1.0, 1.0)
     noise_sigma: Range = (0.0, 0.0)       # Gaussian noise std in [0, 1] units
     jpeg_quality: Range | None = None     # e.g. (40, 90); None = no re-compression
@@ -56,12 +59,13 @@ class HazeConfig:
     def __post_init__(self) -> None:
         self.beta = _check_range("beta", self.beta, 0.0, 20.0)
         self.airlight = _check_range("airlight", self.airlight, 0.0, 1.0)
+        self.airlight_blue = _check_range("airlight_blue", self.airlight_blue, -0.5, 0.5)
         self.gamma = _check_range("gamma", self.gamma, 0.2, 5.0)
         self.noise_sigma = _check_range("noise_sigma", self.noise_sigma, 0.0, 0.5)
         if self.jpeg_quality is not None:
             self.jpeg_quality = _check_range("jpeg_quality", self.jpeg_quality, 1, 100)
         for name, low, high in (("airlight_tint", 0, 0.5), ("depth_near", 0, 1), ("depth_structure", 0, 1),
-                                ("nonuniform", 0, 3)):
+                                ("nonuniform", 0, 3), ("depth_layers", 0, 1)):
             value = float(getattr(self, name))
             if not low <= value <= high:
                 raise ConfigError.build(f"HazeConfig.{name} out of range", got=value, expected=f"[{low}, {high}]")
@@ -82,6 +86,13 @@ PRESETS: dict[str, HazeConfig] = {
     # A stand-in for the real-world gap: patchy haze, tinted airlight, gamma, noise and JPEG.
     "realistic": HazeConfig(beta=(0.4, 2.4), airlight=(0.6, 0.95), airlight_tint=0.06, nonuniform=0.6,
                             gamma=(0.85, 1.2), noise_sigma=(0.0, 0.02), jpeg_quality=(45, 92)),
+    # Outdoor haze as photographed: bright airlight that is bluish (O-HAZE/NH-HAZE hazy inputs have
+    # blue - red of +29/+32 on 0-255 over warm scenes) or slightly warm, light as well as dense haze, and
+    # depth with sharp steps where near objects stand before far background (halos come from never
+    # seeing a transmission edge). Default model's training preset, with homogeneous and realistic.
+    "outdoor": HazeConfig(beta=(0.25, 2.2), airlight=(0.7, 1.0), airlight_tint=0.03,
+                          airlight_blue=(-0.05, 0.2), depth_structure=0.5, depth_layers=0.5, nonuniform=0.5, gamma=(0.9, 1.1),
+                          noise_sigma=(0.0, 0.015), jpeg_quality=(50, 95), linear_light=True),
     # Target domains the default model never saw (benchmarks/adapt_gt.py adapts to them):
     # non-homogeneous, patchy haze (NH-HAZE-like blobs of dense haze)
     "patchy": HazeConfig(beta=(0.8, 2.2), airlight=(0.7, 0.92), nonuniform=1.6, depth_structure=0.5),
@@ -127,6 +138,13 @@ def pseudo_depth(shape: tuple[int, int], rng: np.random.Generator, cfg: HazeConf
     return (cfg.depth_near + (1 - cfg.depth_near) * d).astype(np.float32)
 
 
+def layered_depth(depth: np.ndarray, rng: np.random.Generator, cfg: HazeConfig) -> np.ndarray:
+    """Put a near layer with a sharp outline (a thresholded smooth field) in front of ``depth``."""
+    mask = smooth_field(depth.shape, rng, scale=0.2) > rng.uniform(0.45, 0.8)
+    near = rng.uniform(cfg.depth_near, 0.5) * (0.9 + 0.2 * smooth_field(depth.shape, rng))
+    return np.where(mask, np.minimum(near, depth), depth).astype(np.float32)
+
+
 def load_make3d_depth(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """Make3D ``Position3DGrid`` channel 3 (metres) resized bilinearly to (H, W)."""
     from scipy.io import loadmat
@@ -148,6 +166,16 @@ class HazeSample:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
 def _draw(rng: np.random.Generator, r: Range) -> float:
     return float(r[0]) if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
 
@@ -166,6 +194,8 @@ def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
         d = np.clip(np.asarray(depth_m, np.float32) / cfg.depth_scale, 0.0, 1.0)
     else:
         d = pseudo_depth((h, w), rng, cfg)
+        if cfg.depth_layers > 0 and rng.random() < cfg.depth_layers:
+            d = layered_depth(d, rng, cfg)
     b = _draw(rng, cfg.beta) if beta is None else float(beta)
     beta_map = np.full((h, w), b, np.float32)
     if cfg.nonuniform > 0:
@@ -173,9 +203,16 @@ def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
         beta_map *= np.exp(cfg.nonuniform * (f - f.mean()))
     grey = _draw(rng, cfg.airlight)
     tint = rng.uniform(-cfg.airlight_tint, cfg.airlight_tint, 3) if cfg.airlight_tint > 0 else np.zeros(3)
+    if cfg.airlight_blue != (0.0, 0.0):
+        tint = tint + _draw(rng, cfg.airlight_blue) * np.array([-0.5, 0.0, 0.5])
     air = np.clip(grey * np.asarray(cfg.airlight_colour) + tint, 0.0, 1.0).astype(np.float32)
     t = np.exp(-beta_map * d).astype(np.float32)
-    hazy = clear * t[..., None] + air[None, None, :] * (1 - t[..., None])
+    if cfg.linear_light:
+        # Light mixes linearly; the camera encodes afterwards, so haze lifts shadows more than sRGB blending.
+        lin = srgb_to_linear(clear) * t[..., None] + srgb_to_linear(air)[None, None, :] * (1 - t[..., None])
+        hazy = linear_to_srgb(lin)
+    else:
+        hazy = clear * t[..., None] + air[None, None, :] * (1 - t[..., None])
     gamma = _draw(rng, cfg.gamma)
     hazy = np.clip(hazy, 0, 1) ** gamma
     sigma = _draw(rng, cfg.noise_sigma)

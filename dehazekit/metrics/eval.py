@@ -1,6 +1,6 @@
 """Dehaze a folder with a model and report before/after metrics: a table, JSON and a contact sheet.
 
-The model runs through ``dehazekit.models.load_model`` (via ``dehazekit.train.artifacts``) and
+The model runs through ``dehazekit.models.load_model`` and
 ``dehazekit.backbones.forward_padded`` in torch. Images larger than ``max_side`` are downscaled
 (Lanczos) before both dehazing and scoring, so before/after are compared at the same size; ground
 truth is resized to the hazy image's evaluated size.
@@ -138,12 +138,12 @@ def evaluate(cfg: EvalConfig) -> EvalReport:
 
     from dehazekit.data.images import list_images, read_rgb_uint8
     from dehazekit.metrics.fade import FadeParams
-    from dehazekit.train.artifacts import load_trained
+    from dehazekit.models import load_model
 
     files = list_images(cfg.hazy, "hazy image folder")
     pairs = _match_clear(files, cfg.clear)
     model_path = resolve_model_path(cfg.model)
-    model = load_trained(model_path)
+    model = load_model(model_path)
     fade_params = FadeParams.load(cfg.fade_params) if "fade" in cfg.metrics else None
     report = EvalReport(model=str(model_path), metrics=list(cfg.metrics))
     if cfg.max_side:
@@ -153,8 +153,8 @@ def evaluate(cfg: EvalConfig) -> EvalReport:
         hazy = read_rgb_uint8(path, cfg.max_side)
         ref = None
         if path in pairs:
-            gt = Image.open(pairs[path]).convert("RGB").resize((hazy.shape[1], hazy.shape[0]), Image.Resampling.LANCZOS)
-            ref = np.asarray(gt, dtype=np.uint8)
+            gt = Image.fromarray(read_rgb_uint8(pairs[path]))
+            ref = np.asarray(gt.resize((hazy.shape[1], hazy.shape[0]), Image.Resampling.LANCZOS), dtype=np.uint8)
         out = dehaze_uint8(model, hazy)
         before = _score(hazy, cfg.metrics, fade_params, ref)
         after = _score(out, cfg.metrics, fade_params, ref)

@@ -3,6 +3,16 @@
 Protocol: an ``nn.Module`` whose ``forward(hazy, out) -> Tensor`` returns a scalar loss (mean over the
 batch); ``hazy`` and ``out`` are (B, 3, H, W) float32, ``hazy`` in [0, 1]. The search and fine-tune
 code only ever sees this protocol, never which objective it is.
+
+Adding an objective (two places):
+  1. its module: the factory, registered with the AdaptConfig fields that feed its keyword arguments,
+     ``@register_objective("name", options={"factory_kwarg": "adapt_config_field"})``; import the module
+     in ``dehazekit/objectives/__init__.py`` so it registers;
+  2. ``dehazekit/adapt/config.py``: one ``field(default=..., metadata=_help("..."))`` per option. ``dehazekit adapt``
+     generates its ``--flag`` from that field, and ``AdaptConfig.objective_options()`` routes the values
+     to the factory through the mapping above. A test checks that the factory's own keyword defaults
+     equal the config's (tests/dehazekit/adapt/test_config_cli.py), so a default has one value.
+An objective without options needs only step 1.
 """
 from __future__ import annotations
 
@@ -15,16 +25,37 @@ from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 
 ObjectiveFactory = Callable[..., nn.Module]
 _OBJECTIVES: dict[str, ObjectiveFactory] = {}
+# Names users bring from papers and other tools -> our objective (suggested, never silently substituted).
+ALIASES: dict[str, tuple[str, ...]] = {"clip": ("h2c",), "haze2clear": ("h2c",), "dark-channel": ("dcp",),
+                                       "dark_channel": ("dcp",), "dcp-prior": ("dcp",)}
 
 
-def register_objective(name: str) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
+_OPTIONS: dict[str, dict[str, str]] = {}  # objective -> {factory keyword: AdaptConfig field}
+
+
+def register_objective(name: str, options: dict[str, str] | None = None
+                       ) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
+    """Register ``factory(**kwargs) -> nn.Module`` as objective ``name``.
+
+    ``options`` maps the factory's keyword arguments to the AdaptConfig fields that set them (and so
+    to ``dehazekit adapt`` flags), e.g. ``{"clip": "clip", "pretrained": "clip_pretrained"}``.
+    """
+
     def decorator(factory: ObjectiveFactory) -> ObjectiveFactory:
         if name in _OBJECTIVES:
             raise ConfigError.build("objective registered twice", got=name)
         _OBJECTIVES[name] = factory
+        _OPTIONS[name] = dict(options or {})
         return factory
 
     return decorator
+
+
+def objective_option_fields(name: str) -> dict[str, str]:
+    """{factory keyword: AdaptConfig field} registered with objective ``name`` ({} when unknown)."""
+    import dehazekit.objectives  # noqa: F401  (registers the built-ins)
+
+    return dict(_OPTIONS.get(name, {}))
 
 
 def list_objectives() -> list[str]:
@@ -71,6 +102,7 @@ def create_objective(spec: str, options: dict[str, dict[str, Any]] | None = None
     for weight, name in parse_objective_spec(spec):
         if name not in _OBJECTIVES:
             close = difflib.get_close_matches(name, list(_OBJECTIVES), n=3, cutoff=0.4)
+            close = [m for m in ALIASES.get(name.lower(), ()) if m in _OBJECTIVES] + close
             raise UnknownNameError.build(f"unknown objective {name!r}", expected=sorted(_OBJECTIVES),
                                          fix=f"did you mean {', '.join(close)}?" if close else None)
         built.append((weight, _OBJECTIVES[name](**options.get(name, {}))))

@@ -116,7 +116,8 @@ class H2CObjective(nn.Module):
         return (1.0 - cos).mean()
 
 
-@register_objective("h2c")
+@register_objective("h2c", options={"clip": "clip", "pretrained": "clip_pretrained", "weights": "clip_weights",
+                                    "prompts": "prompts"})
 def make_h2c(clip: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAINED,
              weights: str | Path | None = None,
              prompts: Sequence[Sequence[str]] | str | None = None) -> H2CObjective:

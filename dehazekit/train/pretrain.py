@@ -1,4 +1,4 @@
-"""Supervised pretraining on synthetic haze: L1 (+ optional 1 - SSIM), Adam, cosine decay.
+"""Supervised pretraining on synthetic haze: L1 (+ optional 1 - SSIM, low-pass colour L1), Adam, cosine decay.
 
 Reads top to bottom like nanoGPT's train.py: build data, model and optimiser; optionally resume from
 ``checkpoint.pt``; then loop: sample a batch, step (plain or BILD-reweighted), validate now and then on
@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,8 +22,10 @@ from torch import nn
 
 from dehazekit.runtimes.errors import ConfigError, ModelFileError
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
+from dehazekit.runtimes.progress import StageProgress
 
 log = logging.getLogger(__name__)
+ProgressFn = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -38,6 +40,9 @@ class PretrainConfig:
     batch_size: int = 4
     lr: float = 5e-4
     ssim_weight: float = 0.0
+    colour_weight: float = 0.0            # L1 of 8x8-pooled images: brightness and colour cast
+    init: Path | None = None              # start from this model folder's weights (recalibration)
+    rotate: bool = False                  # random quarter turns of each training pair
     reweight: str = "none"
     resume: bool = False
     seed: int = 0
@@ -49,8 +54,10 @@ class PretrainConfig:
     max_side: int = 512
     bild_lr: float = 1e-3
     bild_entropy: float = 1e-3
-    progress: bool = True
+    progress: bool = True  # False: no per-step progress at all (validation lines still go to logging)
     stop_after: int | None = None   # end this session at this step (checkpointed); --resume continues
+    device: str = "auto"  # auto = CUDA when present (dehazekit.accel)
+    precision: str = "auto"  # auto = bf16 autocast on CUDA GPUs that support it, else fp32
 
 
     def __post_init__(self) -> None:
@@ -58,6 +65,7 @@ class PretrainConfig:
 
         self.clear, self.out = Path(self.clear), Path(self.out)
         self.depth = Path(self.depth) if self.depth else None
+        self.init = Path(self.init) if self.init else None
         self.presets = "+".join(parse_presets(self.presets))
         for name in ("steps", "crop", "batch_size", "val_count", "val_size", "val_every", "ckpt_every", "max_side"):
             if int(getattr(self, name)) < 1:
@@ -66,8 +74,9 @@ class PretrainConfig:
             raise ConfigError.build("--lr out of range", got=self.lr, expected="0 < lr < 1")
         if self.reweight not in ("none", "bild"):
             raise ConfigError.build("unknown --reweight", got=self.reweight, expected="none or bild")
-        if self.ssim_weight < 0:
-            raise ConfigError.build("--ssim-weight must be >= 0", got=self.ssim_weight)
+        for name in ("ssim_weight", "colour_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError.build(f"--{name.replace('_', '-')} must be >= 0", got=getattr(self, name))
         if self.crop < 16:
             raise ConfigError.build("--crop too small", got=self.crop, expected=">= 16")
 
@@ -85,9 +94,17 @@ class PretrainResult:
     wall_s: float = 0.0
 
 
-def per_patch_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
-    """(B,) L1 (+ ssim_weight * (1 - SSIM)) per patch."""
+def per_patch_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
+                   colour_weight: float = 0.0) -> torch.Tensor:
+    """(B,) L1 (+ ssim_weight * (1 - SSIM) + colour_weight * L1 of 8x8 means) per patch.
+
+    The pooled term weighs brightness and colour cast (what a viewer sees first) on top of the
+    per-pixel error, which on its own lets a global shift cost no more than a little texture.
+    """
     loss = (pred - target).abs().mean(dim=(1, 2, 3))
+    if colour_weight > 0:
+        pooled = torch.nn.functional.avg_pool2d(pred - target, 8, ceil_mode=True)
+        loss = loss + colour_weight * pooled.abs().mean(dim=(1, 2, 3))
     if ssim_weight > 0:
         from dehazekit.metrics.psnr_ssim import ssim_torch
 
@@ -155,6 +172,17 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
                                    fix="delete it or run without --resume") from exc
 
 
+def _accelerator(cfg: PretrainConfig):
+    from dehazekit.accel import Accelerator
+
+    accel = Accelerator.resolve(cfg.device, cfg.precision)
+    if accel.device.type != "cpu" and cfg.reweight == "bild":
+        raise ConfigError.build("--reweight bild runs on the CPU only", got=f"--device {accel.device}",
+                                fix="use --device cpu with --reweight bild, or --reweight none on the GPU")
+    log.info("pretraining on %s", accel.describe())
+    return accel
+
+
 def _build(cfg: PretrainConfig):
     from dehazekit.backbones import create_backbone
     from dehazekit.data.datasets import PairedHaze, split_holdout
@@ -163,8 +191,10 @@ def _build(cfg: PretrainConfig):
     files = list_images(cfg.clear, "clear image folder")
     train_files, val_files = split_holdout(files, cfg.val_fraction)
     presets = cfg.presets.split("+")
-    data = PairedHaze(train_files, presets, cfg.crop, cfg.max_side, cfg.depth)
+    data = PairedHaze(train_files, presets, cfg.crop, cfg.max_side, cfg.depth, rotate=cfg.rotate)
     model = create_backbone(cfg.backbone)
+    if cfg.init is not None:
+        _load_init(model, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.steps))
     reweighter = None
@@ -175,6 +205,17 @@ def _build(cfg: PretrainConfig):
         reweighter = BildReweighter(BildConfig(lr=cfg.bild_lr, entropy_weight=cfg.bild_entropy), outer,
                                     cfg.batch_size, seed=cfg.seed + 7)
     return data, val_files, model, opt, sched, reweighter
+
+
+def _load_init(model: nn.Module, cfg: PretrainConfig) -> None:
+    from dehazekit.models import load_model
+
+    start = load_model(cfg.init)
+    if type(start) is not type(model) or start.state_dict().keys() != model.state_dict().keys():
+        raise ConfigError.build("--init model does not match --backbone", got=str(cfg.init),
+                                expected=f"a {cfg.backbone} model folder")
+    model.load_state_dict(start.state_dict())
+    log.info("initialised from %s", cfg.init)
 
 
 def _restore(ck: dict[str, Any], cfg: PretrainConfig, model: nn.Module, opt, sched, rng, reweighter):
@@ -196,21 +237,27 @@ def _train_step(cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: to
                 clear: torch.Tensor) -> float:
     """One optimiser step (plain or BILD-reweighted); returns the (weighted) training loss."""
     if reweighter is not None:
-        return reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight))
-    loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight).mean()
+        return reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight, cfg.colour_weight))
+    loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight, cfg.colour_weight).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return float(loss.detach())
 
 
-def pretrain(cfg: PretrainConfig) -> PretrainResult:
-    """Run (or resume) pretraining; returns the best validation scores and where the model is."""
-    from dehazekit.train.artifacts import save_trained
+def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> PretrainResult:
+    """Run (or resume) pretraining; returns the best validation scores and where the model is.
+
+    ``progress`` receives one dict per step: stage "pretrain", step, total, step_s, loss, lr; by
+    default steady progress lines (step, rate, ETA, loss) go to logging.
+    """
+    from dehazekit.models import save_model
 
     torch.manual_seed(cfg.seed)
+    accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
-    val_sets = _val_tensors(cfg, val_files)
+    accel.attach(model)
+    val_sets = {k: (accel.to_device(h), accel.to_device(c)) for k, (h, c) in _val_tensors(cfg, val_files).items()}
     baseline = evaluate_sets(None, val_sets)
     rng = np.random.default_rng(cfg.seed)
     ckpt_path = cfg.out / "checkpoint.pt"
@@ -222,29 +269,33 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     atomic_write_text(cfg.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     model.train()
     t0 = time.perf_counter() - wall
-    with _progress(cfg) as (bar, task):
-        bar.update(task, completed=step)
-        end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
-        while step < end:
-            hazy, clear, _ = data.batch(rng, cfg.batch_size)
-            loss_value = _train_step(cfg, model, opt, reweighter, hazy, clear)
-            sched.step()
-            step += 1
-            bar.update(task, completed=step, description=f"pretrain loss {loss_value:.4f}")
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                scores = evaluate_sets(model, val_sets)
-                record = {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
-                history.append(record)
-                log.info("step %d  val %s", step, _fmt(scores))
-                if _mean_psnr(scores) > best["psnr"]:
-                    best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
-                    save_trained(model, cfg.out, _provenance(cfg, step, scores, baseline))
-            if step % cfg.ckpt_every == 0 or step == end:
-                _save_checkpoint(ckpt_path, {
-                    "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
-                    "best": best, "history": history, "config": cfg.to_dict(), "wall_s": time.perf_counter() - t0,
-                    "reweighter": reweighter.state_dict() if reweighter is not None else None})
+    if progress is None and cfg.progress:
+        progress = StageProgress(metrics=("loss", "lr"))
+    end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
+    while step < end:
+        start = time.perf_counter()
+        hazy, clear, _ = data.batch(rng, cfg.batch_size)
+        loss_value = _train_step(cfg, model, opt, reweighter, accel.to_device(hazy), accel.to_device(clear))
+        sched.step()
+        step += 1
+        if progress is not None:
+            progress({"stage": "pretrain", "step": step, "total": cfg.steps,
+                      "step_s": time.perf_counter() - start, "loss": loss_value,
+                      "lr": float(sched.get_last_lr()[0])})
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            scores = evaluate_sets(model, val_sets)
+            record = {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
+            history.append(record)
+            log.info("step %d  val %s", step, _fmt(scores))
+            if _mean_psnr(scores) > best["psnr"]:
+                best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
+                save_model(model, cfg.out, extra=_provenance(cfg, step, scores, baseline))
+        if step % cfg.ckpt_every == 0 or step == end:
+            _save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
+                "best": best, "history": history, "config": cfg.to_dict(), "wall_s": time.perf_counter() - t0,
+                "reweighter": reweighter.state_dict() if reweighter is not None else None})
     wall = time.perf_counter() - t0
     result = PretrainResult(cfg.out, step, best, baseline, history, wall)
     atomic_write_text(cfg.out / "history.json", json.dumps(
@@ -254,28 +305,10 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 
 def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) -> dict[str, Any]:
     return {"trained_by": "dehazekit pretrain", "step": step, "presets": cfg.presets, "crop": cfg.crop,
-            "batch_size": cfg.batch_size, "reweight": cfg.reweight, "val": scores, "val_hazy_input": baseline}
+            "batch_size": cfg.batch_size, "reweight": cfg.reweight, "ssim_weight": cfg.ssim_weight,
+            "colour_weight": cfg.colour_weight, "rotate": cfg.rotate, "init": str(cfg.init) if cfg.init else None,
+            "val": scores, "val_hazy_input": baseline}
 
 
 def _fmt(scores: dict[str, dict[str, float]]) -> str:
     return "  ".join(f"{k}: {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in scores.items())
-
-
-class _progress:
-    """Rich progress bar on stderr (disabled with progress=False, e.g. in background runs)."""
-
-    def __init__(self, cfg: PretrainConfig) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from dehazekit.cli.console import err_console
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=err_console, disable=not cfg.progress)
-        self.total = cfg.steps
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self.bar, self.bar.add_task("pretrain", total=self.total)
-
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)

@@ -1,5 +1,9 @@
-"""Backends by file suffix: .onnx -> onnxruntime, .engine -> TensorRT, .safetensors/.pt or a folder ->
-torch. The registry is overridable: ``register_backend(".xyz", factory)``.
+"""Backends by file suffix: .onnx -> onnxruntime, .engine -> TensorRT; other packages add theirs.
+
+The registry is overridable: ``register_backend(".xyz", factory)``. Packages plug in through the
+``dehazekit.backends`` entry-point group (name = suffix without the dot, or ``dir`` for a model folder;
+value = ``module:Class``): that is how dehazekit core registers its torch backend for .safetensors/.pt files
+and model folders without the runtime ever importing the layer above it.
 
 Backend modules are imported only when a model of their kind is opened, so ``import dehazekit.runtimes`` never
 pulls onnxruntime, tensorrt or torch.
@@ -21,11 +25,23 @@ _REGISTRY: dict[str, str | BackendFactory] = {
     ".onnx": "dehazekit.runtimes.backends.onnx_backend:OnnxBackend",
     ".engine": "dehazekit.runtimes.backends.trt_backend:TensorRTBackend",
     ".plan": "dehazekit.runtimes.backends.trt_backend:TensorRTBackend",
-    ".safetensors": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
-    ".pt": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
-    ".pth": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
-    "<dir>": "dehazekit.runtimes.backends.torch_backend:TorchBackend",
+    "<bank>": "dehazekit.runtimes.bank:open_bank",  # a folder with bank.json (dehazekit bank build)
 }
+ENTRY_POINT_GROUP = "dehazekit.backends"
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Add the backends other installed packages declare; an explicit register_backend wins."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        key = "<dir>" if entry.name == "dir" else f".{entry.name.lower()}"
+        _REGISTRY.setdefault(key, entry.value)
 
 
 def register_backend(suffix: str, factory: BackendFactory | str, *, override: bool = False) -> None:
@@ -38,6 +54,7 @@ def register_backend(suffix: str, factory: BackendFactory | str, *, override: bo
 
 
 def registered_suffixes() -> list[str]:
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
@@ -49,8 +66,9 @@ def _resolve(entry: str | BackendFactory) -> BackendFactory:
 
 
 def backend_key(path: Path) -> str:
+    _load_plugins()
     if path.is_dir():
-        return "<dir>"
+        return "<bank>" if (path / "bank.json").is_file() else "<dir>"
     if not path.exists():
         raise ModelFileError.build("model file not found", got=str(path),
                                    fix="check the path (pass --model PATH on the command line)")
@@ -59,7 +77,8 @@ def backend_key(path: Path) -> str:
         close = difflib.get_close_matches(suffix, list(_REGISTRY), n=3)
         raise UnknownNameError.build(f"no runtime backend for '{suffix}' files", got=path.name,
                                      expected=registered_suffixes(),
-                                     fix=f"did you mean {', '.join(close)}?" if close else "export to ONNX first")
+                                     fix=f"did you mean {', '.join(close)}?" if close
+                                     else "export to ONNX first (.safetensors/.pt models need: pip install 'dehazekit[adapt]')")
     return suffix
 
 

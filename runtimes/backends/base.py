@@ -7,6 +7,7 @@ returns a batch of the same layout.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +44,11 @@ class Backend(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+@dataclass(frozen=True)
+class _Ready:
+    output: np.ndarray
+
+
 class BaseBackend:
     """Shared plumbing: context manager, input validation, a readable description."""
 
@@ -62,6 +68,20 @@ class BaseBackend:
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def submit(self, batch: np.ndarray) -> object:
+        """Queue a batch and return a ticket for ``collect``.
+
+        Backends that overlap transfers with compute (TensorRT, ONNX Runtime on CUDA) return before the
+        batch is done, so the caller can prepare and submit the next one; the rest compute here.
+        """
+        return _Ready(self.infer(batch))
+
+    def collect(self, ticket: object) -> np.ndarray:
+        """The output of a submitted batch, waiting for it if needed."""
+        if not isinstance(ticket, _Ready):
+            raise InputError.build("unknown ticket", got=type(ticket).__name__, expected="a ticket from submit()")
+        return ticket.output
 
     def close(self) -> None:
         self._closed = True

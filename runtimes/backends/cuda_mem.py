@@ -1,4 +1,4 @@
-"""Minimal CUDA runtime calls for the TensorRT backend, without torch.
+"""Minimal CUDA runtime calls for the TensorRT and ONNX Runtime CUDA backends, without torch.
 
 Two providers of the same few calls: cuda-python (``cuda.bindings.runtime``, or ``cuda.cudart`` in
 older releases) and polygraphy's ctypes handle on libcudart. Pinned (page-locked) host buffers are
@@ -61,6 +61,24 @@ class _CudaPython:
     def destroy(self, stream: int) -> None:
         self._call("cudaStreamDestroy", self.rt.cudaStreamDestroy(stream))
 
+    def event(self) -> int:
+        return int(self._call("cudaEventCreate", self.rt.cudaEventCreate()))
+
+    def record(self, event: int, stream: int) -> None:
+        self._call("cudaEventRecord", self.rt.cudaEventRecord(event, stream))
+
+    def wait(self, stream: int, event: int) -> None:
+        self._call("cudaStreamWaitEvent", self.rt.cudaStreamWaitEvent(stream, event, 0))
+
+    def event_sync(self, event: int) -> None:
+        self._call("cudaEventSynchronize", self.rt.cudaEventSynchronize(event))
+
+    def elapsed_ms(self, start: int, end: int) -> float:
+        return float(self._call("cudaEventElapsedTime", self.rt.cudaEventElapsedTime(start, end)))
+
+    def destroy_event(self, event: int) -> None:
+        self._call("cudaEventDestroy", self.rt.cudaEventDestroy(event))
+
 
 class _Polygraphy:
     """libcudart through polygraphy's loader; pointers are plain ints."""
@@ -102,8 +120,30 @@ class _Polygraphy:
     def destroy(self, stream: int) -> None:
         self._check("cudaStreamDestroy", self.lib.cudaStreamDestroy(ctypes.c_void_p(stream)))
 
+    def event(self) -> int:
+        return self._out_ptr("cudaEventCreate", self.lib.cudaEventCreate)
 
-def cuda_runtime() -> _CudaPython | _Polygraphy:
+    def record(self, event: int, stream: int) -> None:
+        self._check("cudaEventRecord", self.lib.cudaEventRecord(ctypes.c_void_p(event), ctypes.c_void_p(stream)))
+
+    def wait(self, stream: int, event: int) -> None:
+        self._check("cudaStreamWaitEvent", self.lib.cudaStreamWaitEvent(
+            ctypes.c_void_p(stream), ctypes.c_void_p(event), ctypes.c_uint(0)))
+
+    def event_sync(self, event: int) -> None:
+        self._check("cudaEventSynchronize", self.lib.cudaEventSynchronize(ctypes.c_void_p(event)))
+
+    def elapsed_ms(self, start: int, end: int) -> float:
+        ms = ctypes.c_float()
+        self._check("cudaEventElapsedTime", self.lib.cudaEventElapsedTime(
+            ctypes.byref(ms), ctypes.c_void_p(start), ctypes.c_void_p(end)))
+        return float(ms.value)
+
+    def destroy_event(self, event: int) -> None:
+        self._check("cudaEventDestroy", self.lib.cudaEventDestroy(ctypes.c_void_p(event)))
+
+
+def cuda_runtime(purpose: str = "the TensorRT backend", extra: str = "trt") -> _CudaPython | _Polygraphy:
     """cuda-python when installed, else polygraphy's libcudart handle."""
     rt = _cuda_python()
     if rt is not None:
@@ -113,7 +153,7 @@ def cuda_runtime() -> _CudaPython | _Polygraphy:
 
         return _Polygraphy(pg_cuda.wrapper().handle)
     except Exception as exc:
-        raise missing_dependency("cuda-python", "trt", "the TensorRT backend") from exc
+        raise missing_dependency("cuda-python", extra, purpose) from exc
 
 
 class PinnedBuffer:

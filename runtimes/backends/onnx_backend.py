@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from dehazekit.runtimes.backends.base import BaseBackend
-from dehazekit.runtimes.errors import BackendError, ConfigError, ModelFileError, missing_dependency
+from dehazekit.runtimes.backends.cuda_mem import cuda_runtime
+from dehazekit.runtimes.backends.overlap import OverlappedRunner
+from dehazekit.runtimes.errors import BackendError, ConfigError, DehazeKitError, ModelFileError, missing_dependency
 from dehazekit.runtimes.meta import META_KEY, ModelMeta
 
 log = logging.getLogger(__name__)
@@ -25,10 +27,13 @@ DEVICE_PROVIDERS = {
 
 
 def _import_ort():
+    from dehazekit.runtimes.backends.ort_install import check_single_ort, installed_ort_distributions
+
+    check_single_ort(installed_ort_distributions())
     try:
         import onnxruntime
     except ImportError as exc:
-        raise missing_dependency("onnxruntime", None, "the ONNX backend") from exc
+        raise missing_dependency("onnxruntime", "cpu", "the ONNX backend (or 'dehazekit[gpu]' on NVIDIA)") from exc
     return onnxruntime
 
 
@@ -67,16 +72,21 @@ class OnnxBackend(BaseBackend):
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, device: str = "auto", providers: Sequence[str] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, io_binding: bool | None = None) -> None:
         ort = _import_ort()
         path = Path(path)
         if not path.is_file():
             raise ModelFileError.build("ONNX model not found", got=str(path))
         chosen = choose_providers(device, providers, ort.get_available_providers())
+        self.cuda_io = _CudaIO.open(chosen, io_binding)
+        if self.cuda_io is not None:
+            chosen = self.cuda_io.with_stream(chosen)
         options = ort.SessionOptions()
+        options.log_severity_level = 4  # failures reach the user as one BackendError line, not ORT's log
         threads = threads or int(os.environ.get("DEHAZEKIT_ORT_THREADS", "0"))
         if threads:
             options.intra_op_num_threads = threads
+        self.threads = threads or None  # None: onnxruntime's default (one per physical core)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
@@ -84,6 +94,8 @@ class OnnxBackend(BaseBackend):
                                        fix="pass a model exported by `dehazekit export`") from exc
         super().__init__(read_onnx_meta(path, self.session.get_modelmeta().custom_metadata_map))
         self._check_io()
+        if self.cuda_io is not None:
+            self.cuda_io.start(self.session, self.input_name, self.output_name, self.input_dtype, ort)
 
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -96,7 +108,20 @@ class OnnxBackend(BaseBackend):
         if isinstance(channel, int):
             self.channels = channel
 
+    def submit(self, batch: np.ndarray) -> object:
+        if self.cuda_io is None:
+            return super().submit(batch)
+        self.validate(batch)
+        return self.cuda_io.runner.submit(batch, self.cuda_io.launch)
+
+    def collect(self, ticket: object) -> np.ndarray:
+        if self.cuda_io is None:
+            return super().collect(ticket)
+        return self.cuda_io.runner.collect(ticket)  # type: ignore[arg-type]
+
     def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if self.cuda_io is not None:
+            return self.cuda_io.runner.collect(self.cuda_io.runner.submit(batch, self.cuda_io.launch))
         feed = batch.astype(self.input_dtype, copy=False)
         try:
             out = self.session.run([self.output_name], {self.input_name: feed})[0]
@@ -110,8 +135,71 @@ class OnnxBackend(BaseBackend):
         return list(self.session.get_providers())
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.name, "providers": self.providers, "backbone": self.meta.backbone}
+        info: dict[str, object] = {"backend": self.name, "providers": self.providers, "backbone": self.meta.backbone,
+                                   "threads": self.threads or "onnxruntime default"}
+        if self.cuda_io is not None:
+            info["overlap"] = "CUDA I/O binding, 2 streams, 2 staging slots"
+        return info
 
     def close(self) -> None:
+        if self.cuda_io is not None:
+            self.cuda_io.close()
         super().close()
         self.session = None  # frees the arena now, not at interpreter exit
+
+
+class _CudaIO:
+    """ONNX Runtime's CUDA provider fed through I/O binding on dehazekit's own compute stream.
+
+    Inputs are uploaded by the OverlappedRunner (pinned host buffer -> device, copy stream) and bound by
+    device pointer; the provider runs on our compute stream (``user_compute_stream``) and the run does not
+    synchronise the provider (``disable_synchronize_execution_providers``), so the download and the event
+    that ``collect`` waits on are queued behind the kernels instead of blocking the host.
+    """
+
+    def __init__(self, cuda: object, stream: int) -> None:
+        self.cuda, self.stream = cuda, stream
+        self.runner: OverlappedRunner | None = None
+
+    @classmethod
+    def open(cls, providers: Sequence[str], wanted: bool | None) -> _CudaIO | None:
+        if wanted is False or "CUDAExecutionProvider" not in providers:
+            return None
+        try:
+            cuda = cuda_runtime("I/O binding on the CUDA provider", "gpu")
+        except DehazeKitError as exc:
+            if wanted:
+                raise
+            log.info("CUDA I/O binding off (%s); plain session.run", exc)
+            return None
+        return cls(cuda, cuda.stream())
+
+    def with_stream(self, providers: Sequence[str]) -> list[object]:
+        options = {"user_compute_stream": str(self.stream), "do_copy_in_default_stream": "0"}
+        return [(p, options) if p == "CUDAExecutionProvider" else p for p in providers]
+
+    def start(self, session: object, input_name: str, output_name: str, input_dtype: np.dtype, ort: object) -> None:
+        self.session, self.input_name, self.output_name = session, input_name, output_name
+        self.input_dtype = np.dtype(input_dtype)
+        self.run_options = ort.RunOptions()
+        self.run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+        out_type = session.get_outputs()[0].type
+        out_dtype = np.float16 if "float16" in out_type else np.float32
+        self.runner = OverlappedRunner(self.cuda, self.input_dtype, np.dtype(out_dtype), compute_stream=self.stream)
+
+    def launch(self, stream: int, in_ptr: int, shape: tuple[int, ...], out: object):
+        binding = self.session.io_binding()
+        binding.bind_input(self.input_name, "cuda", 0, self.input_dtype, list(shape), in_ptr)
+        binding.bind_output(self.output_name, "cuda", 0)  # ORT allocates; the OrtValue is kept alive below
+        try:
+            self.session.run_with_iobinding(binding, self.run_options)
+        except Exception as exc:
+            raise BackendError.build("ONNX Runtime CUDA inference failed", got=str(exc).splitlines()[0],
+                                     expected=f"input {self.input_name} of shape {shape}") from exc
+        value = binding.get_outputs()[0]
+        return value.data_ptr(), tuple(value.shape()), (binding, value)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()  # destroys the copy stream; the compute stream is ours to destroy below
+        self.cuda.destroy(self.stream)

@@ -1,7 +1,9 @@
 """TensorRT engine backend (TensorRT 10+ name-based tensor API), no torch.
 
-Reads ``model.engine.json`` (ModelMeta) beside the engine. Inputs are copied into pinned host buffers
-and run on one explicit CUDA stream; buffers grow to the largest shape seen and are reused.
+Reads ``model.engine.json`` (ModelMeta) beside the engine. Batches go through an OverlappedRunner: pinned
+host buffers, uploads on a copy stream, ``execute_async_v3`` and the download on a compute stream, events
+instead of stream-wide syncs, so ``submit`` of batch i+1 overlaps the inference of batch i. Buffers grow
+to the largest shape seen and are reused.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from dehazekit.runtimes.backends.base import BaseBackend
-from dehazekit.runtimes.backends.cuda_mem import D2H, H2D, PinnedBuffer, cuda_runtime
+from dehazekit.runtimes.backends.cuda_mem import PinnedBuffer, cuda_runtime
+from dehazekit.runtimes.backends.overlap import OverlappedRunner
 from dehazekit.runtimes.errors import BackendError, ModelFileError, missing_dependency
 from dehazekit.runtimes.meta import ModelMeta
 
@@ -54,9 +57,7 @@ class TensorRTBackend(BaseBackend):
         self.context = self.engine.create_execution_context()
         self._bind_names()
         self.cuda = cuda_runtime()
-        self.stream = self.cuda.stream()
-        self._in = PinnedBuffer(self.cuda, self._dtype(self.input_name))
-        self._out = PinnedBuffer(self.cuda, self._dtype(self.output_name))
+        self.runner = OverlappedRunner(self.cuda, self._dtype(self.input_name), self._dtype(self.output_name))
 
     def _bind_names(self) -> None:
         trt = self._trt
@@ -78,36 +79,36 @@ class TensorRTBackend(BaseBackend):
         return np.dtype(by_name[dtype.name])
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        if not self.context.set_input_shape(self.input_name, tuple(batch.shape)):
+        return self.runner.collect(self.runner.submit(batch, self._launch))
+
+    def submit(self, batch: np.ndarray) -> object:
+        self.validate(batch)
+        return self.runner.submit(batch, self._launch)
+
+    def collect(self, ticket: object) -> np.ndarray:
+        return self.runner.collect(ticket)  # type: ignore[arg-type]
+
+    def _launch(self, stream: int, in_ptr: int, shape: tuple[int, ...], out: PinnedBuffer):
+        if not self.context.set_input_shape(self.input_name, tuple(shape)):
             low, _, high = self.engine.get_tensor_profile_shape(self.input_name, 0)
             raise BackendError.build("input shape outside the engine's optimisation profile",
-                                     got=tuple(batch.shape), expected=f"{tuple(low)} .. {tuple(high)}",
+                                     got=tuple(shape), expected=f"{tuple(low)} .. {tuple(high)}",
                                      fix="rebuild the engine with a larger profile or use --tile")
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
-        feed = np.ascontiguousarray(batch, dtype=self._in.dtype)
-        self._in.ensure(feed.nbytes)
-        self._out.ensure(int(np.prod(out_shape)) * self._out.dtype.itemsize)
-        self._in.host_view(feed.shape)[...] = feed
-        self.cuda.copy(self._in.device_ptr, self._in.host_ptr, feed.nbytes, H2D, self.stream)
-        self.context.set_tensor_address(self.input_name, self._in.device_ptr)
-        self.context.set_tensor_address(self.output_name, self._out.device_ptr)
-        if not self.context.execute_async_v3(self.stream):
-            raise BackendError.build("TensorRT execution failed", got=f"input shape {feed.shape}")
-        host_out = self._out.host_view(out_shape)
-        self.cuda.copy(self._out.host_ptr, self._out.device_ptr, host_out.nbytes, D2H, self.stream)
-        self.cuda.sync(self.stream)
-        # copy out of the pinned buffer: the next call overwrites it
-        return host_out.astype(np.float32, copy=True)
+        out.ensure(int(np.prod(out_shape)) * out.dtype.itemsize)
+        self.context.set_tensor_address(self.input_name, in_ptr)
+        self.context.set_tensor_address(self.output_name, out.device_ptr)
+        if not self.context.execute_async_v3(stream):
+            raise BackendError.build("TensorRT execution failed", got=f"input shape {shape}")
+        return out.device_ptr, out_shape, None
 
     def describe(self) -> dict[str, object]:
         return {"backend": self.name, "providers": [f"TensorRT {self._trt.__version__}"],
-                "backbone": self.meta.backbone}
+                "backbone": self.meta.backbone, "overlap": "2 streams, 2 staging slots"}
 
     def close(self) -> None:
         if self._closed:
             return
         super().close()
-        self._in.close()
-        self._out.close()
-        self.cuda.destroy(self.stream)
+        self.runner.close()
         self.context = self.engine = None

@@ -88,3 +88,39 @@ def test_control_flow_is_refused():
     )
     with pytest.raises(ExportError, match="control-flow"):
         convert_fp16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _output_types(model: onnx.ModelProto, names: set[str]) -> dict[str, list[int]]:
+    """Element type of every output of the nodes named ``names`` (the original graph's nodes)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in [*g.value_info, *g.output]}
+    return {n.name: [types.get(o) for o in n.output] for n in g.node if n.name in names}
+
+
+@pytest.mark.parametrize("name", ["tiny-gunet", "tiny-dea", "tiny-dehazeformer", "tiny-msbdn"])
+def test_node_for_node_against_onnxruntime_float16(exports, name):
+    """Ours and onnxruntime.transformers.float16 (same blocklist) give every node the same precision."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    fp32 = onnx.load(str(exports.onnx(name)))
+    names = {n.name for n in fp32.graph.node}
+    ours = convert_fp16(fp32)
+    theirs = convert_float_to_float16(fp32, keep_io_types=True, op_block_list=sorted(DEFAULT_BLOCKLIST))
+    ours_types, theirs_types = _output_types(ours, names), _output_types(theirs, names)
+    assert set(ours_types) == set(theirs_types) == names  # no original node lost or renamed
+    differ = {n: (ours_types[n], theirs_types[n]) for n in names if ours_types[n] != theirs_types[n]}
+    assert not differ, f"{len(differ)} nodes differ, e.g. {list(differ.items())[:3]}"
+    floats = sum(TensorProto.FLOAT in t for t in _output_types(fp32, names).values())
+    halves = sum(TensorProto.FLOAT16 in t for t in ours_types.values())
+    assert halves > floats // 2  # not vacuous: most float nodes run in fp16
+    casts = [sum(n.op_type == "Cast" for n in m.graph.node) for m in (ours, theirs)]
+    assert casts[0] <= casts[1]  # ours never needs more casts for the same assignment
+    x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
+    run = {
+        m: ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+        for m, p in (("fp32", fp32), ("ours", ours), ("theirs", theirs))
+    }
+    ref, a, b = (run[k].run(None, {"hazy": x})[0] for k in ("fp32", "ours", "theirs"))
+    scale = max(1.0, float(np.abs(ref).max()))
+    assert np.abs(a - ref).max() / scale <= np.abs(b - ref).max() / scale * 1.5 + 1e-4

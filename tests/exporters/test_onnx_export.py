@@ -13,7 +13,7 @@ import torch
 from dehazekit.backbones import create_backbone, get_spec
 from dehazekit.exporters.onnx_export import export_onnx, read_meta
 from dehazekit.exporters.trt_lint import lint_onnx
-from dehazekit.exporters.verify import default_sizes, verify
+from dehazekit.exporters.verify import default_sizes, realistic_size, verify
 from dehazekit.runtimes.errors import ExportError
 from dehazekit.runtimes.meta import META_KEY
 from tests.exporters.conftest import tiny_backbones
@@ -32,11 +32,17 @@ def test_parity_and_lint(exports, tmp_path, name, precision):
     spec = get_spec(name)
     sizes = default_sizes(spec.pad_multiple, spec.min_size)
     assert sizes[1][0] != sizes[1][1], "one verification size must be non-square"
-    report = verify(exports.model(name), path, sizes=sizes, report_path=tmp_path / "parity.json")
+    # the realistic-size case once per backbone (fp32); fp16 goes through the same input code
+    long_side = 512 if precision == "fp32" else 0
+    report = verify(
+        exports.model(name), path, sizes=sizes, report_path=tmp_path / "parity.json", long_side=long_side
+    )
     assert report.precision == precision
     assert report.passed, [c.failures for c in report.cases]
     saved = json.loads((tmp_path / "parity.json").read_text())
-    assert saved["passed"] and len(saved["cases"]) == 2 and saved["backbone"] == name
+    assert saved["passed"] and len(saved["cases"]) == 2 + bool(long_side) and saved["backbone"] == name
+    if long_side:
+        assert saved["cases"][-1]["shape"][2:] == list(realistic_size(512, spec.pad_multiple, spec.min_size))
     lint = lint_onnx(path)
     assert lint.ok, lint.errors
 

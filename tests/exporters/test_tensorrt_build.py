@@ -140,94 +140,52 @@ def test_missing_tensorrt_names_the_extra(exports, tmp_path):
         tb.build_engine(exports.onnx("tiny-gunet"), tmp_path / "m.engine")
 
 
-class _Recorder:
-    """Minimal stand-in for the tensorrt module: records the calls each API generation makes."""
-
-    def __init__(self, version: str) -> None:
-        self.__version__, self.calls = version, []
-        self.NetworkDefinitionCreationFlag = SimpleNamespace(STRONGLY_TYPED=1)
-        self.BuilderFlag = SimpleNamespace(FP16="FP16")
-        self.MemoryPoolType = SimpleNamespace(WORKSPACE="WORKSPACE")
-        self.Logger = lambda level=None: "logger"
-        self.Logger.WARNING = 2
-        rec = self
-
-        class Config:
-            builder_optimization_level = None
-
-            def set_memory_pool_limit(self, pool, size):
-                rec.calls.append(("pool", pool, size))
-
-            def set_flag(self, flag):
-                rec.calls.append(("flag", flag))
-
-            def add_optimization_profile(self, p):
-                rec.calls.append(("profile", p.shapes))
-
-            def create_timing_cache(self, data):
-                return SimpleNamespace(serialize=lambda: b"cache")
-
-            def set_timing_cache(self, cache, ignore):
-                rec.calls.append(("timing_cache", ignore))
-
-            def get_timing_cache(self):
-                return SimpleNamespace(serialize=lambda: b"cache")
-
-        class Profile:
-            def set_shape(self, name, lo, opt, hi):
-                self.shapes = (name, lo, opt, hi)
-
-        class Builder:
-            def __init__(self, logger):
-                pass
-
-            def create_network(self, flags):
-                rec.calls.append(("network_flags", flags))
-                return "network"
-
-            def create_builder_config(self):
-                return Config()
-
-            def create_optimization_profile(self):
-                return Profile()
-
-            def build_serialized_network(self, network, config):
-                return b"serialized"
-
-        class Parser:
-            num_errors = 0
-
-            def __init__(self, network, logger):
-                pass
-
-            def parse_from_file(self, path):
-                rec.calls.append(("parse", path))
-                return True
-
-        self.Builder, self.OnnxParser = Builder, Parser
-
-
 @pytest.mark.parametrize(
-    "version,onnx_precision,fp16,flags,fp16_flag",
+    "version,onnx_precision,fp16,strongly_typed,fp16_flag",
     [
-        ("10.7.0", "fp32", True, 0, True),
-        ("10.7.0", "fp16", False, 1 << 1, False),
-        ("11.0.0", "fp16", False, 0, False),
+        ("10.7.0", "fp32", True, None, True),  # TRT 10 weak typing: builder FP16 flag
+        ("10.7.0", "fp16", False, True, False),  # TRT 10 strong typing from an fp16 ONNX
+        ("11.0.0", "fp16", False, None, False),  # TRT 11: always strongly typed, no flag to set
     ],
 )
-def test_version_branches(tmp_path, version, onnx_precision, fp16, flags, fp16_flag):
-    trt = _Recorder(version)
+def test_polygraphy_loader_arguments_per_version(
+    tmp_path, version, onnx_precision, fp16, strongly_typed, fp16_flag
+):
+    from polygraphy.backend.trt import Profile
+
+    trt = SimpleNamespace(MemoryPoolType=SimpleNamespace(WORKSPACE="WORKSPACE"))  # only the enum is read
     generation = tb.api_generation(version)
     plan = tb.plan_precision(generation, onnx_precision, fp16)
     profile = tb.ShapeProfile.for_meta(META)
-    data = tb._build_serialized(
-        trt, generation, plan, tmp_path / "m.onnx", profile, 2.0, tmp_path / "t.cache", 3
+    cache = tmp_path / "t.cache"
+    recipe = tb.build_recipe(trt, generation, plan, profile, 2.0, cache, 3)
+    assert recipe.strongly_typed is strongly_typed and recipe.config["fp16"] is fp16_flag
+    assert recipe.config["memory_pool_limits"] == {"WORKSPACE": 2 << 30}
+    assert recipe.config["builder_optimization_level"] == 3
+    assert recipe.config["load_timing_cache"] is None and recipe.save_timing_cache == str(
+        cache
+    )  # no file yet
+    [shapes] = recipe.config["profiles"]
+    assert isinstance(shapes, Profile) and list(shapes) == ["hazy"]
+    assert (shapes["hazy"].min, shapes["hazy"].opt, shapes["hazy"].max) == (
+        profile.min,
+        profile.opt,
+        profile.max,
     )
-    assert data == b"serialized" and (tmp_path / "t.cache").read_bytes() == b"cache"
-    assert ("network_flags", flags) in trt.calls
-    assert (("flag", "FP16") in trt.calls) == fp16_flag
-    assert ("pool", "WORKSPACE", 2 << 30) in trt.calls
-    assert ("profile", ("hazy", profile.min, profile.opt, profile.max)) in trt.calls
+    cache.write_bytes(b"x")
+    again = tb.build_recipe(trt, generation, plan, profile, 2.0, cache, 3)
+    assert again.config["load_timing_cache"] == str(cache)
+
+
+def test_polygraphy_create_config_accepts_the_recipe():
+    """CreateConfig's keyword names are checked against the installed Polygraphy (no TensorRT needed)."""
+    from polygraphy.backend.trt import CreateConfig
+
+    plan = tb.plan_precision(10, "fp32", True)
+    trt = SimpleNamespace(MemoryPoolType=SimpleNamespace(WORKSPACE="WORKSPACE"))
+    recipe = tb.build_recipe(trt, 10, plan, tb.ShapeProfile.for_meta(META), 4.0, None, 3)
+    config = CreateConfig(**recipe.config)
+    assert config.fp16 is True and config.builder_optimization_level == 3
 
 
 @pytest.mark.trt
@@ -239,7 +197,9 @@ def test_build_engine_matches_onnxruntime(exports, tmp_path, fp16):
     onnx_path = exports.onnx("tiny-gunet", "fp16" if fp16 else "fp32")
     shapes = {"min_shape": (1, 3, 64, 64), "opt_shape": (1, 3, 64, 96), "max_shape": (2, 3, 128, 128)}
     engine = tb.build_engine(onnx_path, tmp_path / "m.engine", timing_cache=tmp_path / "t.cache", **shapes)
-    again = tb.build_engine(onnx_path, tmp_path / "m.engine", timing_cache=tmp_path / "t.cache", **shapes)
+    again = tb.build_engine(
+        onnx_path.read_bytes(), tmp_path / "m.engine", timing_cache=tmp_path / "t.cache", **shapes
+    )
     assert engine == again and (tmp_path / "t.cache").is_file()
     x = np.random.default_rng(0).random((1, 3, 64, 96), dtype=np.float32)
     ref = ort_session(onnx_path).run(None, {"hazy": x})[0]
@@ -247,3 +207,24 @@ def test_build_engine_matches_onnxruntime(exports, tmp_path, fp16):
         got = backend.infer(x)
     # fp32 engines may use TF32 tactics (10-bit mantissa, like fp16): judged with the fp16 tolerances
     assert compare("trt", ref, got, Tolerance.for_precision("fp16")).passed
+
+
+@pytest.mark.trt
+def test_export_engine_passes_its_parity_check(tmp_path):
+    """The whole pipeline on a GPU: ONNX -> Polygraphy TensorRT build -> TrtRunner vs OnnxrtRunner report."""
+    import torch
+
+    from dehazekit.backbones import create_backbone
+    from dehazekit.exporters import export
+
+    torch.manual_seed(0)
+    result = export(
+        create_backbone("tiny-gunet").eval(),
+        "engine",
+        out=tmp_path,
+        min_shape="1x3x64x64",
+        opt_shape="1x3x256x256",
+        max_shape="1x3x512x512",
+    )
+    assert result.engine is not None and result.engine.is_file() and result.engine_parity.passed
+    assert (tmp_path / "model.engine.json").is_file() and (tmp_path / "model.engine.parity.json").is_file()

@@ -59,5 +59,30 @@ def test_real_photos_are_cropped(shared_data, exports):
     crops = image_inputs(folder, [(48, 48), (64, 88)])
     assert len(crops) == 4 and {a.shape for a in crops.values()} == {(1, 3, 48, 48), (1, 3, 64, 88)}
     assert all(0 <= a.min() and a.max() <= 1 for a in crops.values())
+    own = image_inputs(folder, [], own_size=(512, 16, 16))
+    assert len(own) == 2 and all(a.shape[2] <= 512 >= a.shape[3] for a in own.values())
+    assert all(a.shape[2] % 16 == a.shape[3] % 16 == 0 and max(a.shape[2:]) > 256 for a in own.values())
     report = verify(exports.model("tiny-gunet"), exports.onnx("tiny-gunet"), images_dir=folder)
-    assert report.passed and len(report.cases) == 6  # 2 random + 2 photos x 2 sizes
+    # 2 small random + 1 realistic random + 2 photos x (2 small sizes + own size up to 512 px)
+    assert report.passed and len(report.cases) == 9
+
+
+def test_polygraphy_comparator_verdict_is_our_tolerance(exports):
+    """The runs and pairing are Polygraphy's (Comparator.run / compare_accuracy); the verdict is ours."""
+    from polygraphy.comparator import Comparator
+
+    from dehazekit.exporters.comparison import ImageCompare, TorchRunner, onnxrt_runner
+
+    model, path = exports.model("tiny-gunet"), exports.onnx("tiny-gunet")
+    feeds = [{"hazy": np.random.default_rng(0).random((1, 3, 48, 64), dtype=np.float32)}]
+    results = Comparator.run([TorchRunner(model), onnxrt_runner(path.read_bytes())], data_loader=feeds)
+    verdicts = {
+        limit: bool(
+            Comparator.compare_accuracy(
+                results,
+                compare_func=ImageCompare(lambda r, c, t=Tolerance(max_abs=limit): compare("", r, c, t)),
+            )
+        )
+        for limit in (1e-4, 1e-12)
+    }
+    assert verdicts == {1e-4: True, 1e-12: False}  # fp32 export within 1e-4, but not bit-exact

@@ -15,6 +15,7 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 def test_runtimes_imports_with_torch_blocked():
     proc = run_blocked("""
         import dehazekit.runtimes, dehazekit.runtimes.errors, dehazekit.runtimes.meta, dehazekit.runtimes.io_utils
+        import dehazekit.runtimes.media, dehazekit.runtimes.budget, dehazekit.runtimes.signals
         runtimes = dehazekit.runtimes
         assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None and m == 'torch']
         meta = runtimes.ModelMeta(backbone='gunet-t', pad_multiple=16)

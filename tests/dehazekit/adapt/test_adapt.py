@@ -14,8 +14,8 @@ BACKBONE = "tiny-gunet"  # 7 candidate blocks, fast on CPU
 
 
 def _config(out: Path, **changes) -> AdaptConfig:
-    base = dict(objective="dcp", search_steps=4, finetune_steps=3, batch_size=2, size=32, seed=0,
-                checkpoint_every=1, preview_count=2, out=str(out), lr_w=1e-3, lr_alpha=1e-2)
+    base = dict(objective="dcp", weights="random", search_steps=4, finetune_steps=3, batch_size=2, size=32,
+                seed=0, checkpoint_every=1, preview_count=2, out=str(out), lr_w=1e-3, lr_alpha=1e-2)
     return AdaptConfig(**{**base, **changes})
 
 

@@ -98,6 +98,7 @@ def test_adapt_reports_guard_and_marks_model_not_recommended(hazy_dir: Path, tmp
     try:
         config = AdaptConfig(
             backbone="tiny-gunet",
+            weights="random",
             objective="offline",
             search_steps=2,
             finetune_steps=2,
@@ -135,6 +136,8 @@ def test_cli_exits_3_and_says_not_recommended(hazy_dir: Path, tmp_path: Path, mo
             str(hazy_dir),
             "--backbone",
             "tiny-gunet",
+            "--weights",
+            "random",
             "--objective",
             "offline",
             "--search-steps",

@@ -36,8 +36,41 @@ def test_bad_override_is_config_error(toy_registered):
 
 
 def test_unknown_name_suggests_close_matches(toy_registered):
-    with pytest.raises(UnknownNameError, match="did you mean test-toy-registry"):
+    name = "test-plugin-backbone"  # a user's own registered backbone is suggested like ours
+    register_backbone(name, family="toy", pad_multiple=2, candidates=lambda m: ["block"])(_Toy)
+    try:
+        with pytest.raises(UnknownNameError, match="did you mean test-plugin-backbone"):
+            get_spec("test-plugin-backbon")
+    finally:
+        registry._REGISTRY.pop(name)
+    with pytest.raises(UnknownNameError, match="did you mean convir-s"):
+        get_spec("convir-z")
+    # test-only configs are never offered to users
+    with pytest.raises(UnknownNameError) as info:
         get_spec("test-toy-registri")
+    assert "test-toy-registry" not in str(info.value) and "tiny-" not in str(info.value)
+
+
+def test_family_names_resolve_to_their_default_variant():
+    from dehazekit.catalog import FAMILIES
+
+    expected = {"convir": "convir-s", "dea-net": "dea", "gunet": "gunet-t", "dehazeformer": "dehazeformer-t",
+                "msbdn": "msbdn", "dehamer": "dehamer"}
+    for alias, variant in expected.items():
+        assert get_spec(alias).name == variant
+    assert create_backbone("gunet").backbone_name == "gunet-t"  # saved models record the real name
+    assert {fam.default for fam in FAMILIES.values()} == set(expected.values())
+
+
+def test_catalogue_matches_the_registry():
+    """dehazekit.catalog (torch-free, for early CLI checks) lists every registered backbone exactly once."""
+    from dehazekit.catalog import FAMILIES, test_backbones, user_backbones
+
+    ours = {n for n in list_backbones(include_tiny=True) if get_spec(n).family in FAMILIES}
+    assert set(user_backbones()) | set(test_backbones()) == ours
+    assert set(user_backbones()) == {n for n in ours if not get_spec(n).tiny}
+    for key, fam in FAMILIES.items():
+        assert all(get_spec(v).family == key for v in (*fam.variants, *fam.test_only))
 
 
 def test_double_registration_rejected(toy_registered):

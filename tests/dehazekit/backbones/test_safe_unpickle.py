@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dehazekit.backbones import read_state_dict
-from dehazekit.backbones.safe_unpickle import load_tensors_only
+from dehazekit.backbones.weights import load_tensors_only
 from dehazekit.runtimes.errors import ModelFileError
 
 _THROWAWAY = textwrap.dedent('''

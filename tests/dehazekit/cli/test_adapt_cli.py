@@ -14,8 +14,8 @@ runner = CliRunner()
 
 
 def _args(images: Path, out: Path, *extra: str) -> list[str]:
-    return ["adapt", "--images", str(images), "--backbone", "tiny-gunet", "--search-steps", "3",
-            "--finetune-steps", "2", "--batch-size", "2", "--size", "32", "--out", str(out), *extra]
+    return ["adapt", "--images", str(images), "--backbone", "tiny-gunet", "--weights", "random",
+            "--search-steps", "3", "--finetune-steps", "2", "--batch-size", "2", "--size", "32", "--out", str(out), *extra]
 
 
 def test_adapt_cli_h2c_with_tiny_clip(tmp_path: Path) -> None:

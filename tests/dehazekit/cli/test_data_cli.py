@@ -31,12 +31,12 @@ def _ok(result):
 
 def test_synth_pretrain_eval_end_to_end(clear_dir, tmp_path, shared_dir_or_none):
     evalset = tmp_path / "evalset"
-    _ok(runner.invoke(app, ["synth", "--clear", str(clear_dir), "--out", str(evalset), "--preset", "realistic",
+    _ok(runner.invoke(app, ["synth", "--clear", str(clear_dir), "--out", str(evalset), "--haze-preset", "realistic",
                             "--count", "3", "--size", "40"]))
     assert len(list((evalset / "hazy").glob("*.png"))) == 3
     model_dir = tmp_path / "model"
     out = _ok(runner.invoke(app, ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--out",
-                                  str(model_dir), "--preset", "homogeneous+realistic", "--steps", "8", "--crop", "32",
+                                  str(model_dir), "--haze-preset", "homogeneous+realistic", "--steps", "8", "--crop", "32",
                                   "--batch-size", "2", "--val-every", "4", "--val-count", "2", "--val-size", "32",
                                   "--max-side", "64", "--no-progress"]))
     assert "homogeneous" in out and "realistic" in out
@@ -83,3 +83,17 @@ def shared_dir_or_none():
     from tests.conftest import SHARED
 
     return SHARED if SHARED.is_dir() else None
+
+
+def test_pretrain_recalibration_flags_reach_the_run(clear_dir, tmp_path):
+    common = ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--crop", "32",
+              "--batch-size", "2", "--val-every", "2", "--val-count", "2", "--val-size", "32", "--max-side", "64",
+              "--no-progress", "--steps", "2", "--haze-preset", "outdoor"]
+    _ok(runner.invoke(app, common + ["--out", str(tmp_path / "start")]))
+    _ok(runner.invoke(app, common + ["--out", str(tmp_path / "re"), "--init", str(tmp_path / "start"),
+                                     "--colour-weight", "0.5", "--rotate"]))
+    extra = json.loads((tmp_path / "re" / "model.json").read_text())["extra"]
+    assert extra["init"] == str(tmp_path / "start")
+    assert extra["colour_weight"] == 0.5 and extra["rotate"] is True
+    res = runner.invoke(app, common + ["--out", str(tmp_path / "x"), "--init", str(tmp_path / "missing")])
+    assert res.exit_code == 2

@@ -29,6 +29,21 @@ def test_paired_batch_shapes_and_haze_added(clear_dir):
     assert float((hazy - clear).abs().mean()) > 0.01
 
 
+def test_rotate_turns_hazy_and_clear_together_by_all_four_quarter_turns(clear_dir):
+    files = list_images(clear_dir)
+    plain = PairedHaze(files, ["outdoor"], crop=32)
+    turned = PairedHaze(files, ["outdoor"], crop=32, rotate=True)
+    seen = set()
+    for seed in range(12):
+        h0, c0, _ = plain.sample(np.random.default_rng(seed))
+        h1, c1, params = turned.sample(np.random.default_rng(seed))
+        k = params["rot90"]
+        seen.add(k)
+        np.testing.assert_array_equal(h1, np.rot90(h0, k))
+        np.testing.assert_array_equal(c1, np.rot90(c0, k))
+    assert seen == {0, 1, 2, 3}
+
+
 def test_split_is_disjoint_and_stable(clear_dir):
     files = list_images(clear_dir)
     train, held = split_holdout(files, 0.3)

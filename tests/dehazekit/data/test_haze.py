@@ -4,7 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dehazekit.data.haze import PRESETS, HazeConfig, get_preset, load_make3d_depth, pseudo_depth, synthesize
+from dehazekit.data.haze import (
+    PRESETS,
+    HazeConfig,
+    get_preset,
+    layered_depth,
+    load_make3d_depth,
+    pseudo_depth,
+    synthesize,
+)
 from dehazekit.runtimes.errors import ConfigError
 
 
@@ -58,9 +66,60 @@ def test_realistic_airlight_is_tinted_homogeneous_is_grey():
     assert len(set(grey)) == 1 and len(set(tinted)) == 3
 
 
+def test_outdoor_airlight_is_bluish_on_average_and_sometimes_warm():
+    clear = _clear()
+    rng = np.random.default_rng(2)
+    blue_red = [a[2] - a[0] for a in (synthesize(clear, rng, PRESETS["outdoor"]).params["airlight"]
+                                     for _ in range(200))]
+    # Range (-0.05, 0.2) plus a +-0.03 per-channel tint: mostly blue, a few warm.
+    assert 0.05 < np.mean(blue_red) < 0.1 and min(blue_red) < 0 and max(blue_red) > 0.15
+    rng = np.random.default_rng(2)
+    grey = [synthesize(clear, rng, PRESETS["homogeneous"]).params["airlight"] for _ in range(20)]
+    assert all(a[2] == a[0] for a in grey)
+
+
+def test_layered_depth_puts_a_sharp_near_layer_in_front():
+    cfg = PRESETS["outdoor"]
+    rng = np.random.default_rng(4)
+    base = pseudo_depth((64, 64), rng, cfg)
+    layered = layered_depth(base, rng, cfg)
+    assert np.all(layered <= base + 1e-6) and layered.min() >= cfg.depth_near * 0.9 - 1e-6
+    changed = layered < base - 1e-6
+    assert 0.02 < changed.mean() < 0.9
+    # A sharp outline: neighbours across the layer's edge differ far more than the smooth base allows.
+    assert np.abs(np.diff(layered, axis=1)).max() > 5 * np.abs(np.diff(base, axis=1)).max()
+
+
+def test_linear_light_haze_lifts_shadows_more_than_srgb_blending():
+    dark = np.full((16, 16, 3), 0.1, np.float32)
+    depth_m = np.full((16, 16), 40.0, np.float32)
+    srgb = HazeConfig(beta=(1.0, 1.0), airlight=(0.9, 0.9))
+    lin = HazeConfig(beta=(1.0, 1.0), airlight=(0.9, 0.9), linear_light=True)
+    a = synthesize(dark, np.random.default_rng(0), srgb, depth_m=depth_m)
+    b = synthesize(dark, np.random.default_rng(0), lin, depth_m=depth_m)
+    np.testing.assert_allclose(a.transmission, b.transmission)
+    # Same t and A: mixing in linear light then encoding lands far above the sRGB-space blend.
+    assert b.hazy.mean() > a.hazy.mean() + 0.1
+    # No haze (t = 1) leaves the image unchanged in both (the sRGB round trip is exact to float precision).
+    clear = _clear()
+    none = synthesize(clear, np.random.default_rng(0), lin, depth_m=np.zeros(clear.shape[:2], np.float32))
+    np.testing.assert_allclose(none.hazy, clear, atol=1e-5)
+
+
+def test_new_fields_off_leave_the_old_presets_streams_unchanged():
+    clear = _clear()
+    old = HazeConfig(**{k: v for k, v in PRESETS["realistic"].to_dict().items()
+                        if k not in ("airlight_blue", "depth_layers", "linear_light")})
+    a = synthesize(clear, np.random.default_rng(9), old).hazy
+    b = synthesize(clear, np.random.default_rng(9), PRESETS["realistic"]).hazy
+    np.testing.assert_array_equal(a, b)
+
+
 def test_bad_config_and_unknown_preset_raise():
     with pytest.raises(ConfigError):
         HazeConfig(beta=(2.0, 1.0))
+    with pytest.raises(ConfigError):
+        HazeConfig(depth_layers=1.5)
     with pytest.raises(ConfigError, match="did you mean"):
         get_preset("homogenous")
 

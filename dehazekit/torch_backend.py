@@ -1,4 +1,8 @@
-"""PyTorch backend for .safetensors/.pt files or a model folder; torch is imported only here."""
+"""The runtime's PyTorch backend for .safetensors/.pt files or a model folder.
+
+It lives in dehazekit core, not in dehazekit.runtimes, because it needs the backbones; the runtime finds it
+through the ``dehazekit.backends`` entry points declared in pyproject.toml (runtimes never imports core).
+"""
 from __future__ import annotations
 
 import logging
@@ -26,7 +30,8 @@ class TorchBackend(BaseBackend):
 
     name = "torch"
 
-    def __init__(self, path: str | Path, device: str = "auto", providers: object = None) -> None:
+    def __init__(self, path: str | Path, device: str = "auto", providers: object = None,
+                 threads: int | None = None) -> None:
         path = Path(path)
         if not path.exists():
             raise ModelFileError.build("model file not found", got=str(path))
@@ -37,6 +42,9 @@ class TorchBackend(BaseBackend):
         except ImportError as exc:
             raise missing_dependency("torch", None, "running .safetensors/.pt models") from exc
         self._torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+        self.threads = torch.get_num_threads()
         self.device = self._pick_device(device)
         model = load_model(path)
         meta = getattr(model, "dehazekit_meta", None) or _sidecar_meta(path) or meta_for(model)
@@ -63,7 +71,7 @@ class TorchBackend(BaseBackend):
 
     def describe(self) -> dict[str, object]:
         return {"backend": self.name, "providers": [f"torch {self._torch.__version__} {self.device}"],
-                "backbone": self.meta.backbone}
+                "backbone": self.meta.backbone, "threads": self.threads}
 
     def close(self) -> None:
         super().close()

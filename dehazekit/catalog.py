@@ -1,0 +1,146 @@
+"""Torch-free facts about the registered backbones, so the CLI can check names before torch loads.
+
+The registry (dehazekit.backbones) stays the source of the networks themselves; this table adds what a
+user types and needs to read: family names that resolve to a default variant, the test-only configs
+to hide from listings, and where each family's official checkpoints come from. A test keeps this
+table and the registry in step (every registered name is listed here exactly once).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from dehazekit.runtimes.errors import ConfigError, UnknownNameError
+
+# --weights values that are not paths.
+WEIGHTS_DEFAULT = "default"  # the model bundled with the package
+WEIGHTS_RANDOM = "random"  # random initial weights: for tests and experiments only
+
+
+@dataclass(frozen=True)
+class Family:
+    """One backbone family: the variant a bare family name resolves to, and its official releases."""
+
+    default: str
+    variants: tuple[str, ...]
+    aliases: tuple[str, ...]
+    checkpoints: str  # where the authors publish weights and how the files look
+    test_only: tuple[str, ...] = ()
+
+
+# Default variant = the smallest released one: it adapts in reasonable time on a CPU and on edge GPUs.
+FAMILIES: dict[str, Family] = {
+    "convir": Family(
+        "convir-s",
+        ("convir-s", "convir-b", "convir-l"),
+        ("convir",),
+        "github.com/c-yn/ConvIR README (Dehazing/ITS and OTS models, S/B/L): .pkl files "
+        "holding {'model': state_dict}",
+        ("tiny-convir",),
+    ),
+    "dea": Family(
+        "dea",
+        ("dea",),
+        ("dea-net", "deanet"),
+        "github.com/cecret3350/DEA-Net, trained_models/{ITS,OTS,HAZE4K}/*.pth (deploy form, "
+        "plain state_dict; training checkpoints with DEConv load too)",
+        ("tiny-dea",),
+    ),
+    "gunet": Family(
+        "gunet-t",
+        ("gunet-t", "gunet-s"),
+        ("gunet",),
+        "github.com/IDKiro/gUNet README (saved models per dataset, gunet_t/gunet_s .pth: "
+        "{'state_dict': ...} with 'module.' prefixes)",
+        ("tiny-gunet",),
+    ),
+    "dehazeformer": Family(
+        "dehazeformer-t",
+        ("dehazeformer-t", "dehazeformer-s"),
+        ("dehazeformer",),
+        "github.com/IDKiro/DehazeFormer README (saved models per dataset, "
+        "dehazeformer-t/-s .pth: {'state_dict': ...} with 'module.' prefixes)",
+        ("tiny-dehazeformer",),
+    ),
+    "msbdn": Family(
+        "msbdn",
+        ("msbdn",),
+        ("msbdn-dff",),
+        "github.com/BookerDeWitt/MSBDN-DFF README: model.pkl, a whole pickled module (read "
+        "without running its code)",
+        ("tiny-msbdn",),
+    ),
+    "dehamer": Family(
+        "dehamer",
+        ("dehamer",),
+        (),
+        "github.com/Li-Chongyi/Dehamer README (per-dataset .pt checkpoints of UNet_emb)",
+        ("tiny-dehamer",),
+    ),
+}
+
+
+def user_backbones() -> list[str]:
+    """Names shown to users (listings, errors): every variant, no test-only configs."""
+    return sorted(v for fam in FAMILIES.values() for v in fam.variants)
+
+
+def test_backbones() -> list[str]:
+    return sorted(t for fam in FAMILIES.values() for t in fam.test_only)
+
+
+def family_of(name: str) -> Family | None:
+    for fam in FAMILIES.values():
+        if name in fam.variants or name in fam.test_only or name in fam.aliases:
+            return fam
+    return None
+
+
+def _aliases() -> dict[str, str]:
+    return {alias: fam.default for fam in FAMILIES.values() for alias in fam.aliases}
+
+
+def resolve_backbone(name: str, registered: list[str] | tuple[str, ...] = ()) -> str:
+    """A registered backbone name for ``name``: variants and test configs as given, a family name
+    ('convir', 'dea-net', 'gunet', ...) as its default variant. Unknown names get close matches among
+    the user-facing names and ``registered`` (backbones registered by user code, e.g. plugins)."""
+    key = str(name).strip().lower()
+    if name in registered:
+        return name
+    if key in user_backbones() or key in test_backbones():
+        return key
+    aliases = _aliases()
+    if key in aliases:
+        return aliases[key]
+    choices = sorted({*user_backbones(), *registered}) + sorted(aliases)
+    close = difflib.get_close_matches(key, choices, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `dehazekit backbones` to list them"
+    raise UnknownNameError.build(f"unknown backbone {name!r}", expected=", ".join(user_backbones()), fix=hint)
+
+
+def default_model_backbone() -> str | None:
+    """Backbone of the bundled default model, read from its model.json (no torch), or None."""
+    import json
+    from importlib.resources import files
+
+    meta = files("dehazekit") / "assets" / "default" / "model.json"
+    try:
+        return str(json.loads(meta.read_text())["backbone"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def missing_weights_error(backbone: str) -> ConfigError:
+    """The error for an adaptation without --weights: name every way to get a starting model."""
+    fam = family_of(backbone)
+    official = f"official {backbone} checkpoints: {fam.checkpoints}" if fam else "an official checkpoint"
+    bundled = default_model_backbone() or "gunet-t"
+    return ConfigError.build(
+        f"no --weights for {backbone}: adaptation starts from a trained dehazing model",
+        got="no --weights",
+        expected="--weights PATH | default | random",
+        fix=f"pass --weights PATH to a checkpoint ({official}); or --weights {WEIGHTS_DEFAULT} with "
+        f"--backbone {bundled} (the bundled model); or train one with `dehazekit pretrain --backbone "
+        f"{backbone}`; --weights {WEIGHTS_RANDOM} starts from random weights (tests only)",
+    )

@@ -1,0 +1,60 @@
+"""One source of configuration: `dehazekit adapt`'s options are AdaptConfig's fields, objectives route
+their own options, and a default has one value everywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import typer
+
+from dehazekit.adapt.config import AdaptConfig
+from dehazekit.cli.adapt_cmd import make_config
+from dehazekit.cli.main import app
+
+
+def _adapt_command():
+    group = typer.main.get_command(app)
+    return group.get_command(None, "adapt")  # type: ignore[arg-type]
+
+
+def test_every_config_field_is_an_option_with_the_config_default() -> None:
+    options = {p.name: p for p in _adapt_command().params}
+    for f in dataclasses.fields(AdaptConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        assert f.name in options, f"AdaptConfig.{f.name} has no --{f.name.replace('_', '-')} option"
+        param = options[f.name]
+        assert f"--{f.name.replace('_', '-')}" in param.opts
+        if f.name != "backbone":  # required on the CLI
+            assert param.default == f.default, f.name
+        assert param.help == f.metadata["help"]
+
+
+def test_unset_options_keep_config_defaults() -> None:
+    assert make_config({"backbone": "gunet"}) == AdaptConfig(backbone="gunet-t")
+    config = make_config(
+        {"backbone": "dea", "gate_threshold": 0.4, "clip_pretrained": "none", "prompt": ["fog|clear"]}
+    )
+    assert config.top_k is None and config.clip_pretrained is None and config.prompts == [("fog", "clear")]
+
+
+def test_objective_factory_defaults_equal_config_defaults() -> None:
+    from dehazekit.objectives.base import _OBJECTIVES, objective_option_fields
+
+    defaults = {f.name: f.default for f in dataclasses.fields(AdaptConfig)}
+    for name in _OBJECTIVES:
+        signature = inspect.signature(_OBJECTIVES[name])
+        for keyword, field_name in objective_option_fields(name).items():
+            assert field_name in defaults, f"{name}: option {keyword} -> unknown AdaptConfig.{field_name}"
+            default = signature.parameters[keyword].default
+            assert default == defaults[field_name], (
+                f"{name}.{keyword}: {default!r} vs {defaults[field_name]!r}"
+            )
+
+
+def test_objective_options_are_routed_by_registration() -> None:
+    config = AdaptConfig(backbone="gunet-t", objective="0.5*h2c+dcp", clip="RN50", clip_weights="w.pt")
+    options = config.objective_options()
+    assert options["h2c"]["clip"] == "RN50" and options["h2c"]["weights"] == "w.pt"
+    assert options["dcp"] == {}
