@@ -56,7 +56,8 @@ def task_table(summary: list[dict]) -> list[str]:
     methods = sorted({m for s in summary for m in s["means"]}, key=lambda m: (m != "none", m))
     lines = [
         (
-            "| task | method | PSNR | dPSNR | SSIM | PSNR gain-fit | SSIM gain-fit | FADE | luma (GT) | clipped % "
+            "| task | method | PSNR | dPSNR | SSIM | PSNR gain-fit | SSIM gain-fit | FADE | luma (GT) "
+            "| clipped % "
             "| colourf. |"
         ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -183,7 +184,8 @@ def write_outputs(out: Path, records: list[dict], meta: dict) -> None:
         json.dumps({"meta": meta, "summary": summary, "records": clean}, indent=1, default=str) + "\n"
     )
     setup = (
-        f"tasks done {meta.get('tasks_done', 'all')}, wall {meta['wall_s']:.0f} s; search/fine-tune steps {meta['search']}/{meta['finetune']}, crops "
+        f"tasks done {meta.get('tasks_done', 'all')}, wall {meta['wall_s']:.0f} s; "
+        f"search/fine-tune steps {meta['search']}/{meta['finetune']}, crops "
         f"{meta['size']} px, images at {meta['side']} px, adapt overrides {meta.get('adapt_overrides')}"
     )
     sheet = (

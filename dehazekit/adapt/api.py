@@ -227,7 +227,8 @@ class _Run:
         check = self.guard.check(self.model, step)
         self.snapshots[step] = adapter_tensors(self.model)
         self.timings["guard"] = self.timings.get("guard", 0.0) + time.perf_counter() - start
-        log.info("guard at fine-tune step %d: %s", step, "pass" if check.passed else "; ".join(check.failures))
+        verdict = "pass" if check.passed else "; ".join(check.failures)
+        log.info("guard at fine-tune step %d: %s", step, verdict)
 
 
 def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | None]:
@@ -284,7 +285,7 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
     for param in objective.parameters():
         param.requires_grad_(False)
     attach_network(objective, model)
-    return data, model, candidates, objective, held
+    return data, model, candidates, objective
 
 
 def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None,
@@ -360,9 +361,9 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
     # rebuild exactly the same one.
     torch.manual_seed(config.seed)
     module = backbone if isinstance(backbone, nn.Module) else None
-    data, model, candidates, objective, held = _setup(images, config, module)
+    data, model, candidates, objective = _setup(images, config, module)
     previews = data.fixed_crops(config.preview_count)
-    guard = make_guard(config, model, held, previews) if config.guard else None
+    guard = make_guard(config, model, data.held_out, previews) if config.guard else None
     with torch.no_grad():
         from dehazekit.backbones import forward_padded
 
@@ -392,7 +393,7 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
         run.config = config = refit_finetune(config, estimate, run.timings["search"], time.perf_counter() - t0)
     run.finetune(selected, search_gates, state)
     accel.detach(run.model)
-    apply_choice(run.guard, run.snapshots, run.model, config.out_dir)
+    apply_choice(run.guard, run.snapshots, run.model, config.out_dir, write=run.dist.is_main)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 

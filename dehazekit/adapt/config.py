@@ -31,9 +31,9 @@ class AdaptConfig:
     ``weights``: a model folder, an official checkpoint, "default" (the bundled model) or "random".
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
-    ``time_budget``: seconds; search/fine-tune step counts are picked from a measured probe to fit.
     ``guard``: do-no-harm guard (dehazekit.adapt.guard) on a held-out ``guard_holdout`` share of the
     images, checked after the search and every ``guard_every`` fine-tune steps (0 = a quarter of them).
+    ``time_budget``: seconds; search/fine-tune step counts are picked from a measured probe to fit.
     ``device``: auto (CUDA when present), cpu or cuda[:N]. ``precision``: auto (bf16 autocast on CUDA
     GPUs that support it, else fp32), fp32 or bf16 (see dehazekit.accel).
     """
@@ -47,7 +47,10 @@ class AdaptConfig:
             "Model folder, official checkpoint, 'default' (bundled model) or 'random' (tests only)."
         ),
     )
-    objective: str = field(default="h2c", metadata=_help("offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline."))
+    objective: str = field(
+        default="h2c",
+        metadata=_help("offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline.")
+    )
     clip: str = field(default="ViT-B-32", metadata=_help("open_clip model name (or a model-config JSON)."))
     clip_pretrained: str | None = field(
         default="openai", metadata=_help("open_clip pretrained tag ('none': random CLIP).")
@@ -90,15 +93,15 @@ class AdaptConfig:
     )
     out: str = field(default="adapt_out", metadata=_help("Output folder."))
     resume: bool = field(default=False, metadata=_help("Continue from OUT/checkpoint."))
-    guard: bool = field(
-        default=True, metadata=_help("Do-no-harm guard: keep only a checkpoint that passes on held-out images.")
-    )
-    guard_holdout: float = field(default=0.2, metadata=_help("Share of the images held out for the guard."))
-    guard_every: int = field(default=0, metadata=_help("Fine-tune steps between guard checks (0: a quarter)."))
     device: str = field(default="auto", metadata=_help("auto (CUDA when present), cpu or cuda."))
     precision: str = field(
         default="auto", metadata=_help("auto (bf16 autocast on CUDA GPUs that support it, else fp32), fp32, bf16.")
     )
+    guard: bool = field(
+        default=True, metadata=_help("Do-no-harm guard on held-out images (exit 3 if no checkpoint passes).")
+    )
+    guard_holdout: float = field(default=0.2, metadata=_help("Share of the images the guard holds out."))
+    guard_every: int = field(default=0, metadata=_help("Fine-tune steps between guard checks (0: a quarter)"))
 
     def __post_init__(self) -> None:
         from dehazekit.catalog import resolve_backbone

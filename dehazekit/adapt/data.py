@@ -126,7 +126,8 @@ class UnpairedHazy:
         self.size, self.seed = int(size), int(seed)
         self.report = LoadReport()
         self.source = self._describe(source)
-        self._exclude = {Path(p).resolve() for p in exclude}  # held out for the guard: never trained on
+        self.held_out = [Path(p) for p in exclude]  # held out for the guard: never trained on
+        self._exclude = {p.resolve() for p in self.held_out}
         self.items = self._load(source, video_frames)
         if not self.items:
             skipped = len(self.report.skipped)

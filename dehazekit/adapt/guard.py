@@ -59,7 +59,7 @@ class GuardCheck:
 
 
 def image_stats(hazy: Tensor, out: Tensor) -> dict[str, float]:
-    """Means over a batch of (B, 3, H, W) [0, 1] tensors: luma, clipped share, colourfulness, dark-channel drop."""
+    """Means over (B, 3, H, W) [0, 1] tensors: luma, clipped share, colourfulness, dark-channel drop."""
     from dehazekit.metrics.noref import colourfulness
     from dehazekit.objectives.dcp import dark_channel
 
@@ -97,7 +97,8 @@ def judge(step: int, base: dict[str, float], cand: dict[str, float], bounds: Gua
 
 def split_holdout(images: Any, share: float, seed: int) -> list[Path]:
     """The image paths to hold out: round(share * n) >= 1 of a folder or list of 3 or more images,
-    leaving at least 2 to train on; none for a video or fewer images (the guard then checks training crops)."""
+    leaving at least 2 to train on; none for a video or fewer images (the guard then checks training
+    crops)."""
     from dehazekit.data.images import IMAGE_SUFFIXES
 
     if isinstance(images, (str, Path)):
@@ -135,10 +136,11 @@ class Guard:
         from dehazekit.backbones import forward_padded
 
         per_image = []
-        device = next(model.parameters()).device  # the run may train on a GPU; stats are taken on the CPU
+        device = next(model.parameters()).device  # the model may sit on an accelerator while training
         with torch.no_grad():
             for x in self.holdout:
-                per_image.append(image_stats(x[None], forward_padded(model, x[None].to(device)).cpu()))
+                out = forward_padded(model, x[None].to(device)).float().cpu()
+                per_image.append(image_stats(x[None], out))
         return {k: float(np.mean([s[k] for s in per_image])) for k in per_image[0]}
 
     def check(self, model: nn.Module, step: int) -> GuardCheck:
@@ -176,7 +178,11 @@ def make_guard(config: Any, model: nn.Module, held: list[Path], previews: Tensor
 
 
 def apply_choice(
-    guard: Guard | None, snapshots: dict[int, dict[str, Tensor]], model: nn.Module, out_dir: Path
+    guard: Guard | None,
+    snapshots: dict[int, dict[str, Tensor]],
+    model: nn.Module,
+    out_dir: Path,
+    write: bool = True,
 ) -> None:
     """Load the chosen checkpoint's adapter into ``model``; a rejected last step goes to out_dir/last."""
     if guard is None or not snapshots:
@@ -185,7 +191,7 @@ def apply_choice(
     if chosen is None:
         log.warning("guard: no checkpoint passed; the merged model is NOT recommended")
         return
-    if chosen.step != last:
+    if chosen.step != last and write:  # ``write``: False on every process but rank 0
         from dehazekit.lora import merge_lora
         from dehazekit.models import save_model
 

@@ -317,10 +317,9 @@ def _print_guard(result: Any) -> None:
     if guard is None:
         return
     if guard["recommended"]:
-        console.print(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})",
-                      highlight=False)
+        print_line(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})")
         return
     failures = next((c["failures"] for c in reversed(guard["checks"]) if c["failures"]), [])
-    console.print(f"[red]guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
-                  f"recommended (adapter kept for inspection)[/]", highlight=False)
+    print_line(f"guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
+               "recommended (adapter kept for inspection)")
     raise typer.Exit(NOT_RECOMMENDED_EXIT)

@@ -13,8 +13,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from adapt_gt_report import guard_table, summarise
-from adapt_gt_tasks import DATA
+from adapt_gt_report import guard_table, summarise  # noqa: E402
+from adapt_gt_tasks import DATA  # noqa: E402
 
 needs_data = pytest.mark.skipif(not (DATA / "paired_real" / "ohaze").is_dir(), reason="needs ../shared/data")
 

@@ -44,7 +44,7 @@ def test_probe_restores_rng(hazy_dir: Path) -> None:
     from dehazekit.lora import inject_lora
 
     config = AdaptConfig(backbone="tiny-gunet", weights="random", objective="dcp", size=32, batch_size=2)
-    data, model, candidates, objective, _held = _setup(hazy_dir, config, None)
+    data, model, candidates, objective = _setup(hazy_dir, config, None)
     inject_lora(model, candidates, rank=2, gated=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()

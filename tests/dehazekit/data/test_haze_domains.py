@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dehazekit.runtimes.errors import ConfigError
 
 from dehazekit.data.haze import HazeConfig, get_preset, synthesize
+from dehazekit.runtimes.errors import ConfigError
 
 
 def _hazy(preset: str, seed: int = 0) -> tuple[np.ndarray, dict]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dehazekit.runtimes.errors import ConfigError
 from torch import nn
 
 from dehazekit.objectives import create_objective
 from dehazekit.objectives.rehaze import RehazeObjective, estimate_airlight
+from dehazekit.runtimes.errors import ConfigError
 
 AIR = torch.tensor([0.78, 0.74, 0.66])  # a dim, warm airlight, like real haze (the base expects 0.75-1.0)
 BETA, NEAR, SIZE = 1.0, 0.2, 24
