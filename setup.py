@@ -8,7 +8,11 @@ package discovery with a package-dir mapping, hence this file.
 
 from setuptools import find_packages, setup
 
-SOURCE_FOLDERS = {"dehazekit": "dehazekit", "dehazekit.runtimes": "runtimes", "dehazekit.exporters": "exporters"}
+SOURCE_FOLDERS = {
+    "dehazekit": "dehazekit",
+    "dehazekit.runtimes": "runtimes",
+    "dehazekit.exporters": "exporters",
+}
 
 
 def packages_under(namespace: str, folder: str) -> list[str]:
@@ -17,5 +21,7 @@ def packages_under(namespace: str, folder: str) -> list[str]:
 
 setup(
     package_dir=SOURCE_FOLDERS,
-    packages=[pkg for namespace, folder in SOURCE_FOLDERS.items() for pkg in packages_under(namespace, folder)],
+    packages=[
+        pkg for namespace, folder in SOURCE_FOLDERS.items() for pkg in packages_under(namespace, folder)
+    ],
 )

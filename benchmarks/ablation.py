@@ -14,6 +14,7 @@ excluded from wall time).
 
     OMP_NUM_THREADS=1 python benchmarks/ablation.py        # -> benchmarks/results/ablation.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import adapt_gt_tasks as tasks_mod  # noqa: E402
 from adapt_gt import _paired_batches, evaluate  # noqa: E402
-from dehazekit.runtimes.io_utils import atomic_write_text  # noqa: E402
 
 from dehazekit.backbones import forward_padded  # noqa: E402
 from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig, rank_blocks  # noqa: E402
 from dehazekit.lora import inject_lora, lora_layers, remove_lora  # noqa: E402
+from dehazekit.runtimes.io_utils import atomic_write_text  # noqa: E402
 
 log = logging.getLogger("ablation")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,7 +57,9 @@ class Run:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.task = tasks_mod.synthetic(args.domain, args.n_adapt, args.n_eval, size=args.side, seed=args.seed)
+        self.task = tasks_mod.synthetic(
+            args.domain, args.n_adapt, args.n_eval, size=args.side, seed=args.seed
+        )
         self.objective = PairedL1()
         rng = np.random.default_rng(args.seed)
         gen = _paired_batches(self.task, args.size, args.batch, rng, True)
@@ -76,15 +79,26 @@ class Run:
 
     def psnr(self, model: torch.nn.Module) -> dict[str, float]:
         rows = evaluate(model, self.task, None)
-        return {"psnr": statistics.fmean(r["psnr"] for r in rows), "ssim": statistics.fmean(r["ssim"] for r in rows)}
+        return {
+            "psnr": statistics.fmean(r["psnr"] for r in rows),
+            "ssim": statistics.fmean(r["ssim"] for r in rows),
+        }
 
     def pair(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:  # (batch_alpha, batch_w) of step t
         return self.batches[2 * t][0], self.batches[2 * t + 1][0]
 
 
-def _train(run: Run, model: torch.nn.Module, params: list[torch.nn.Parameter], steps: int, lr: float,
-           curve: str | None = None, offset: tuple[int, float] = (0, 0.0)) -> float:
-    """Adam on ``params`` for ``steps`` steps of the shared batches; returns wall seconds (evaluation excluded)."""
+def _train(
+    run: Run,
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    steps: int,
+    lr: float,
+    curve: str | None = None,
+    offset: tuple[int, float] = (0, 0.0),
+) -> float:
+    """Adam on ``params`` for ``steps`` steps of the shared batches; returns wall seconds (evaluation
+    excluded)."""
     opt = torch.optim.Adam(params, lr=lr)
     wall = 0.0
     for t in range(steps):
@@ -145,12 +159,16 @@ def dw_topk(run: Run, candidates: list[str]) -> tuple[torch.nn.Module, float, in
     return model, wall, sum(p.numel() for p in params), rank_blocks(scores)
 
 
-def bilalora(run: Run, candidates: list[str], method: str) -> tuple[torch.nn.Module, float, int, list[str], dict]:
+def bilalora(
+    run: Run, candidates: list[str], method: str
+) -> tuple[torch.nn.Module, float, int, list[str], dict]:
     a = run.args
     model = run.base()
     torch.manual_seed(a.seed)
     inject_lora(model, candidates, rank=a.rank, lora_alpha=2.0 * a.rank, gated=True)
-    search = BilevelSearch(model, run.objective, SearchConfig(hypergrad=method, lr_w=a.lr_w, lr_alpha=a.lr_alpha))
+    search = BilevelSearch(
+        model, run.objective, SearchConfig(hypergrad=method, lr_w=a.lr_w, lr_alpha=a.lr_alpha)
+    )
     wall, curve = 0.0, f"bilalora:{method}"
     for t in range(a.search):
         start = time.perf_counter()
@@ -181,7 +199,9 @@ def _row(run: Run, model, wall: float, params: int, **extra) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--domain", default="dense")
     parser.add_argument("--n-adapt", type=int, default=6)
     parser.add_argument("--n-eval", type=int, default=3)
@@ -213,10 +233,16 @@ def main() -> None:
     rankings: dict[str, list[str]] = {}
 
     def save() -> None:
-        result = {"benchmark": "ablation", "args": {k: str(v) for k, v in vars(args).items()},
-                  "candidates": candidates, "rows": rows, "rankings": rankings, "curves": run.curves,
-                  "command": "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/ablation.py", *sys.argv[1:]]),
-                  "wall_s": round(time.perf_counter() - t0, 1)}
+        result = {
+            "benchmark": "ablation",
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "candidates": candidates,
+            "rows": rows,
+            "rankings": rankings,
+            "curves": run.curves,
+            "command": "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/ablation.py", *sys.argv[1:]]),
+            "wall_s": round(time.perf_counter() - t0, 1),
+        }
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
 
     singles = {}
@@ -225,7 +251,9 @@ def main() -> None:
         singles[block] = run.psnr(model)["psnr"] - rows["none"]["psnr"]
         log.info("single %s: %+.3f dB (%.0f s)", block, singles[block], time.perf_counter() - t0)
     rankings["oracle"] = rank_blocks(singles)
-    rows["oracle-K"] = _row(run, *fixed_blocks(run, rankings["oracle"][: args.k]), blocks=rankings["oracle"][: args.k])
+    rows["oracle-K"] = _row(
+        run, *fixed_blocks(run, rankings["oracle"][: args.k]), blocks=rankings["oracle"][: args.k]
+    )
     rows["single-block gains (dB)"] = {b: round(v, 3) for b, v in singles.items()}
     save()
     rows["full"] = _row(run, *full(run))
@@ -237,22 +265,35 @@ def main() -> None:
         blocks = random.Random(args.seed + d).sample(candidates, args.k)
         model, wall, params = fixed_blocks(run, blocks)
         draws.append(_row(run, model, wall, params, blocks=blocks))
-    rows["random-K"] = {"psnr": statistics.fmean(r["psnr"] for r in draws), "ssim": statistics.fmean(r["ssim"] for r in draws),
-                        "psnr_min": min(r["psnr"] for r in draws), "psnr_max": max(r["psnr"] for r in draws),
-                        "wall_s": statistics.fmean(r["wall_s"] for r in draws), "trained_params": draws[0]["trained_params"],
-                        "draws": draws}
+    rows["random-K"] = {
+        "psnr": statistics.fmean(r["psnr"] for r in draws),
+        "ssim": statistics.fmean(r["ssim"] for r in draws),
+        "psnr_min": min(r["psnr"] for r in draws),
+        "psnr_max": max(r["psnr"] for r in draws),
+        "wall_s": statistics.fmean(r["wall_s"] for r in draws),
+        "trained_params": draws[0]["trained_params"],
+        "draws": draws,
+    }
     save()
     model, wall, params, rankings["dW"] = dw_topk(run, candidates)
     rows["dW-K"] = _row(run, model, wall, params, blocks=rankings["dW"][: args.k])
     for method in args.hypergrads:
         model, wall, params, rankings[f"bilalora:{method}"], gates = bilalora(run, candidates, method)
-        rows[f"bilalora:{method}"] = _row(run, model, wall, params, blocks=rankings[f"bilalora:{method}"][: args.k],
-                                          gates={b: round(g, 5) for b, g in gates.items()})
+        rows[f"bilalora:{method}"] = _row(
+            run,
+            model,
+            wall,
+            params,
+            blocks=rankings[f"bilalora:{method}"][: args.k],
+            gates={b: round(g, 5) for b, g in gates.items()},
+        )
         save()
     for name, ranking in rankings.items():
         key = "dW-K" if name == "dW" else name if name != "oracle" else "oracle-K"
         rows[key]["spearman_to_oracle"] = round(spearman(ranking, rankings["oracle"]), 3)
-        rows[key]["top_k_overlap_with_oracle"] = len(set(ranking[: args.k]) & set(rankings["oracle"][: args.k]))
+        rows[key]["top_k_overlap_with_oracle"] = len(
+            set(ranking[: args.k]) & set(rankings["oracle"][: args.k])
+        )
     save()
     log.info("wrote %s in %.0f s", args.out, time.perf_counter() - t0)
 

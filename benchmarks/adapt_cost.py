@@ -2,7 +2,8 @@
 
 Both run in one process on the same backbone (same initial weights), the same real hazy crops (the
 same seeded samplers) and the same objective, for the same number of optimiser steps:
-  adaptation = Stage 1 search (T_s steps, --hypergrad, default the product's) + Stage 2 fine-tune (T steps, top-K LoRA)
+  adaptation = Stage 1 search (T_s steps, --hypergrad, default the product's) + Stage 2 fine-tune (T steps,
+  top-K LoRA)
   full       = Adam on all backbone parameters for T_s + T steps (one forward/backward per step)
 Only the optimisation loops are timed (no loading, no saving). Repeated ``--repeats`` times, alternating,
 median reported.
@@ -10,6 +11,7 @@ median reported.
     OMP_NUM_THREADS=2 python benchmarks/adapt_cost.py --images ../shared/data/real_hazy/fattal_bilalora \
         --backbone gunet-t --size 64 --batch-size 2 --search-steps 10 --finetune-steps 10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +59,12 @@ def time_adaptation(args, data, objective) -> dict[str, float]:
     for _ in range(args.finetune_steps):
         tuner.step(next(all_s))
     t_ft = time.perf_counter() - start
-    return {"search_s": t_search, "finetune_s": t_ft, "total_s": t_search + t_ft,
-            "candidates": len(candidates)}
+    return {
+        "search_s": t_search,
+        "finetune_s": t_ft,
+        "total_s": t_search + t_ft,
+        "candidates": len(candidates),
+    }
 
 
 def time_full_finetune(args, data, objective) -> dict[str, float]:
@@ -77,8 +83,11 @@ def time_full_finetune(args, data, objective) -> dict[str, float]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
-    return {"total_s": time.perf_counter() - start, "steps": steps,
-            "trainable_params": sum(p.numel() for p in params)}
+    return {
+        "total_s": time.perf_counter() - start,
+        "steps": steps,
+        "trainable_params": sum(p.numel() for p in params),
+    }
 
 
 def main() -> None:
@@ -108,9 +117,12 @@ def main() -> None:
         runs["full"].append(time_full_finetune(args, data, objective))
     med = {k: statistics.median(r["total_s"] for r in v) for k, v in runs.items()}
     result = {
-        "args": vars(args), "torch_threads": torch.get_num_threads(),
+        "args": vars(args),
+        "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
-        "images": len(data), "adapt_median_s": med["adapt"], "full_median_s": med["full"],
+        "images": len(data),
+        "adapt_median_s": med["adapt"],
+        "full_median_s": med["full"],
         "ratio_adapt_over_full": med["adapt"] / med["full"],
         "search_median_s": statistics.median(r["search_s"] for r in runs["adapt"]),
         "finetune_median_s": statistics.median(r["finetune_s"] for r in runs["adapt"]),

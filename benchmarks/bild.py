@@ -13,6 +13,7 @@ held-out mixed set and on the plain homogeneous preset; wall time of both loops.
 
     OMP_NUM_THREADS=1 python benchmarks/bild.py --steps 400
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,11 @@ class MixedDensity:
     def batch(self, rng: np.random.Generator, n: int):
         pairs = [self.data.sample(rng, beta=self.beta(rng)) for _ in range(n)]
         hazy = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).contiguous()
-        clear = torch.from_numpy(np.stack([np.ascontiguousarray(p[1]) for p in pairs])).permute(0, 3, 1, 2).contiguous()
+        clear = (
+            torch.from_numpy(np.stack([np.ascontiguousarray(p[1]) for p in pairs]))
+            .permute(0, 3, 1, 2)
+            .contiguous()
+        )
         return hazy, clear, [p[2] for p in pairs]
 
 
@@ -64,7 +69,9 @@ def run(args: argparse.Namespace, reweight: bool) -> dict:
     torch.manual_seed(args.seed)
     model = create_backbone(args.backbone)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    rw = BildReweighter(BildConfig(lr=args.bild_lr, entropy_weight=args.entropy), outer, args.batch_size, seed=7)
+    rw = BildReweighter(
+        BildConfig(lr=args.bild_lr, entropy_weight=args.entropy), outer, args.batch_size, seed=7
+    )
     rng = np.random.default_rng(args.seed)
     seen_w, seen_d = [], []
     loss_fn = lambda p, t: per_patch_loss(p, t, 0.0)
@@ -87,8 +94,11 @@ def run(args: argparse.Namespace, reweight: bool) -> dict:
     side = min(min(p[1].shape[:2]) for p in homog)
     hh = torch.from_numpy(np.stack([p[1][:side, :side] for p in homog])).permute(0, 3, 1, 2).contiguous()
     hc = torch.from_numpy(np.stack([p[2][:side, :side] for p in homog])).permute(0, 3, 1, 2).contiguous()
-    out = {"wall_s": wall, "val": evaluate_sets(model, {"mixed": (vh, vc), "homogeneous": (hh, hc)}),
-           "hazy_input": evaluate_sets(None, {"mixed": (vh, vc), "homogeneous": (hh, hc)})}
+    out = {
+        "wall_s": wall,
+        "val": evaluate_sets(model, {"mixed": (vh, vc), "homogeneous": (hh, hc)}),
+        "hazy_input": evaluate_sets(None, {"mixed": (vh, vc), "homogeneous": (hh, hc)}),
+    }
     if reweight:
         ph, pc, pd = _fixed(train, args.probe, seed=4321)
         w = rw.weights(ph, pc).numpy()
@@ -118,17 +128,30 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "bild.json")
     args = ap.parse_args()
     none, bild = run(args, reweight=False), run(args, reweight=True)
-    result = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads()},
-              "none": none, "bild": bild,
-              "psnr_gain_bild_minus_none": {k: bild["val"][k]["psnr"] - none["val"][k]["psnr"] for k in none["val"]}}
+    result = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        "none": none,
+        "bild": bild,
+        "psnr_gain_bild_minus_none": {
+            k: bild["val"][k]["psnr"] - none["val"][k]["psnr"] for k in none["val"]
+        },
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"Spearman rho(weight, density): training {bild['spearman_training']:+.3f}, probe {bild['spearman_probe']:+.3f}")
+    print(
+        f"Spearman rho(weight, density): training {bild['spearman_training']:+.3f}, "
+        f"probe {bild['spearman_probe']:+.3f}"
+    )
     for k in none["val"]:
-        print(f"{k:12s} hazy {none['hazy_input'][k]['psnr']:.2f} dB | none {none['val'][k]['psnr']:.2f} dB "
-              f"| bild {bild['val'][k]['psnr']:.2f} dB")
+        print(
+            f"{k:12s} hazy {none['hazy_input'][k]['psnr']:.2f} dB | none {none['val'][k]['psnr']:.2f} dB "
+            f"| bild {bild['val'][k]['psnr']:.2f} dB"
+        )
     print(f"wall: none {none['wall_s']:.1f} s, bild {bild['wall_s']:.1f} s -> {args.out}")
 
 

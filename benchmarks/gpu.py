@@ -31,17 +31,39 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLE_IMAGES = ROOT / "samples" / "images"
-CLIP_CANDIDATES = [ROOT / "shared/data/video/fog_road_720x1280.mp4", ROOT / "../shared/data/video/fog_road_720x1280.mp4",
-                   ROOT / "samples/video/hazy_rocket.mp4"]
-FULL = {"backbones": ["gunet-t", "convir-s", "dea"], "crop": 224, "batch": 8, "steps": 6, "clip_frames": None,
-        "sizes": {"720p": (720, 1280), "1080p": (1080, 1920)}, "batches": [1, 4, 8], "seconds": 3.0}
-SMOKE = {"backbones": ["tiny-gunet"], "crop": 32, "batch": 2, "steps": 2, "clip_frames": 6,
-         "sizes": {"tiny": (48, 64)}, "batches": [1, 2], "seconds": 0.2}
+CLIP_CANDIDATES = [
+    ROOT / "shared/data/video/fog_road_720x1280.mp4",
+    ROOT / "../shared/data/video/fog_road_720x1280.mp4",
+    ROOT / "samples/video/hazy_rocket.mp4",
+]
+FULL = {
+    "backbones": ["gunet-t", "convir-s", "dea"],
+    "crop": 224,
+    "batch": 8,
+    "steps": 6,
+    "clip_frames": None,
+    "sizes": {"720p": (720, 1280), "1080p": (1080, 1920)},
+    "batches": [1, 4, 8],
+    "seconds": 3.0,
+}
+SMOKE = {
+    "backbones": ["tiny-gunet"],
+    "crop": 32,
+    "batch": 2,
+    "steps": 2,
+    "clip_frames": 6,
+    "sizes": {"tiny": (48, 64)},
+    "batches": [1, 2],
+    "seconds": 0.2,
+}
 
 
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
-                            "cuda": torch.cuda.is_available()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         try:
@@ -70,15 +92,30 @@ def adapt_steps(plan: dict, device: str, clip: str) -> list[dict[str, Any]]:
     for backbone in plan["backbones"]:
         for precision in ("fp32", "bf16"):
             with tempfile.TemporaryDirectory() as out:
-                config = AdaptConfig(objective="h2c", clip=clip, clip_pretrained="none", search_steps=plan["steps"],
-                                     finetune_steps=plan["steps"], batch_size=plan["batch"], size=plan["crop"],
-                                     checkpoint_every=0, preview_count=1, out=out, device=device,
-                                     precision=precision)
+                config = AdaptConfig(
+                    objective="h2c",
+                    clip=clip,
+                    clip_pretrained="none",
+                    search_steps=plan["steps"],
+                    finetune_steps=plan["steps"],
+                    batch_size=plan["batch"],
+                    size=plan["crop"],
+                    checkpoint_every=0,
+                    preview_count=1,
+                    out=out,
+                    device=device,
+                    precision=precision,
+                )
                 # random weights: only the step time is measured
                 result = adapt(SAMPLE_IMAGES, create_backbone(backbone), config)
-            rows.append({"backbone": backbone, "precision": precision,
-                         "search_ms": 1000 * result.timings["search"] / plan["steps"],
-                         "finetune_ms": 1000 * result.timings["finetune"] / plan["steps"]})
+            rows.append(
+                {
+                    "backbone": backbone,
+                    "precision": precision,
+                    "search_ms": 1000 * result.timings["search"] / plan["steps"],
+                    "finetune_ms": 1000 * result.timings["finetune"] / plan["steps"],
+                }
+            )
     return rows
 
 
@@ -95,7 +132,9 @@ def _fps(run: Callable[[], Any], batch: int, seconds: float, sync: Callable[[], 
     return count * batch / (time.perf_counter() - start)
 
 
-def torch_fps(model: torch.nn.Module, shape: tuple[int, ...], device: str, half: bool, seconds: float) -> float:
+def torch_fps(
+    model: torch.nn.Module, shape: tuple[int, ...], device: str, half: bool, seconds: float
+) -> float:
     net = model.to(device).eval()
     net = net.half() if half else net.float()
     x = torch.rand(shape, device=device, dtype=torch.float16 if half else torch.float32)
@@ -139,8 +178,10 @@ def export_models(plan: dict, folder: Path) -> dict[str, dict[str, Path]]:
     files: dict[str, dict[str, Path]] = {}
     for backbone in plan["backbones"]:
         model = create_backbone(backbone).eval()
-        files[backbone] = {"fp32": export_onnx(model, folder / f"{backbone}.onnx"),
-                           "fp16": export_onnx(model, folder / f"{backbone}.fp16.onnx", fp16=True)}
+        files[backbone] = {
+            "fp32": export_onnx(model, folder / f"{backbone}.onnx"),
+            "fp16": export_onnx(model, folder / f"{backbone}.fp16.onnx", fp16=True),
+        }
     return files
 
 
@@ -155,41 +196,66 @@ def pipeline(model: Path, clip: Path, device: str, plan: dict) -> list[dict[str,
             source = open_source(str(clip), max_frames=plan["clip_frames"])
             width, height = source.info.size
             model_fps = model_only_fps(backend, width, height, batch, plan["seconds"])
-            report = run_pipeline(source, open_sink(lambda item, frame: None, source), Dehazer(backend, batch=batch))
-            rows.append({"clip": clip.name, "batch": batch, "backend": backend.describe(), "model_fps": model_fps,
-                         "e2e_fps": report.fps, "ratio": report.fps / model_fps if model_fps else 0.0})
+            report = run_pipeline(
+                source, open_sink(lambda item, frame: None, source), Dehazer(backend, batch=batch)
+            )
+            rows.append(
+                {
+                    "clip": clip.name,
+                    "batch": batch,
+                    "backend": backend.describe(),
+                    "model_fps": model_fps,
+                    "e2e_fps": report.fps,
+                    "ratio": report.fps / model_fps if model_fps else 0.0,
+                }
+            )
     return rows
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"GPU: {results['machine'].get('gpu', 'none')} (driver {results['machine'].get('driver', '-')}), "
-             f"torch {results['machine']['torch']}", ""]
+    lines = [
+        f"GPU: {results['machine'].get('gpu', 'none')} (driver {results['machine'].get('driver', '-')}), "
+        f"torch {results['machine']['torch']}",
+        "",
+    ]
     adapt_rows = results.get("adapt")
     if isinstance(adapt_rows, list):
         lines += ["| backbone | precision | search ms/step | fine-tune ms/step |", "|---|---|---|---|"]
-        lines += [f"| {r['backbone']} | {r['precision']} | {r['search_ms']:.0f} | {r['finetune_ms']:.0f} |"
-                  for r in adapt_rows]
+        lines += [
+            f"| {r['backbone']} | {r['precision']} | {r['search_ms']:.0f} | {r['finetune_ms']:.0f} |"
+            for r in adapt_rows
+        ]
         lines.append("")
     inf_rows = results.get("inference")
     if isinstance(inf_rows, list) and inf_rows:
         keys = [k for k in ("torch_fp32", "torch_fp16", "ort_fp32", "ort_fp16") if k in inf_rows[0]]
-        lines += ["| backbone | size | batch | " + " | ".join(f"{k} fps" for k in keys) + " |",
-                  "|---" * (3 + len(keys)) + "|"]
-        lines += [f"| {r['backbone']} | {r['size']} | {r['batch']} | "
-                  + " | ".join(f"{r[k]:.1f}" for k in keys) + " |" for r in inf_rows]
+        lines += [
+            "| backbone | size | batch | " + " | ".join(f"{k} fps" for k in keys) + " |",
+            "|---" * (3 + len(keys)) + "|",
+        ]
+        lines += [
+            f"| {r['backbone']} | {r['size']} | {r['batch']} | "
+            + " | ".join(f"{r[k]:.1f}" for k in keys)
+            + " |"
+            for r in inf_rows
+        ]
         lines.append("")
     pipe_rows = results.get("pipeline")
     if isinstance(pipe_rows, list):
         lines += ["| clip | batch | model-only fps | end-to-end fps | ratio |", "|---|---|---|---|---|"]
-        lines += [f"| {r['clip']} | {r['batch']} | {r['model_fps']:.1f} | {r['e2e_fps']:.1f} | {r['ratio']:.2f} |"
-                  for r in pipe_rows]
+        lines += [
+            f"| {r['clip']} | {r['batch']} | {r['model_fps']:.1f} | {r['e2e_fps']:.1f} | {r['ratio']:.2f} |"
+            for r in pipe_rows
+        ]
     errors = {k: v["error"] for k, v in results.items() if isinstance(v, dict) and "error" in v}
     lines += [f"- {k} failed: {v}" for k, v in errors.items()]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on whatever device is here")
     parser.add_argument("--out", type=Path, default=RESULTS / "gpu.json")
     parser.add_argument("--sections", default="adapt,inference,pipeline")

@@ -1,6 +1,7 @@
 """How close is each hypergradient to the exact one, on problems where the exact one is computable?
 
-Problem ("gated ridge"): a gated linear model mirroring the search, pred(x) = sum_k sigmoid(alpha_k) X_k(x) w_k.
+Problem ("gated ridge"): a gated linear model mirroring the search, pred(x) = sum_k sigmoid(alpha_k) X_k(x)
+w_k.
 Lower level f = mean squared error on S_w + (mu/2)||w||^2, so w*(alpha) solves a linear system in
 closed form; upper level F = mean squared error on S_alpha. The exact hypergradient is
 d F(w*(alpha), alpha) / d alpha, obtained by autograd through the closed-form solve.
@@ -11,6 +12,7 @@ and rank1 reduces to first-order by construction). We report the cosine to the e
 
     OMP_NUM_THREADS=1 python benchmarks/hypergrad_exact.py   # writes benchmarks/results/hypergrad_exact.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +23,9 @@ import time
 from pathlib import Path
 
 import torch
-from dehazekit.runtimes.io_utils import atomic_write_text
 
 from dehazekit.bilevel import hypergrad as hg
+from dehazekit.runtimes.io_utils import atomic_write_text
 
 log = logging.getLogger("hypergrad_exact")
 RESULTS = Path(__file__).resolve().parent / "results" / "hypergrad_exact.json"
@@ -33,8 +35,9 @@ CG_DAMPING = 1e-3
 class GatedRidge:
     """K blocks of d features each; samples drawn once per seed (float64 for a clean 'exact')."""
 
-    def __init__(self, seed: int, blocks: int = 6, dim: int = 5, n: int = 64, mu: float = 0.1,
-                 shift: float = 0.0) -> None:
+    def __init__(
+        self, seed: int, blocks: int = 6, dim: int = 5, n: int = 64, mu: float = 0.1, shift: float = 0.0
+    ) -> None:
         gen = torch.Generator().manual_seed(seed)
         kw = {"generator": gen, "dtype": torch.float64}
         self.blocks, self.dim, self.mu = blocks, dim, mu
@@ -51,7 +54,10 @@ class GatedRidge:
         return torch.einsum("nkd,kd->n", X * torch.sigmoid(alpha)[None, :, None], w)
 
     def lower(self, w: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.pred(self.X_w, w, alpha) - self.y_w).square().mean() + 0.5 * self.mu * w.square().sum()
+        return (
+            0.5 * (self.pred(self.X_w, w, alpha) - self.y_w).square().mean()
+            + 0.5 * self.mu * w.square().sum()
+        )
 
     def upper(self, w: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self.pred(self.X_a, w, alpha) - self.y_a).square().mean()
@@ -78,8 +84,14 @@ def _mixed(problem: GatedRidge, w: torch.Tensor) -> hg.MixedFn:
     return mixed
 
 
-def approximations(problem: GatedRidge, w_t: torch.Tensor, lr_w: float, xi: float,
-                   adam: torch.optim.Optimizer | None = None, warm: dict | None = None) -> dict[str, torch.Tensor]:
+def approximations(
+    problem: GatedRidge,
+    w_t: torch.Tensor,
+    lr_w: float,
+    xi: float,
+    adam: torch.optim.Optimizer | None = None,
+    warm: dict | None = None,
+) -> dict[str, torch.Tensor]:
     """Every estimator at (w_t, alpha). ``adam`` (over ``w_t``) adds unrolled with Adam's effective step;
     ``warm`` carries CG solutions between calls (keys cg1-warm, cg2-warm)."""
     alpha = problem.alpha
@@ -106,7 +118,9 @@ def approximations(problem: GatedRidge, w_t: torch.Tensor, lr_w: float, xi: floa
             out[f"cg{k}-warm"] = g[0]
     if adam is not None:
         xi_adam = hg.adam_effective_lr(adam, [df_dw])
-        out["unrolled xi=Adam"] = hg.unrolled([w], closure(problem.upper), closure(problem.lower), xi=xi_adam)[0]  # last: unrolled moves w in place
+        out["unrolled xi=Adam"] = hg.unrolled(
+            [w], closure(problem.upper), closure(problem.lower), xi=xi_adam
+        )[0]  # last: unrolled moves w in place
     return out
 
 
@@ -128,7 +142,9 @@ def run(seeds: int, rhos: list[float], lr_w: float, xi: float, shift: float) -> 
     return table
 
 
-def run_adam(seeds: int, checkpoints: list[int], lr_adam: float, lr_w: float, xi: float, shift: float) -> dict:
+def run_adam(
+    seeds: int, checkpoints: list[int], lr_adam: float, lr_w: float, xi: float, shift: float
+) -> dict:
     """Cosines along the lower optimiser's own path: Adam on f from w = 0 (alpha fixed), as in the search."""
     table: dict[str, dict[str, list[float]]] = {f"step={t}": {} for t in checkpoints}
     for seed in range(seeds):
@@ -159,12 +175,18 @@ def exact_norm_without_decay(seeds: int) -> dict[str, float]:
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"mean": round(statistics.fmean(values), 4), "median": round(statistics.median(values), 4),
-            "min": round(min(values), 4), "max": round(max(values), 4)}
+    return {
+        "mean": round(statistics.fmean(values), 4),
+        "median": round(statistics.median(values), 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--rhos", type=float, nargs="+", default=[0.0, 0.05, 0.2, 0.5, 1.0])
     parser.add_argument("--adam-steps", type=int, nargs="+", default=[5, 20, 100, 400])
@@ -177,18 +199,26 @@ def main() -> None:
     start = time.perf_counter()
     problems = {"same": 0.0, "shifted": 1.0}
     tables = {name: run(args.seeds, args.rhos, args.lr_w, args.xi, shift) for name, shift in problems.items()}
-    adam = {name: run_adam(args.seeds, args.adam_steps, args.lr_adam, args.lr_w, args.xi, shift)
-            for name, shift in problems.items()}
+    adam = {
+        name: run_adam(args.seeds, args.adam_steps, args.lr_adam, args.lr_w, args.xi, shift)
+        for name, shift in problems.items()
+    }
     result = {
         "benchmark": "hypergrad_exact",
         "problem": "gated ridge regression (6 blocks x 5 features, 64 samples per split, mu=0.1), float64; "
-                   "'same': both splits share the true weights (the BiLaLoRA setting: one loss, two splits); "
-                   "'shifted': the upper split's weights differ by N(0,1) noise",
+        "'same': both splits share the true weights (the BiLaLoRA setting: one loss, two splits); "
+        "'shifted': the upper split's weights differ by N(0,1) noise",
         "metric": "cosine(approximation, exact implicit hypergradient at w*(alpha)); near: w_t = w* + "
-                  "rho*||w*||*unit noise; adam: the iterate after t Adam steps on f from w=0",
-        "seeds": args.seeds, "lr_w_reference": args.lr_w, "xi_unrolled": args.xi, "lr_adam": args.lr_adam,
-        "cg_damping": CG_DAMPING, "cosine_near_optimum": tables, "cosine_adam_path": adam,
-        "exact_norm_mean": exact_norm_without_decay(args.seeds), "wall_s": round(time.perf_counter() - start, 2),
+        "rho*||w*||*unit noise; adam: the iterate after t Adam steps on f from w=0",
+        "seeds": args.seeds,
+        "lr_w_reference": args.lr_w,
+        "xi_unrolled": args.xi,
+        "lr_adam": args.lr_adam,
+        "cg_damping": CG_DAMPING,
+        "cosine_near_optimum": tables,
+        "cosine_adam_path": adam,
+        "exact_norm_mean": exact_norm_without_decay(args.seeds),
+        "wall_s": round(time.perf_counter() - start, 2),
     }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     for section in (tables, adam):

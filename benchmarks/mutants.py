@@ -3,8 +3,10 @@
 Two kinds of mutants, each applied to the source file in place, tested, then restored (the file's bytes are
 checked afterwards):
 - named: the bugs that passed the whole suite before (issue 13) and a few more of the same kind, written out;
-- generated: operator/constant/statement mutants found by walking each module's AST (``+``<->``-``, ``*``<->``/``,
-  ``<``<->``<=``, ``==``<->``!=``, ``in``<->``not in``, ``and``<->``or``, ``not x``->``x``, numbers n->n+1 or 2n,
+- generated: operator/constant/statement mutants found by walking each module's AST (``+``<->``-``,
+  ``*``<->``/``,
+  ``<``<->``<=``, ``==``<->``!=``, ``in``<->``not in``, ``and``<->``or``, ``not x``->``x``, numbers n->n+1
+  or 2n,
   True<->False, a bare call statement -> ``pass``), a seeded sample per package. Left out on purpose: string
   literals, numbers inside ``raise`` statements (error messages), default values of parameters and of config
   dataclass fields (tests must not pin defaults), ``log.*`` calls.
@@ -12,6 +14,7 @@ A mutant is killed when the package's tests fail (or run past the timeout). Kill
 
     OMP_NUM_THREADS=1 python benchmarks/mutants.py --per-package 40    # -> benchmarks/results/mutants.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +36,11 @@ log = logging.getLogger("mutants")
 
 # Tests run for a package's mutants (with -x: the fastest, most targeted files first).
 TESTS = {
-    "bilevel": ["tests/dehazekit/bilevel/test_wiring.py", "tests/dehazekit/bilevel",
-                "tests/dehazekit/adapt/test_wiring.py"],
+    "bilevel": [
+        "tests/dehazekit/bilevel/test_wiring.py",
+        "tests/dehazekit/bilevel",
+        "tests/dehazekit/adapt/test_wiring.py",
+    ],
     "lora": ["tests/dehazekit/lora", "tests/dehazekit/bilevel"],
     "objectives": ["tests/dehazekit/objectives"],
     "adapt": ["tests/dehazekit/adapt/test_wiring.py"],
@@ -57,50 +63,148 @@ class Mutant:
 
 
 NAMED = [  # (package, file, old, new, what it breaks)
-    ("bilevel", "dehazekit/bilevel/search.py", 'if method == "first-order":',
-     'if method in ("first-order", "rank1"):', "rank1 silently first-order"),
-    ("bilevel", "dehazekit/bilevel/hypergrad.py", "return [gF + lr_w * coef * gf",
-     "return [gF - lr_w * coef * gf", "sign-flipped reference term"),
-    ("bilevel", "dehazekit/bilevel/finetune.py", "        self.w = lora_parameters(model)\n",
-     "        self.w = lora_parameters(model)\n        [p.data.zero_() for n, p in self.w.items() if n.endswith('B')]\n",
-     "stage 2 resets B"),
-    ("bilevel", "dehazekit/bilevel/finetune.py", "            gate.freeze()",
-     "            gate.alpha.data.zero_()\n            gate.freeze()", "stage 2 resets the gates"),
-    ("bilevel", "dehazekit/bilevel/finetune.py", "            gate.freeze()", "            pass",
-     "stage 2 trains the gates"),
-    ("bilevel", "dehazekit/bilevel/search.py",
-     "norm = torch.nn.utils.clip_grad_norm_(list(self.w.values()), self.config.grad_clip)",
-     "norm = hg.sq_norm(list(self.w.values())).sqrt()", "no grad clipping (search)"),
-    ("bilevel", "dehazekit/bilevel/finetune.py", "norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)",
-     "norm = torch.nn.utils.clip_grad_norm_(params, 1e9)", "no grad clipping (fine-tune)"),
-    ("bilevel", "dehazekit/bilevel/search.py", "self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_w)",
-     "self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_alpha)", "lr_alpha passed as lr_w (search)"),
-    ("adapt", "dehazekit/adapt/api.py", "lr_alpha=c.lr_alpha, lr_w=c.lr_w,", "lr_alpha=c.lr_alpha, lr_w=c.lr_alpha,",
-     "lr_alpha passed as lr_w (adapt)"),
-    ("adapt", "dehazekit/adapt/api.py", "SearchConfig(hypergrad=c.hypergrad, ", "SearchConfig(",
-     "--hypergrad ignored by adapt()"),
-    ("adapt", "dehazekit/adapt/api.py", "FinetuneConfig(lr=c.lr_w)", "FinetuneConfig()", "fine-tune lr ignored"),
-    ("adapt", "dehazekit/adapt/api.py", "selected = select_top_k(search_gates, config.top_k, config.gate_threshold)",
-     "selected = select_top_k(search_gates, config.top_k, config.gate_threshold)[::-1]",
-     "selection is not the top-K order of the reported gates"),
-    ("lora", "dehazekit/lora/inject.py", "if layer.block not in keep:", "if _owner(name, keep) is None:",
-     "remove_lora by name prefix (nested blocks)"),
-    ("bilevel", "dehazekit/bilevel/selection.py", "key=lambda b: (-float(gates[b]), b)",
-     "key=lambda b: (float(gates[b]), b)", "selection takes the lowest gates"),
-    ("bilevel", "dehazekit/bilevel/search.py", "if lower and self.config.weight_decay_w > 0:", "if False:",
-     "lower level without weight decay"),
-    ("bilevel", "dehazekit/bilevel/hypergrad.py", "return cross, [h + damping * q", "return cross, [h - damping * q",
-     "cg damping sign"),
-    ("bilevel", "dehazekit/bilevel/search.py", "xi = c.unrolled_xi or hg.adam_effective_lr(", "xi = c.lr_w or (",
-     "unrolled virtual step = lr_w"),
-    ("bilevel", "dehazekit/bilevel/search.py", "        x0 = self._cg_v if c.cg_warm_start else None",
-     "        x0 = None", "cg warm start ignored"),
+    (
+        "bilevel",
+        "dehazekit/bilevel/search.py",
+        'if method == "first-order":',
+        'if method in ("first-order", "rank1"):',
+        "rank1 silently first-order",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/hypergrad.py",
+        "return [gF + lr_w * coef * gf",
+        "return [gF - lr_w * coef * gf",
+        "sign-flipped reference term",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/finetune.py",
+        "        self.w = lora_parameters(model)\n",
+        "        self.w = lora_parameters(model)\n"
+        "        [p.data.zero_() for n, p in self.w.items() if n.endswith('B')]\n",
+        "stage 2 resets B",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/finetune.py",
+        "            gate.freeze()",
+        "            gate.alpha.data.zero_()\n            gate.freeze()",
+        "stage 2 resets the gates",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/finetune.py",
+        "            gate.freeze()",
+        "            pass",
+        "stage 2 trains the gates",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/search.py",
+        "norm = torch.nn.utils.clip_grad_norm_(list(self.w.values()), self.config.grad_clip)",
+        "norm = hg.sq_norm(list(self.w.values())).sqrt()",
+        "no grad clipping (search)",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/finetune.py",
+        "norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)",
+        "norm = torch.nn.utils.clip_grad_norm_(params, 1e9)",
+        "no grad clipping (fine-tune)",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/search.py",
+        "self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_w)",
+        "self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_alpha)",
+        "lr_alpha passed as lr_w (search)",
+    ),
+    (
+        "adapt",
+        "dehazekit/adapt/api.py",
+        "lr_alpha=c.lr_alpha, lr_w=c.lr_w,",
+        "lr_alpha=c.lr_alpha, lr_w=c.lr_alpha,",
+        "lr_alpha passed as lr_w (adapt)",
+    ),
+    (
+        "adapt",
+        "dehazekit/adapt/api.py",
+        "SearchConfig(hypergrad=c.hypergrad, ",
+        "SearchConfig(",
+        "--hypergrad ignored by adapt()",
+    ),
+    (
+        "adapt",
+        "dehazekit/adapt/api.py",
+        "FinetuneConfig(lr=c.lr_w)",
+        "FinetuneConfig()",
+        "fine-tune lr ignored",
+    ),
+    (
+        "adapt",
+        "dehazekit/adapt/api.py",
+        "selected = select_top_k(search_gates, config.top_k, config.gate_threshold)",
+        "selected = select_top_k(search_gates, config.top_k, config.gate_threshold)[::-1]",
+        "selection is not the top-K order of the reported gates",
+    ),
+    (
+        "lora",
+        "dehazekit/lora/inject.py",
+        "if layer.block not in keep:",
+        "if _owner(name, keep) is None:",
+        "remove_lora by name prefix (nested blocks)",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/selection.py",
+        "key=lambda b: (-float(gates[b]), b)",
+        "key=lambda b: (float(gates[b]), b)",
+        "selection takes the lowest gates",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/search.py",
+        "if lower and self.config.weight_decay_w > 0:",
+        "if False:",
+        "lower level without weight decay",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/hypergrad.py",
+        "return cross, [h + damping * q",
+        "return cross, [h - damping * q",
+        "cg damping sign",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/search.py",
+        "xi = c.unrolled_xi or hg.adam_effective_lr(",
+        "xi = c.lr_w or (",
+        "unrolled virtual step = lr_w",
+    ),
+    (
+        "bilevel",
+        "dehazekit/bilevel/search.py",
+        "        x0 = self._cg_v if c.cg_warm_start else None",
+        "        x0 = None",
+        "cg warm start ignored",
+    ),
 ]
 
 _BINOPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*")}
-_CMPOPS = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
-           ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.In: (" in ", " not in "),
-           ast.NotIn: (" not in ", " in "), ast.Is: (" is ", " is not "), ast.IsNot: (" is not ", " is ")}
+_CMPOPS = {
+    ast.Lt: ("<", "<="),
+    ast.LtE: ("<=", "<"),
+    ast.Gt: (">", ">="),
+    ast.GtE: (">=", ">"),
+    ast.Eq: ("==", "!="),
+    ast.NotEq: ("!=", "=="),
+    ast.In: (" in ", " not in "),
+    ast.NotIn: (" not in ", " in "),
+    ast.Is: (" is ", " is not "),
+    ast.IsNot: (" is not ", " is "),
+}
 
 
 def _offsets(text: str) -> list[int]:
@@ -160,18 +264,22 @@ class _Finder(ast.NodeVisitor):
         if self.skip_depth or isinstance(node.value, str) or node.value is None:
             return
         at = self._pos(node.lineno, node.col_offset)
-        old = self.text[at:self._pos(node.end_lineno, node.end_col_offset)]
+        old = self.text[at : self._pos(node.end_lineno, node.end_col_offset)]
         if isinstance(node.value, bool):
             self.points.append((at, old, str(not node.value), "constant"))
         elif isinstance(node.value, (int, float)):
-            new = repr(node.value + 1) if isinstance(node.value, int) or node.value == 0 else repr(node.value * 2)
+            new = (
+                repr(node.value + 1)
+                if isinstance(node.value, int) or node.value == 0
+                else repr(node.value * 2)
+            )
             self.points.append((at, old, new, "constant"))
 
     def visit_Expr(self, node: ast.Expr) -> None:
         call = node.value
         if isinstance(call, ast.Call) and not self.skip_depth and not _is_log(call):
             at = self._pos(node.lineno, node.col_offset)
-            old = self.text[at:self._pos(node.end_lineno, node.end_col_offset)]
+            old = self.text[at : self._pos(node.end_lineno, node.end_col_offset)]
             self.points.append((at, old, "pass", "statement"))
         self.generic_visit(node)
 
@@ -192,7 +300,11 @@ class _Finder(ast.NodeVisitor):
 
 def _is_log(call: ast.Call) -> bool:
     func = call.func
-    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("log", "logging")
+    return (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id in ("log", "logging")
+    )
 
 
 def generated(package: str) -> list[Mutant]:
@@ -224,12 +336,22 @@ def named() -> list[tuple[Mutant, str]]:
 
 
 def _preload() -> None:
-    """Import the heavy third-party modules once; each mutant's test run is a fork that imports dehazekit fresh."""
+    """Import the heavy third-party modules once; each mutant's test run is a fork that imports dehazekit
+    fresh."""
     import importlib
 
     os.environ["OMP_NUM_THREADS"] = "1"
-    for name in ("numpy", "torch", "PIL.Image", "pytest", "safetensors.torch", "open_clip", "matplotlib.pyplot",
-                 "typer", "rich"):
+    for name in (
+        "numpy",
+        "torch",
+        "PIL.Image",
+        "pytest",
+        "safetensors.torch",
+        "open_clip",
+        "matplotlib.pyplot",
+        "typer",
+        "rich",
+    ):
         try:
             importlib.import_module(name)
         except ImportError:
@@ -277,7 +399,7 @@ def run_one(mutant: Mutant, tests: list[str], timeout: float) -> tuple[str, floa
     digest = hashlib.sha256(original).hexdigest()
     text = original.decode()
     at = text.index(mutant.old) if mutant.start < 0 else mutant.start
-    assert text[at:at + len(mutant.old)] == mutant.old, mutant
+    assert text[at : at + len(mutant.old)] == mutant.old, mutant
     start = time.perf_counter()
 
     def restore(*_: object) -> None:
@@ -287,7 +409,7 @@ def run_one(mutant: Mutant, tests: list[str], timeout: float) -> tuple[str, floa
 
     previous = signal.signal(signal.SIGTERM, restore)
     try:
-        path.write_text(text[:at] + mutant.new + text[at + len(mutant.old):])
+        path.write_text(text[:at] + mutant.new + text[at + len(mutant.old) :])
         outcome = _pytest_in_fork(tests, timeout)
     finally:
         restore()
@@ -317,14 +439,26 @@ def main() -> None:
     for package in args.packages:
         pool = generated(package)
         population[package] = len(pool)
-        todo += [(m, f"{m.kind}: {m.old!r} -> {m.new!r}") for m in rng.sample(pool, min(args.per_package, len(pool)))]
+        todo += [
+            (m, f"{m.kind}: {m.old!r} -> {m.new!r}")
+            for m in rng.sample(pool, min(args.per_package, len(pool)))
+        ]
     _preload()
     rows = []
     for i, (mutant, what) in enumerate(todo, 1):
         tests = NAMED_TESTS.get(what, TESTS[mutant.package])
         outcome, seconds = run_one(mutant, tests, args.timeout)
         rows.append({**asdict(mutant), "what": what, "outcome": outcome, "seconds": round(seconds, 1)})
-        log.info("[%d/%d] %-8s %s:%d %s -> %s", i, len(todo), mutant.package, mutant.file, mutant.line, what, outcome)
+        log.info(
+            "[%d/%d] %-8s %s:%d %s -> %s",
+            i,
+            len(todo),
+            mutant.package,
+            mutant.file,
+            mutant.line,
+            what,
+            outcome,
+        )
         _write(args, rows, population)
     _write(args, rows, population)
 
@@ -349,10 +483,18 @@ def _write(args: argparse.Namespace, rows: list[dict], population: dict[str, int
         sel = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
         killed = sum(r["outcome"].startswith("killed") for r in sel)
         summary[f"{'named' if group[0] else 'generated'}/{group[1]}"] = {
-            "mutants": len(sel), "killed": killed, "kill_rate": round(killed / len(sel), 3)}
-    result = {"benchmark": "mutants", "args": {k: str(v) for k, v in vars(args).items()},
-              "generated_population": population, "summary": summary,
-              "survivors": [r for r in rows if r["outcome"] == "survived"], "rows": rows}
+            "mutants": len(sel),
+            "killed": killed,
+            "kill_rate": round(killed / len(sel), 3),
+        }
+    result = {
+        "benchmark": "mutants",
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "generated_population": population,
+        "summary": summary,
+        "survivors": [r for r in rows if r["outcome"] == "survived"],
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

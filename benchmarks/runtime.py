@@ -12,6 +12,7 @@ conv, pad multiple 4), or any model given with --model. Video: ../shared/data/vi
 
     OMP_NUM_THREADS=1 python benchmarks/runtime.py     # -> benchmarks/results/runtime.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,9 +78,14 @@ def end_to_end(model: Path, video: Path, batch: int, loops: int = 1) -> dict[str
         dehazer.process_batch([next(iter(VideoSource(video))).image])  # warm-up, as model-only gets
         source = LoopedVideo(video, loops)
         report = run_pipeline(source, open_sink(Path(tmp) / "out.mp4", source), dehazer)
-    return {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
-            "infer_seconds": report.infer_seconds, "skipped": len(report.skipped),
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "frames": report.frames,
+        "seconds": report.seconds,
+        "fps": report.fps,
+        "infer_seconds": report.infer_seconds,
+        "skipped": len(report.skipped),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -95,9 +101,11 @@ def peak_rss_mb() -> float:
 
 def end_to_end_in_child(model: Path, video: Path, batch: int, loops: int) -> dict[str, Any]:
     """A fresh process per measurement so peak RSS belongs to that run alone."""
-    code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.runtime import end_to_end; "
-            f"from pathlib import Path; print(json.dumps(end_to_end(Path({str(model)!r}), "
-            f"Path({str(video)!r}), {batch}, {loops})))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.runtime import end_to_end; "
+        f"from pathlib import Path; print(json.dumps(end_to_end(Path({str(model)!r}), "
+        f"Path({str(video)!r}), {batch}, {loops})))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -138,7 +146,9 @@ def default_model(folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--video", type=Path, default=VIDEO)
     parser.add_argument("--batch", default="1,4")
@@ -152,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp))
         result = measure(model, args.video, parse_batches(args.batch), args.loops)
-    result["model"] = str(args.model) if args.model else "TinyNet(width=8, depth=1) exported ONNX, pad multiple 4"
+    result["model"] = (
+        str(args.model) if args.model else "TinyNet(width=8, depth=1) exported ONNX, pad multiple 4"
+    )
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print_table(result)
     return 0
@@ -167,27 +179,47 @@ def measure(model: Path, video: Path, batches: list[int], loops: int) -> dict[st
         for batch in batches:
             model_fps = model_only_fps(backend, width, height, batch, seconds=5.0)
             e2e = end_to_end_in_child(model, video, batch, 1)
-            rows.append({"batch": batch, "model_only_fps": model_fps, "end_to_end_fps": e2e["fps"],
-                         "ratio": e2e["fps"] / model_fps, "frames": e2e["frames"], "seconds": e2e["seconds"]})
+            rows.append(
+                {
+                    "batch": batch,
+                    "model_only_fps": model_fps,
+                    "end_to_end_fps": e2e["fps"],
+                    "ratio": e2e["fps"] / model_fps,
+                    "frames": e2e["frames"],
+                    "seconds": e2e["seconds"],
+                }
+            )
             log.info("batch %d: model-only %.2f fps, end-to-end %.2f fps", batch, model_fps, e2e["fps"])
         providers = backend.describe()["providers"]
     memory = {f"{n}x": end_to_end_in_child(model, video, batches[0], n) for n in (1, loops)}
-    return {"video": video.name, "size": f"{width}x{height}", "providers": providers, "rows": rows,
-            "stages": stage_costs(model, video),
-            "memory": {k: {"frames": v["frames"], "peak_rss_mb": v["peak_rss_mb"], "fps": v["fps"]}
-                       for k, v in memory.items()},
-            "rss_growth": memory[f"{loops}x"]["peak_rss_mb"] / memory["1x"]["peak_rss_mb"],
-            "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores (shared)",
-            "date": time.strftime("%Y-%m-%d")}
+    return {
+        "video": video.name,
+        "size": f"{width}x{height}",
+        "providers": providers,
+        "rows": rows,
+        "stages": stage_costs(model, video),
+        "memory": {
+            k: {"frames": v["frames"], "peak_rss_mb": v["peak_rss_mb"], "fps": v["fps"]}
+            for k, v in memory.items()
+        },
+        "rss_growth": memory[f"{loops}x"]["peak_rss_mb"] / memory["1x"]["peak_rss_mb"],
+        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores (shared)",
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def print_table(result: dict[str, Any]) -> None:
     print("| batch | model-only fps | end-to-end fps | ratio |\n|---|---|---|---|")
     for row in result["rows"]:
-        print(f"| {row['batch']} | {row['model_only_fps']:.2f} | {row['end_to_end_fps']:.2f} | {row['ratio']:.2f} |")
+        print(
+            f"| {row['batch']} | {row['model_only_fps']:.2f} | {row['end_to_end_fps']:.2f} "
+            f"| {row['ratio']:.2f} |"
+        )
     stages = result["stages"]
-    print(f"decode {stages['decode_fps']:.1f} fps, encode {stages['encode_fps']:.1f} fps, "
-          f"pre+post {stages['pre_post_ms_per_frame']:.1f} ms/frame")
+    print(
+        f"decode {stages['decode_fps']:.1f} fps, encode {stages['encode_fps']:.1f} fps, "
+        f"pre+post {stages['pre_post_ms_per_frame']:.1f} ms/frame"
+    )
     for key, value in result["memory"].items():
         print(f"peak RSS {key} ({value['frames']} frames): {value['peak_rss_mb']:.0f} MB")
 

@@ -25,13 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dehazekit.cli.run_model import choose_model
+from dehazekit.models import default_model_path
 from dehazekit.runtimes import Dehazer, open_sink, run_pipeline
 from dehazekit.runtimes.budget import cpu_cores, inference_threads
 from dehazekit.runtimes.io_utils import atomic_write_text
 from dehazekit.runtimes.video import VideoSource
-
-from dehazekit.cli.run_model import choose_model
-from dehazekit.models import default_model_path
 
 log = logging.getLogger("threads_bench")
 VIDEO = REPO.parent / "shared" / "data" / "video" / "fog_path_478x850.mp4"

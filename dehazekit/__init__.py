@@ -2,6 +2,7 @@
 
 Heavy submodules load lazily so ``import dehazekit`` and ``dehazekit --help`` stay fast.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -3,6 +3,7 @@
 A saved model rebuilds without code defaults: model.json names the backbone and its constructor
 arguments, model.safetensors is the backbone's plain state_dict (no LoRA, no gates).
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,11 @@ def save_model(model: nn.Module, out_dir: str | Path, **meta_fields: Any) -> Pat
     from dehazekit.runtimes.io_utils import atomic_write_bytes
 
     if has_lora(model):
-        raise ConfigError.build("model still holds LoRA layers or gates", got="unmerged adapter",
-                                fix="call dehazekit.lora.merge_lora(model) before save_model")
+        raise ConfigError.build(
+            "model still holds LoRA layers or gates",
+            got="unmerged adapter",
+            fix="call dehazekit.lora.merge_lora(model) before save_model",
+        )
     meta = meta_for(model, **meta_fields)
     out_dir = Path(out_dir)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -75,12 +79,16 @@ def _resolve(path: Path) -> tuple[Path, Path | None]:
             return weights, meta
         if (path / "adapter.json").is_file():
             raise ModelFileError.build(
-                "folder holds an unmerged adapter but no merged model", got=str(path),
+                "folder holds an unmerged adapter but no merged model",
+                got=str(path),
                 expected=f"{MODEL_WEIGHTS} + {MODEL_META}",
                 fix="load the backbone, apply dehazekit.lora.load_adapter and merge_lora, then save_model",
             )
-        raise ModelFileError.build("model folder incomplete", got=sorted(p.name for p in path.iterdir()),
-                                   expected=f"{MODEL_WEIGHTS} and {MODEL_META}")
+        raise ModelFileError.build(
+            "model folder incomplete",
+            got=sorted(p.name for p in path.iterdir()),
+            expected=f"{MODEL_WEIGHTS} and {MODEL_META}",
+        )
     if not path.is_file():
         raise ModelFileError.build("model file not found", got=str(path))
     for sidecar in (path.with_suffix(".json"), path.parent / MODEL_META):
@@ -103,19 +111,29 @@ def load_model(path: str | Path | None = None, backbone: str | None = None, **ov
     if path is None:
         path = default_model_path()
         if not (path / MODEL_WEIGHTS).is_file():
-            raise ModelFileError.build("no default model is installed", got=str(path),
-                                       fix="pass a model path, or reinstall dehazekit with its assets")
+            raise ModelFileError.build(
+                "no default model is installed",
+                got=str(path),
+                fix="pass a model path, or reinstall dehazekit with its assets",
+            )
     weights, meta_file = _resolve(Path(path))
     meta = ModelMeta.load(meta_file) if meta_file is not None else None
     if meta is None:
         if backbone is None:
-            raise ModelFileError.build("cannot tell which backbone this checkpoint is", got=str(weights),
-                                       fix="pass backbone=NAME (e.g. load_model(path, backbone='dea'))")
+            raise ModelFileError.build(
+                "cannot tell which backbone this checkpoint is",
+                got=str(weights),
+                fix="pass backbone=NAME (e.g. load_model(path, backbone='dea'))",
+            )
         model = create_backbone(backbone, **overrides)
     else:
         if backbone is not None and backbone != meta.backbone:
-            raise ConfigError.build("backbone does not match model.json", got=backbone, expected=meta.backbone,
-                                    fix="omit backbone= for saved models")
+            raise ConfigError.build(
+                "backbone does not match model.json",
+                got=backbone,
+                expected=meta.backbone,
+                fix="omit backbone= for saved models",
+            )
         model = create_backbone(meta.backbone, **{**meta.config, **overrides})
     load_weights(model, weights, strict=True)
     model.dehazekit_meta = meta

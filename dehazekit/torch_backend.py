@@ -3,6 +3,7 @@
 It lives in dehazekit core, not in dehazekit.runtimes, because it needs the backbones; the runtime finds it
 through the ``dehazekit.backends`` entry points declared in pyproject.toml (runtimes never imports core).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def _sidecar_meta(path: Path) -> ModelMeta | None:
-    candidates = [path / "model.json"] if path.is_dir() else [path.with_suffix(".json"), path.parent / "model.json"]
+    candidates = (
+        [path / "model.json"] if path.is_dir() else [path.with_suffix(".json"), path.parent / "model.json"]
+    )
     for candidate in candidates:
         if candidate.is_file():
             return ModelMeta.load(candidate)
@@ -30,8 +33,9 @@ class TorchBackend(BaseBackend):
 
     name = "torch"
 
-    def __init__(self, path: str | Path, device: str = "auto", providers: object = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, device: str = "auto", providers: object = None, threads: int | None = None
+    ) -> None:
         path = Path(path)
         if not path.exists():
             raise ModelFileError.build("model file not found", got=str(path))
@@ -56,7 +60,9 @@ class TorchBackend(BaseBackend):
         if device in ("auto", "gpu"):
             return "cuda" if torch.cuda.is_available() else "cpu"
         if device not in ("cpu", "cuda"):
-            raise ConfigError.build("unknown device for the torch backend", got=device, expected="auto, cpu, cuda")
+            raise ConfigError.build(
+                "unknown device for the torch backend", got=device, expected="auto, cpu, cuda"
+            )
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendError.build("device 'cuda' asked for but torch sees no GPU", fix="use --device cpu")
         return device
@@ -70,8 +76,12 @@ class TorchBackend(BaseBackend):
         return out.float().cpu().numpy()
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.name, "providers": [f"torch {self._torch.__version__} {self.device}"],
-                "backbone": self.meta.backbone, "threads": self.threads}
+        return {
+            "backend": self.name,
+            "providers": [f"torch {self._torch.__version__} {self.device}"],
+            "backbone": self.meta.backbone,
+            "threads": self.threads,
+        }
 
     def close(self) -> None:
         super().close()

@@ -7,6 +7,7 @@ imported lazily inside the backends, sources and sinks that use them.
     dehazer = Dehazer("model.onnx")
     clear = dehazer(hazy_uint8_rgb)
 """
+
 __version__ = "0.1.0"
 
 from dehazekit.runtimes.errors import DehazeKitError
@@ -34,5 +35,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'dehazekit.runtimes' has no attribute {name!r}")
 
 
-__all__ = ["DehazeKitError", "Dehazer", "ModelMeta", "Pipeline", "RunReport", "__version__", "open_backend",
-           "open_sink", "open_source", "run_pipeline"]
+__all__ = [
+    "DehazeKitError",
+    "Dehazer",
+    "ModelMeta",
+    "Pipeline",
+    "RunReport",
+    "__version__",
+    "open_backend",
+    "open_sink",
+    "open_source",
+    "run_pipeline",
+]

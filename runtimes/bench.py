@@ -6,6 +6,7 @@ a sink; the ratio says how much of the model's speed the pipeline keeps.
 On GPUs: host<->device copy time per batch from the backend's CUDA events (backends with an
 OverlappedRunner) and the GPU's utilisation during the end-to-end run (pynvml, when installed).
 """
+
 from __future__ import annotations
 
 import time
@@ -30,7 +31,9 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError as exc:
-        raise ConfigError.build("size must look like WIDTHxHEIGHT", got=text, expected="e.g. 1280x720") from exc
+        raise ConfigError.build(
+            "size must look like WIDTHxHEIGHT", got=text, expected="e.g. 1280x720"
+        ) from exc
     if width < 1 or height < 1:
         raise ConfigError.build("size must be positive", got=text)
     return width, height
@@ -46,8 +49,9 @@ def parse_batches(text: str) -> list[int]:
     return values
 
 
-def model_only_fps(backend: Any, width: int, height: int, batch: int, seconds: float = 2.0,
-                   warmup: int = 2) -> float:
+def model_only_fps(
+    backend: Any, width: int, height: int, batch: int, seconds: float = 2.0, warmup: int = 2
+) -> float:
     """Frames per second of ``backend.infer`` alone on a padded random batch."""
     meta = backend.meta
     pad = plan_padding(height, width, meta)
@@ -80,7 +84,9 @@ def copy_times(backend: Any) -> Any | None:
     return getattr(runner, "times", None)
 
 
-def gpu_columns(backend: Any, before: tuple[float, float, int] | None, sampler: GpuSampler) -> dict[str, float]:
+def gpu_columns(
+    backend: Any, before: tuple[float, float, int] | None, sampler: GpuSampler
+) -> dict[str, float]:
     """Per-batch H2D/D2H milliseconds over the end-to-end run, plus the GPU sampler's summary."""
     row = dict(sampler.summary())
     times = copy_times(backend)
@@ -104,12 +110,20 @@ def backend_variants(model: Path, device: str) -> list[dict[str, Any]]:
     from dehazekit.runtimes.backends.onnx_backend import choose_providers
 
     chosen = choose_providers(device, None, ort.get_available_providers())
-    return [{"label": f"onnxruntime/{p.replace('ExecutionProvider', '')}", "device": device, "providers": [p]}
-            for p in chosen]
+    return [
+        {"label": f"onnxruntime/{p.replace('ExecutionProvider', '')}", "device": device, "providers": [p]}
+        for p in chosen
+    ]
 
 
-def bench(model: Path, size: tuple[int, int], batches: Sequence[int], device: str = "auto",
-          frames: int = 32, seconds: float = 2.0) -> list[dict[str, Any]]:
+def bench(
+    model: Path,
+    size: tuple[int, int],
+    batches: Sequence[int],
+    device: str = "auto",
+    frames: int = 32,
+    seconds: float = 2.0,
+) -> list[dict[str, Any]]:
     """Rows of {backend, batch, model_fps, pipeline_fps, ratio} for every backend variant and batch."""
     width, height = size
     rows = []
@@ -120,10 +134,19 @@ def bench(model: Path, size: tuple[int, int], batches: Sequence[int], device: st
                 model_fps = model_only_fps(backend, width, height, batch, seconds)
                 before = _snapshot(backend)
                 with GpuSampler() as sampler:
-                    pipe_fps = end_to_end_fps(Dehazer(backend, batch=batch), width, height, max(frames, 2 * batch))
-                rows.append({"backend": variant["label"], "batch": batch, "model_fps": model_fps,
-                             "pipeline_fps": pipe_fps, "ratio": pipe_fps / model_fps if model_fps else 0.0,
-                             **gpu_columns(backend, before, sampler)})
+                    pipe_fps = end_to_end_fps(
+                        Dehazer(backend, batch=batch), width, height, max(frames, 2 * batch)
+                    )
+                rows.append(
+                    {
+                        "backend": variant["label"],
+                        "batch": batch,
+                        "model_fps": model_fps,
+                        "pipeline_fps": pipe_fps,
+                        "ratio": pipe_fps / model_fps if model_fps else 0.0,
+                        **gpu_columns(backend, before, sampler),
+                    }
+                )
         finally:
             backend.close()
     return rows

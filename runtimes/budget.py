@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from dehazekit.runtimes.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ PROBE_SIDE = 256
 FALLBACK_BYTES_PER_PIXEL = 2000.0  # used where peak memory cannot be measured (no /proc); above measured
 MIN_TILE = 128
 # Automatic tiles stay at or below this side: onnxruntime's CPU arena grows in power-of-two chunks, and with
-# tiles of 2560 px an 8.5 MP photo peaked at 12.6 GB, above the 9.4 GB of the whole frame (benchmarks/memory.py)
+# tiles of 2560 px an 8.5 MP photo peaked at 12.6 GB, above the 9.4 GB of the whole frame
+# (benchmarks/memory.py)
 MAX_AUTO_TILE = 1536
 ESTIMATE_MARGIN = 1.35  # measured whole-frame peak / probe estimate on the 8.5 MP photo: 9.4 / 7.0
 # whole-frame buffers beside the network, per pixel: uint8 in and out (3 + 3), float32 batch, padded copy,
@@ -101,7 +103,8 @@ def _cgroup_limit() -> int | None:
 
 
 def _address_space_left() -> int | None:
-    """Room left under an address-space limit (ulimit -v), which fails allocations long before RAM runs out."""
+    """Room left under an address-space limit (ulimit -v), which fails allocations long before RAM runs
+    out."""
     try:
         import resource
     except ImportError:  # Windows
@@ -165,7 +168,8 @@ class MemoryPlan:
         gb = lambda n: f"{n / 1e9:.1f} GB"
         if self.tile is None:
             return f"whole frames (estimated {gb(self.estimate)} <= budget {gb(self.budget)})"
-        return f"auto tiles of {self.tile} px (whole frame estimated {gb(self.estimate)} > budget {gb(self.budget)})"
+        estimate, budget = gb(self.estimate), gb(self.budget)
+        return f"auto tiles of {self.tile} px (whole frame estimated {estimate} > budget {budget})"
 
 
 def plan_tiles(

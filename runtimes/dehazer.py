@@ -1,11 +1,12 @@
 """Dehazer: the embedding API for camera pipelines.
 
-    from dehazekit.runtimes import Dehazer
-    with Dehazer("model.onnx", bgr=True) as dehazer:      # OpenCV frames are BGR
-        clear = dehazer(frame)                              # uint8 (H, W, 3) -> same shape
-        for clear in dehazer.stream(frames):                # any iterable of frames, batched inside
-            ...
+from dehazekit.runtimes import Dehazer
+with Dehazer("model.onnx", bgr=True) as dehazer:      # OpenCV frames are BGR
+    clear = dehazer(frame)                              # uint8 (H, W, 3) -> same shape
+    for clear in dehazer.stream(frames):                # any iterable of frames, batched inside
+        ...
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,10 @@ THREADED = (".onnx", ".safetensors", ".pt", ".pth")  # backends whose CPU thread
 
 def _is_allocation_failure(message: str) -> bool:
     text = message.lower()
-    return any(key in text for key in ("bad_alloc", "bad allocation", "failed to allocate", "out of memory",
-                                       "cannot allocate"))
+    return any(
+        key in text
+        for key in ("bad_alloc", "bad allocation", "failed to allocate", "out of memory", "cannot allocate")
+    )
 
 
 @dataclass
@@ -67,18 +70,33 @@ class Dehazer:
     ``adapter``: for an adapter bank folder, the adapter to start with (switch later with ``use``).
     """
 
-    def __init__(self, model: str | Path | Backend, *, device: str = "auto",
-                 providers: Sequence[str] | None = None, batch: int = 1, tile: int | None = None,
-                 overlap: int = 64, bgr: bool = False, max_memory: int | str | None = "auto",
-                 threads: int | None = None, adapter: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | Path | Backend,
+        *,
+        device: str = "auto",
+        providers: Sequence[str] | None = None,
+        batch: int = 1,
+        tile: int | None = None,
+        overlap: int = 64,
+        bgr: bool = False,
+        max_memory: int | str | None = "auto",
+        threads: int | None = None,
+        adapter: str | None = None,
+    ) -> None:
         if batch < 1:
             raise ConfigError.build("batch must be >= 1", got=batch)
-        takes_threads = not hasattr(model, "infer") and (Path(model).is_dir() or Path(model).suffix.lower() in THREADED)
+        takes_threads = not hasattr(model, "infer") and (
+            Path(model).is_dir() or Path(model).suffix.lower() in THREADED
+        )
         extra: dict[str, object] = {"threads": threads} if threads and takes_threads else {}
         if adapter is not None:  # only bank folders take an adapter
             extra["adapter"] = adapter
-        self.backend = model if hasattr(model, "infer") else open_backend(model, device=device, providers=providers,
-                                                                         **extra)
+        self.backend = (
+            model
+            if hasattr(model, "infer")
+            else open_backend(model, device=device, providers=providers, **extra)
+        )
         self.meta = self.backend.meta
         self.batch = batch
         self.bgr = bgr
@@ -129,8 +147,11 @@ class Dehazer:
         side = 512 if max(height, width) > 512 else 256
         asked = re.search(r"buffer of size (\d+)", got)
         reason = f"allocating {int(asked[1]) / 1e9:.2f} GB failed" if asked else got.splitlines()[0][:120]
-        return InputError.build(f"a {width}x{height} frame is too large for the available memory", got=reason,
-                                fix=f"pass --tile {side} (or a smaller --max-memory, or --batch 1)")
+        return InputError.build(
+            f"a {width}x{height} frame is too large for the available memory",
+            got=reason,
+            fix=f"pass --tile {side} (or a smaller --max-memory, or --batch 1)",
+        )
 
     def submit_batch(self, frames: Sequence[np.ndarray]) -> PendingBatch:
         """Start dehazing same-size frames; ``collect_batch`` returns them.
@@ -186,8 +207,11 @@ class Dehazer:
     def use(self, adapter: str) -> None:
         """Switch a bank model to ``adapter`` for the next frames (no reload; see runtimes.bank)."""
         if not hasattr(self.backend, "use"):
-            raise ConfigError.build("this model is not an adapter bank", got=self.backend.name,
-                                    fix="open a folder written by `dehazekit bank build`")
+            raise ConfigError.build(
+                "this model is not an adapter bank",
+                got=self.backend.name,
+                fix="open a folder written by `dehazekit bank build`",
+            )
         self.backend.use(adapter)
 
     # --- lifecycle -----------------------------------------------------------------------------

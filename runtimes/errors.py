@@ -3,6 +3,7 @@
 Messages follow "what | got | expected | fix" so a user can act without reading code. Use
 ``DehazeKitError.build`` to keep that shape consistent.
 """
+
 from __future__ import annotations
 
 
@@ -75,7 +76,9 @@ class OfflineError(DehazeKitError):
 def missing_dependency(package: str, extra: str | None, purpose: str) -> MissingDependencyError:
     """Build the error for an absent optional package, naming the pip command that fixes it."""
     fix = f"pip install 'dehazekit[{extra}]'" if extra else f"pip install {package}"
-    return MissingDependencyError.build(f"{purpose} needs the {package} package", got="not installed", fix=fix)
+    return MissingDependencyError.build(
+        f"{purpose} needs the {package} package", got="not installed", fix=fix
+    )
 
 
 class OutputError(DehazeKitError):

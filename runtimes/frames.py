@@ -1,4 +1,5 @@
 """The small records that travel through sources, the pipeline and sinks."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

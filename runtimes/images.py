@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
 from dehazekit.runtimes.errors import InputError
 from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
 from dehazekit.runtimes.media import (

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from dehazekit.runtimes.errors import InputError, OutputError, VideoError, missing_dependency
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_bytes, translate_write_errors
 

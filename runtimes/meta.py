@@ -1,5 +1,6 @@
 """ModelMeta: the contract that travels with every artifact (safetensors sidecar, ONNX metadata_props,
 TensorRT engine sidecar). A runtime reads it and never guesses normalisation or padding."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,16 +65,22 @@ class ModelMeta:
         if self.layout not in ("NCHW", "NHWC"):
             raise ConfigError.build("ModelMeta.layout invalid", got=self.layout, expected="NCHW or NHWC")
         if self.channel_order not in ("RGB", "BGR"):
-            raise ConfigError.build("ModelMeta.channel_order invalid", got=self.channel_order, expected="RGB or BGR")
+            raise ConfigError.build(
+                "ModelMeta.channel_order invalid", got=self.channel_order, expected="RGB or BGR"
+            )
         if self.dtype not in ("float32", "float16"):
             raise ConfigError.build("ModelMeta.dtype invalid", got=self.dtype, expected="float32 or float16")
         if len(self.value_range) != 2 or self.value_range[0] >= self.value_range[1]:
-            raise ConfigError.build("ModelMeta.value_range invalid", got=self.value_range, expected="(low, high)")
+            raise ConfigError.build(
+                "ModelMeta.value_range invalid", got=self.value_range, expected="(low, high)"
+            )
         for name in ("pad_multiple", "min_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError.build(f"ModelMeta.{name} must be >= 1", got=getattr(self, name))
         if self.precision not in ("fp32", "fp16", "int8"):
-            raise ConfigError.build("ModelMeta.precision invalid", got=self.precision, expected="fp32, fp16 or int8")
+            raise ConfigError.build(
+                "ModelMeta.precision invalid", got=self.precision, expected="fp32, fp16 or int8"
+            )
 
     # --- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +97,9 @@ class ModelMeta:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelFileError.build(
-                "ModelMeta has unknown keys", got=unknown, expected=sorted(known),
+                "ModelMeta has unknown keys",
+                got=unknown,
+                expected=sorted(known),
                 fix="the artifact was written by a newer dehazekit; upgrade dehazekit",
             )
         if "backbone" not in data:

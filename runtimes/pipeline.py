@@ -5,6 +5,7 @@ Decoding and encoding run beside inference (PyAV, Pillow and onnxruntime release
 bounded queues give back-pressure so memory stays flat however long the video is, and any error or
 Ctrl-C stops all three stages and aborts the sink so no partial output is left behind.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,13 @@ class _Worker(threading.Thread):
 class Pipeline:
     """Runs ``source`` through ``dehazer`` into ``sink``; ``on_frame(report)`` is called per written frame."""
 
-    def __init__(self, dehazer: Dehazer, *, queue_size: int | None = None,
-                 on_frame: Callable[[RunReport], None] | None = None) -> None:
+    def __init__(
+        self,
+        dehazer: Dehazer,
+        *,
+        queue_size: int | None = None,
+        on_frame: Callable[[RunReport], None] | None = None,
+    ) -> None:
         size = queue_size or 2 * dehazer.batch + 2
         if size < 1:
             raise ConfigError.build("queue size must be >= 1", got=size)
@@ -167,8 +173,12 @@ class Pipeline:
             self._raise_stage_errors(decoder, encoder)
             if self.report.frames == 0:
                 reasons = [f"{s.item}: {s.reason}" for s in source.skipped.entries[:5]]
-                raise InputError.build("no frames could be read from the input", got=source.info.description,
-                                       expected=">= 1 decodable frame", fix="; ".join(reasons) or None)
+                raise InputError.build(
+                    "no frames could be read from the input",
+                    got=source.info.description,
+                    expected=">= 1 decodable frame",
+                    fix="; ".join(reasons) or None,
+                )
             sink.close()
         except BaseException:  # includes KeyboardInterrupt: stop every stage, leave nothing half-written
             self.stop.set()

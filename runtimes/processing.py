@@ -4,6 +4,7 @@ Frames at the edges: uint8 (H, W, 3) RGB, or BGR when the caller says so (OpenCV
 (B, 3, H, W) float32 in ``meta.value_range`` (optionally mean/std normalised), padded by reflection to
 ``meta.pad_multiple`` and at least ``meta.min_size``; outputs are cropped back. Frames are never resized.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,14 +29,23 @@ class Padding:
 def check_frame(frame: object, what: str = "frame") -> np.ndarray:
     """A frame must be uint8 (H, W, 3); greyscale and RGBA are rejected with the fix."""
     if not isinstance(frame, np.ndarray):
-        raise InputError.build(f"{what} must be a numpy array", got=type(frame).__name__,
-                               expected="uint8 array (H, W, 3)")
+        raise InputError.build(
+            f"{what} must be a numpy array", got=type(frame).__name__, expected="uint8 array (H, W, 3)"
+        )
     if frame.dtype != np.uint8:
-        raise InputError.build(f"{what} has the wrong dtype", got=str(frame.dtype), expected="uint8 (H, W, 3)",
-                               fix="convert with (x * 255).clip(0, 255).astype(np.uint8)")
+        raise InputError.build(
+            f"{what} has the wrong dtype",
+            got=str(frame.dtype),
+            expected="uint8 (H, W, 3)",
+            fix="convert with (x * 255).clip(0, 255).astype(np.uint8)",
+        )
     if frame.ndim != 3 or frame.shape[2] != 3:
-        raise InputError.build(f"{what} must have 3 colour channels", got=f"shape {frame.shape}",
-                               expected="(H, W, 3)", fix="convert greyscale/RGBA frames to RGB first")
+        raise InputError.build(
+            f"{what} must have 3 colour channels",
+            got=f"shape {frame.shape}",
+            expected="(H, W, 3)",
+            fix="convert greyscale/RGBA frames to RGB first",
+        )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise InputError.build(f"{what} is empty", got=f"shape {frame.shape}")
     return frame
@@ -87,8 +97,12 @@ def to_model_batch(frames: Sequence[np.ndarray], meta: ModelMeta, bgr: bool = Fa
     for frame in frames:
         check_frame(frame)
         if frame.shape != shape:
-            raise InputError.build("frames in one batch differ in size", got=frame.shape, expected=shape,
-                                   fix="batch only same-size frames (dehazekit.runtimes.pipeline does this for you)")
+            raise InputError.build(
+                "frames in one batch differ in size",
+                got=frame.shape,
+                expected=shape,
+                fix="batch only same-size frames (dehazekit.runtimes.pipeline does this for you)",
+            )
     scale, offset = _channel_affine(meta)
     sources = _source_channels(meta, bgr)
     batch = np.empty((len(frames), 3, shape[0], shape[1]), dtype=np.float32)

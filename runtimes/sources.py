@@ -3,6 +3,7 @@
 Sources: image file, folder, glob, video file, rtsp:// URL, camera index, Python iterable.
 Sinks: image file, folder, video file, callback.
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -15,7 +16,14 @@ import numpy as np
 
 from dehazekit.runtimes.errors import ConfigError, InputError
 from dehazekit.runtimes.frames import FrameItem, SkipLog, SourceInfo
-from dehazekit.runtimes.images import FolderSink, ImageFileSink, folder_source, glob_source, image_source, is_image
+from dehazekit.runtimes.images import (
+    FolderSink,
+    ImageFileSink,
+    folder_source,
+    glob_source,
+    image_source,
+    is_image,
+)
 from dehazekit.runtimes.streams import IterableSource, OpenCVSource, camera_index, is_stream_url
 from dehazekit.runtimes.video import VideoSource, is_video
 from dehazekit.runtimes.video_sink import VideoSink
@@ -52,8 +60,11 @@ def open_source(spec: Any, *, bgr: bool = False, max_frames: int | None = None) 
         return _path_source(str(spec), bgr)
     if isinstance(spec, Iterable):
         return IterableSource(spec)
-    raise InputError.build("unsupported source", got=type(spec).__name__,
-                           expected="path, glob, rtsp:// URL, camera index or iterable of frames")
+    raise InputError.build(
+        "unsupported source",
+        got=type(spec).__name__,
+        expected="path, glob, rtsp:// URL, camera index or iterable of frames",
+    )
 
 
 def _path_source(text: str, bgr: bool) -> Source:
@@ -114,7 +125,9 @@ def default_output(source: Source) -> Path:
     """``x.mp4`` -> ``x_dehazed.mp4``; ``dir/`` -> ``dir_dehazed/``; streams need an explicit --out."""
     info = source.info
     if info.kind in ("camera", "stream", "iterable"):
-        raise ConfigError.build(f"a {info.kind} source needs an output path", fix="pass --out out.mp4 or --out DIR")
+        raise ConfigError.build(
+            f"a {info.kind} source needs an output path", fix="pass --out out.mp4 or --out DIR"
+        )
     if info.kind == "glob":
         return Path("dehazed")
     path = Path(info.description) if info.path is None else info.path
@@ -123,8 +136,16 @@ def default_output(source: Source) -> Path:
     return path.with_name(f"{path.stem}_dehazed{path.suffix}")
 
 
-def open_sink(target: Any, source: Source, *, bgr: bool = False, copy_audio: bool = True,
-              codec: str = "libx264", fps: float | None = None, preset: str | None = None) -> Sink:
+def open_sink(
+    target: Any,
+    source: Source,
+    *,
+    bgr: bool = False,
+    copy_audio: bool = True,
+    codec: str = "libx264",
+    fps: float | None = None,
+    preset: str | None = None,
+) -> Sink:
     """A callable -> CallbackSink; an image suffix -> one image (single-image sources only); a video
     suffix -> VideoSink; anything else -> a folder of images. None -> ``default_output(source)``."""
     if callable(target):
@@ -133,8 +154,11 @@ def open_sink(target: Any, source: Source, *, bgr: bool = False, copy_audio: boo
     single = source.info.kind == "image"
     if is_image(path):
         if not single:
-            raise ConfigError.build("an image output needs a single-image input", got=str(path),
-                                    fix="write many frames to a folder (--out DIR) or a video (--out x.mp4)")
+            raise ConfigError.build(
+                "an image output needs a single-image input",
+                got=str(path),
+                fix="write many frames to a folder (--out DIR) or a video (--out x.mp4)",
+            )
         return ImageFileSink(path, bgr)
     if is_video(path):
         rate = Fraction(fps).limit_denominator(1001) if fps else None

@@ -1,5 +1,6 @@
 """Live and in-memory sources: rtsp:// URLs and camera indices through OpenCV (optional), and Python
 iterables of frames."""
+
 from __future__ import annotations
 
 import logging
@@ -38,13 +39,24 @@ class OpenCVSource:
         self.skipped = SkipLog()
         self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
-            raise VideoError.build("cannot open camera/stream", got=str(target),
-                                   fix="check the camera index or URL (try it with ffplay)")
+            raise VideoError.build(
+                "cannot open camera/stream",
+                got=str(target),
+                fix="check the camera index or URL (try it with ffplay)",
+            )
         fps = self.capture.get(cv2.CAP_PROP_FPS)
-        size = (int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        size = (
+            int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
         kind = "camera" if isinstance(target, int) else "stream"
-        self.info = SourceInfo(kind, str(target), fps=Fraction(fps).limit_denominator(1001) if fps > 0 else None,
-                               size=size if size[0] > 0 else None, frame_count=max_frames)
+        self.info = SourceInfo(
+            kind,
+            str(target),
+            fps=Fraction(fps).limit_denominator(1001) if fps > 0 else None,
+            size=size if size[0] > 0 else None,
+            frame_count=max_frames,
+        )
 
     def __iter__(self) -> Iterator[FrameItem]:
         index = 0

@@ -5,6 +5,7 @@ Each tile's output is weighted by a window that is 1 in its interior and ramps s
 then contributions are normalised by the summed weights. Tile borders, where the network saw padding
 instead of real context, therefore contribute almost nothing and no seam appears.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,7 +20,8 @@ InferFn = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class TileConfig:
-    """``tile``: tile side in pixels; ``overlap``: shared band between neighbours; ``batch``: tiles per call."""
+    """``tile``: tile side in pixels; ``overlap``: shared band between neighbours; ``batch``: tiles per
+    call."""
 
     tile: int = 512
     overlap: int = 64
@@ -29,8 +31,9 @@ class TileConfig:
         if self.tile < 8:
             raise ConfigError.build("tile size too small", got=self.tile, expected=">= 8 pixels")
         if not 0 <= self.overlap < self.tile // 2:
-            raise ConfigError.build("tile overlap invalid", got=self.overlap,
-                                    expected=f"0 <= overlap < tile/2 ({self.tile // 2})")
+            raise ConfigError.build(
+                "tile overlap invalid", got=self.overlap, expected=f"0 <= overlap < tile/2 ({self.tile // 2})"
+            )
         if self.batch < 1:
             raise ConfigError.build("tiles per call must be >= 1", got=self.batch)
 
@@ -74,8 +77,8 @@ def tiled_infer(batch: np.ndarray, run: InferFn, config: TileConfig) -> np.ndarr
     out: np.ndarray | None = None
     weight_sum = np.zeros((height, width), dtype=np.float32)
     for first in range(0, len(boxes), config.batch):
-        group = boxes[first:first + config.batch]
-        tiles = np.concatenate([batch[:, :, y:y + th, x:x + tw] for y, x in group])
+        group = boxes[first : first + config.batch]
+        tiles = np.concatenate([batch[:, :, y : y + th, x : x + tw] for y, x in group])
         results = run(tiles).reshape(len(group), b, -1, th, tw)
         if out is None:
             out = np.zeros((b, results.shape[2], height, width), dtype=np.float32)
@@ -83,7 +86,7 @@ def tiled_infer(batch: np.ndarray, run: InferFn, config: TileConfig) -> np.ndarr
             wy = ramp_window(th, config.overlap, y > 0, y + th < height)
             wx = ramp_window(tw, config.overlap, x > 0, x + tw < width)
             window = np.outer(wy, wx)
-            out[:, :, y:y + th, x:x + tw] += result * window
-            weight_sum[y:y + th, x:x + tw] += window
+            out[:, :, y : y + th, x : x + tw] += result * window
+            weight_sum[y : y + th, x : x + tw] += window
     assert out is not None  # internal invariant: at least one tile always exists
     return out / weight_sum

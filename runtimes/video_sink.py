@@ -1,4 +1,5 @@
 """VideoSink: encode frames to a video file, written under a temporary name and renamed on success."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,9 +30,17 @@ class VideoSink:
     file into place; ``abort()`` deletes the temporary so a failed run leaves no partial video.
     """
 
-    def __init__(self, path: Path, info: SourceInfo | None = None, *, codec: str = "libx264",
-                 copy_audio: bool = True, bgr: bool = False, fps: Fraction | None = None,
-                 preset: str = X264_PRESET) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: SourceInfo | None = None,
+        *,
+        codec: str = "libx264",
+        copy_audio: bool = True,
+        bgr: bool = False,
+        fps: Fraction | None = None,
+        preset: str = X264_PRESET,
+    ) -> None:
         self.path, self.info, self.bgr, self.preset = path, info, bgr, preset
         self.codec = pick_codec(codec)
         self.fps = Fraction(fps or (info.fps if info and info.fps else DEFAULT_FPS))
@@ -81,8 +90,11 @@ class VideoSink:
         except av.FFmpegError as exc:
             if isinstance(exc, OSError) and write_error(self.path, exc) is not None:  # disk full, read-only
                 raise write_error(self.path, exc) from exc
-            raise VideoError.build(f"encoding frame {item.index} failed", got=str(exc),
-                                   expected=f"{self.stream.width}x{self.stream.height} frames") from exc
+            raise VideoError.build(
+                f"encoding frame {item.index} failed",
+                got=str(exc),
+                expected=f"{self.stream.width}x{self.stream.height} frames",
+            ) from exc
         if self.audio is not None:
             self.audio.copy_until(float(out.pts * out.time_base))
         self.written += 1
@@ -90,8 +102,12 @@ class VideoSink:
     def close(self) -> None:
         """Flush the encoder, finish the audio, rename the file into place."""
         if self.container is None:
-            raise VideoError.build("no frames were written", got=0, expected=">= 1 frame",
-                                   fix="check the input has decodable frames")
+            raise VideoError.build(
+                "no frames were written",
+                got=0,
+                expected=">= 1 frame",
+                fix="check the input has decodable frames",
+            )
         with translate_write_errors(self.path):
             for packet in self.stream.encode():
                 self.container.mux(packet)

@@ -4,6 +4,7 @@
 
 Unreadable images are skipped and listed at the end; each output is written atomically.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,9 @@ def dehaze_folder(src: str, dst: str, model: str, batch: int = 1, tile: int | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("src", help="folder (or glob) of hazy images")
     parser.add_argument("dst", help="output folder")
     parser.add_argument("--model", required=True, help=".onnx, .engine or model folder")
@@ -37,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     except DehazeKitError as exc:
         log.error("error: %s", exc)
         return 2
-    log.info("dehazed %d images in %.2f s (%.1f images/s) with %s", report.frames, report.seconds, report.fps,
-             report.backend.get("backend"))
+    log.info(
+        "dehazed %d images in %.2f s (%.1f images/s) with %s",
+        report.frames,
+        report.seconds,
+        report.fps,
+        report.backend.get("backend"),
+    )
     for skipped in report.skipped:
         log.warning("skipped %s: %s", skipped.item, skipped.reason)
     return 0

@@ -1,11 +1,13 @@
 """Live dehazing of an OpenCV capture: a camera index, an rtsp:// URL or a video file.
 
     python samples/camera_opencv.py --model model.onnx --camera 0 --show
-    python samples/camera_opencv.py --model model.onnx --camera rtsp://cam/stream --out clear.mp4 --max-frames 300
+    python samples/camera_opencv.py --model model.onnx --camera rtsp://cam/stream --out clear.mp4 \
+        --max-frames 300
 
 OpenCV delivers BGR frames; ``Dehazer(bgr=True)`` takes them as they are, so no copies are made for
 channel swaps. Needs ``pip install opencv-python`` (the rest is the runtimes package).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +22,11 @@ def _capture_target(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def dehaze_capture(model: str, camera: int | str, out: str | None = None, show: bool = False,
-                   max_frames: int | None = None) -> int:
-    """Read, dehaze and write/show frames until the capture ends, Esc, or ``max_frames``; returns the count."""
+def dehaze_capture(
+    model: str, camera: int | str, out: str | None = None, show: bool = False, max_frames: int | None = None
+) -> int:
+    """Read, dehaze and write/show frames until the capture ends, Esc, or ``max_frames``; returns the
+    count."""
     import cv2
 
     from dehazekit.runtimes import Dehazer
@@ -79,7 +83,9 @@ class _maybe_writer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True)
     parser.add_argument("--camera", default="0", help="camera index, rtsp:// URL or video file")
     parser.add_argument("--out", default=None, help="write the dehazed stream to this .mp4")

@@ -7,6 +7,7 @@ Needs GStreamer 1.x with PyGObject (``apt install python3-gi gir1.2-gst-plugins-
 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly``). The frame hand-over is plain numpy, so the
 same loop fits DeepStream or any appsink-based application.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,14 @@ def frame_from_buffer(data: bytes, width: int, height: int) -> np.ndarray:
 
 
 def build_pipelines(Gst, source: str, out: str, fps: int):
-    reader = Gst.parse_launch(f"{source} ! decodebin ! videoconvert ! {CAPS} ! "
-                              "appsink name=sink sync=false max-buffers=4 drop=false")
-    writer = Gst.parse_launch(f"appsrc name=src is-live=false format=time ! videoconvert ! x264enc ! mp4mux ! "
-                              f"filesink location={out}")
+    reader = Gst.parse_launch(
+        f"{source} ! decodebin ! videoconvert ! {CAPS} ! "
+        "appsink name=sink sync=false max-buffers=4 drop=false"
+    )
+    writer = Gst.parse_launch(
+        f"appsrc name=src is-live=false format=time ! videoconvert ! x264enc ! mp4mux ! "
+        f"filesink location={out}"
+    )
     return reader, writer
 
 
@@ -59,8 +64,9 @@ def dehaze_gstreamer(model: str, source: str, out: str, fps: int = 25) -> int:
             structure = sample.get_caps().get_structure(0)
             width, height = structure.get_value("width"), structure.get_value("height")
             if frames == 0:
-                src.set_property("caps", Gst.Caps.from_string(f"{CAPS},width={width},height={height},"
-                                                              f"framerate={fps}/1"))
+                src.set_property(
+                    "caps", Gst.Caps.from_string(f"{CAPS},width={width},height={height},framerate={fps}/1")
+                )
                 writer.set_state(Gst.State.PLAYING)
             buffer = sample.get_buffer()
             ok, info = buffer.map(Gst.MapFlags.READ)
@@ -83,7 +89,9 @@ def dehaze_gstreamer(model: str, source: str, out: str, fps: int = 25) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True)
     parser.add_argument("--input", help="video file to read (filesrc)")
     parser.add_argument("--source", help="a GStreamer source element instead of --input")

@@ -3,6 +3,7 @@
 Markers (declared in pyproject with --strict-markers): slow, gpu, trt, clip_weights. Tests whose
 machine lacks what a marker needs are skipped with the reason; ``slow`` runs only with -m slow.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -48,8 +49,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reasons = {
         "slow": None if run_slow else "slow test: run with `pytest -m slow`",
         "gpu": None if has_cuda else "needs a CUDA GPU (none on this machine)",
-        "trt": None if (has_trt and has_cuda) else "needs the tensorrt package and an NVIDIA GPU (pip install 'dehazekit[trt]')",
-        "clip_weights": None if clip_weights and Path(clip_weights).is_file()
+        "trt": None
+        if (has_trt and has_cuda)
+        else "needs the tensorrt package and an NVIDIA GPU (pip install 'dehazekit[trt]')",
+        "clip_weights": None
+        if clip_weights and Path(clip_weights).is_file()
         else "needs pretrained CLIP weights: set DEHAZEKIT_CLIP_WEIGHTS to a local open_clip checkpoint",
     }
     for item in items:

@@ -12,8 +12,14 @@ from tests.conftest import REPO
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_run_writes_every_section(tmp_path):
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, "benchmarks/gpu.py", "--smoke", "--out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/gpu.py", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())
     for name in ("adapt", "inference", "pipeline"):

@@ -7,6 +7,7 @@ chelsea (Stefan van der Walt, CC0). Everything is seeded, so a rerun reproduces 
 
     python tools/make_samples.py            # writes samples/images/*.jpg and samples/video/hazy_rocket.mp4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,12 @@ from dehazekit.data.images import to_uint8, write_image
 
 ROOT = Path(__file__).resolve().parents[1] / "samples"
 # (skimage loader, preset, seed, beta) -- beta fixed so each sample has a known, visible haze level.
-IMAGES = [("astronaut", "homogeneous", 1, 1.6), ("rocket", "realistic", 2, 1.8),
-          ("coffee", "homogeneous", 3, 1.4), ("chelsea", "realistic", 4, 1.5)]
+IMAGES = [
+    ("astronaut", "homogeneous", 1, 1.6),
+    ("rocket", "realistic", 2, 1.8),
+    ("coffee", "homogeneous", 3, 1.4),
+    ("chelsea", "realistic", 4, 1.5),
+]
 
 
 def _load(name: str, max_side: int) -> np.ndarray:
@@ -37,7 +42,9 @@ def _load(name: str, max_side: int) -> np.ndarray:
 def make_images(out: Path, max_side: int = 320) -> list[Path]:
     paths = []
     for name, preset, seed, beta in IMAGES:
-        hazy = synthesize(_load(name, max_side), np.random.default_rng(seed), get_preset(preset), beta=beta).hazy
+        hazy = synthesize(
+            _load(name, max_side), np.random.default_rng(seed), get_preset(preset), beta=beta
+        ).hazy
         paths.append(write_image(out / f"hazy_{name}.jpg", hazy, quality=90))
     return paths
 
@@ -61,7 +68,7 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 15, size: tuple[int,
         for i in range(frames):
             x = round(max_x * i / max(frames - 1, 1))
             y = round(max_y * 0.5)
-            frame = av.VideoFrame.from_ndarray(to_uint8(hazy[y:y + h, x:x + w]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(to_uint8(hazy[y : y + h, x : x + w]), format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

@@ -6,6 +6,7 @@ Flow (each stage checkpointed atomically so ``resume=True`` continues an interru
   Stage 2 FineTuner (LoRA on the K blocks only, gates fixed) -> adapter files ->
   merge, checked against the unmerged model (atol 1e-5) before model.safetensors is written -> report.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,8 @@ from torch import Tensor, nn
 from dehazekit.accel import Accelerator
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
-from dehazekit.catalog import WEIGHTS_RANDOM, missing_weights_error
 from dehazekit.adapt.distributed import Dist, GradAverager, check_identical, shard
+from dehazekit.catalog import WEIGHTS_RANDOM, missing_weights_error
 from dehazekit.runtimes.errors import ConfigError, ParityError
 from dehazekit.runtimes.progress import StageProgress
 
@@ -109,15 +110,27 @@ def candidate_list(model: nn.Module, preset: str) -> list[str]:
 def _check_k(config: AdaptConfig, count: int) -> None:
     # Fail before any training: K > candidates can never be satisfied.
     if config.top_k is not None and config.top_k > count:
-        raise ConfigError.build("--top-k is larger than the number of candidate blocks", got=config.top_k,
-                                expected=f"<= {count}", fix=f"use --top-k {count} or fewer")
+        raise ConfigError.build(
+            "--top-k is larger than the number of candidate blocks",
+            got=config.top_k,
+            expected=f"<= {count}",
+            fix=f"use --top-k {count} or fewer",
+        )
 
 
 class _Run:
     """One adaptation run's mutable state: model, samplers, history, timings, checkpoints."""
 
-    def __init__(self, config: AdaptConfig, data: UnpairedHazy, model: nn.Module, objective: nn.Module,
-                 progress: ProgressFn | None, accel: Accelerator, dist: Dist | None = None) -> None:
+    def __init__(
+        self,
+        config: AdaptConfig,
+        data: UnpairedHazy,
+        model: nn.Module,
+        objective: nn.Module,
+        progress: ProgressFn | None,
+        accel: Accelerator,
+        dist: Dist | None = None,
+    ) -> None:
         self.config, self.data, self.model, self.objective = config, data, model, objective
         self.dist = dist or Dist()
         self.progress = progress if self.dist.is_main else None
@@ -136,11 +149,20 @@ class _Run:
 
         if not self.dist.is_main:  # identical state on every rank; one writer
             return
-        save_checkpoint(self.config.out_dir, {
-            "stage": stage, "step": step, "fingerprint": self.config.fingerprint(),
-            "data_digest": self.data.digest, "history": self.history, "timings": self.timings,
-            "samplers": {k: s.state_dict() for k, s in self.samplers.items()}, "rng": rng_state(),
-            **stage_state})
+        save_checkpoint(
+            self.config.out_dir,
+            {
+                "stage": stage,
+                "step": step,
+                "fingerprint": self.config.fingerprint(),
+                "data_digest": self.data.digest,
+                "history": self.history,
+                "timings": self.timings,
+                "samplers": {k: s.state_dict() for k, s in self.samplers.items()},
+                "rng": rng_state(),
+                **stage_state,
+            },
+        )
 
     def restore(self, state: dict[str, Any]) -> None:
         from dehazekit.adapt.checkpoint import set_rng_state
@@ -165,10 +187,18 @@ class _Run:
         from dehazekit.bilevel import BilevelSearch, SearchConfig
 
         c = self.config
-        search = BilevelSearch(self.model, self.objective,
-                               SearchConfig(hypergrad=c.hypergrad, lr_alpha=c.lr_alpha, lr_w=c.lr_w,
-                                            stop_top_k=c.top_k or 1, stop_patience=c.search_patience),
-                               reduce_grads=self.reduce)
+        search = BilevelSearch(
+            self.model,
+            self.objective,
+            SearchConfig(
+                hypergrad=c.hypergrad,
+                lr_alpha=c.lr_alpha,
+                lr_w=c.lr_w,
+                stop_top_k=c.top_k or 1,
+                stop_patience=c.search_patience,
+            ),
+            reduce_grads=self.reduce,
+        )
         if state is not None:
             search.load_state_dict(state["search"])
         total = c.search_steps
@@ -187,21 +217,29 @@ class _Run:
         return shard(next(self.samplers[split]), self.dist)
 
     # --- Stage 2 -------------------------------------------------------------------------------
-    def finetune(self, selected: Sequence[str], search_gates: dict[str, float],
-                 state: dict[str, Any] | None) -> None:
+    def finetune(
+        self, selected: Sequence[str], search_gates: dict[str, float], state: dict[str, Any] | None
+    ) -> None:
         from dehazekit.bilevel import FinetuneConfig, FineTuner
         from dehazekit.lora import adapter_tensors
 
         c = self.config
-        tuner = FineTuner(self.model, self.objective, list(selected), FinetuneConfig(lr=c.lr_w),
-                          reduce_grads=self.reduce)
+        tuner = FineTuner(
+            self.model, self.objective, list(selected), FinetuneConfig(lr=c.lr_w), reduce_grads=self.reduce
+        )
         if state is not None and state["stage"] == "finetune":
             self.model.load_state_dict(state["adapter"], strict=False)
             tuner.load_state_dict(state["finetune"])
         total = c.finetune_steps
         if total == 0 and c.checkpoint_every > 0:
-            self._checkpoint("finetune", 0, finetune=tuner.state_dict(), adapter=adapter_tensors(self.model),
-                             selected=list(selected), search_gates=search_gates)
+            self._checkpoint(
+                "finetune",
+                0,
+                finetune=tuner.state_dict(),
+                adapter=adapter_tensors(self.model),
+                selected=list(selected),
+                search_gates=search_gates,
+            )
         self._guard_check(tuner.step_count, total)
         while tuner.step_count < total and not (self.guard is not None and self.guard.should_stop()):
             start = time.perf_counter()
@@ -210,9 +248,14 @@ class _Run:
             self.timings["finetune"] += step_s
             self._report("finetune", stats, total, step_s)
             if self._due(tuner.step_count, total):
-                self._checkpoint("finetune", tuner.step_count, finetune=tuner.state_dict(),
-                                 adapter=adapter_tensors(self.model), selected=list(selected),
-                                 search_gates=search_gates)
+                self._checkpoint(
+                    "finetune",
+                    tuner.step_count,
+                    finetune=tuner.state_dict(),
+                    adapter=adapter_tensors(self.model),
+                    selected=list(selected),
+                    search_gates=search_gates,
+                )
             self._guard_check(tuner.step_count, total)
         check_identical(list(tuner.w.values()), self.dist, "fine-tuned LoRA weights")
 
@@ -243,9 +286,15 @@ def _resume_state(run: _Run, config: AdaptConfig) -> tuple[dict | None, dict | N
     return state, {"stage": state["stage"], "step": int(state["step"])}
 
 
-def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected: list[str],
-                    adapter_digest: str, config: AdaptConfig,
-                    recommended: bool = True) -> tuple[float, dict[str, Path], Tensor]:
+def _merge_and_save(
+    model: nn.Module,
+    previews: Tensor,
+    out_dir: Path,
+    selected: list[str],
+    adapter_digest: str,
+    config: AdaptConfig,
+    recommended: bool = True,
+) -> tuple[float, dict[str, Path], Tensor]:
     """Merge LoRA into the weights, check merged == unmerged on the preview crops, then save."""
     from dehazekit.backbones import forward_padded
     from dehazekit.lora import merge_lora
@@ -257,12 +306,24 @@ def _merge_and_save(model: nn.Module, previews: Tensor, out_dir: Path, selected:
         merged = forward_padded(model, previews)
     diff = float((merged - unmerged).abs().max())
     if not diff <= MERGE_ATOL:
-        raise ParityError.build("merged model does not reproduce the adapted model",
-                                got=f"max |diff| {diff:.3g}", expected=f"<= {MERGE_ATOL}",
-                                fix="report this as a bug; the adapter files are kept")
-    weights = save_model(model, out_dir, adapter_digest=adapter_digest, selected_blocks=list(selected),
-                         extra={"adapted_with": "dehazekit adapt", "objective": config.objective,
-                                "seed": config.seed, "recommended": recommended})
+        raise ParityError.build(
+            "merged model does not reproduce the adapted model",
+            got=f"max |diff| {diff:.3g}",
+            expected=f"<= {MERGE_ATOL}",
+            fix="report this as a bug; the adapter files are kept",
+        )
+    weights = save_model(
+        model,
+        out_dir,
+        adapter_digest=adapter_digest,
+        selected_blocks=list(selected),
+        extra={
+            "adapted_with": "dehazekit adapt",
+            "objective": config.objective,
+            "seed": config.seed,
+            "recommended": recommended,
+        },
+    )
     return diff, {"model": weights, "model_json": out_dir / MODEL_META}, merged
 
 
@@ -276,8 +337,9 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
         from dehazekit.adapt.guard import split_holdout
 
         held = split_holdout(images, config.guard_holdout, config.seed)
-    data = UnpairedHazy(images, size=config.size, seed=config.seed, video_frames=config.video_frames,
-                        exclude=held)
+    data = UnpairedHazy(
+        images, size=config.size, seed=config.seed, video_frames=config.video_frames, exclude=held
+    )
     model = load_backbone(config, backbone)
     candidates = candidate_list(model, config.candidates)
     _check_k(config, len(candidates))
@@ -288,8 +350,9 @@ def _setup(images: Any, config: AdaptConfig, backbone: nn.Module | None):
     return data, model, candidates, objective
 
 
-def _resolve_config(backbone: str | nn.Module | None, config: AdaptConfig | None,
-                    overrides: dict) -> AdaptConfig:
+def _resolve_config(
+    backbone: str | nn.Module | None, config: AdaptConfig | None, overrides: dict
+) -> AdaptConfig:
     config = config or AdaptConfig()
     if isinstance(backbone, str):
         overrides = {"backbone": backbone, **overrides}
@@ -311,18 +374,28 @@ def _check_default_backbone(backbone: str) -> None:
 
     meta_file = default_model_path() / MODEL_META
     if not meta_file.is_file():
-        raise ModelFileError.build("no default model is installed", got=str(meta_file.parent),
-                                   fix="pass --weights PATH, or reinstall dehazekit with its assets")
+        raise ModelFileError.build(
+            "no default model is installed",
+            got=str(meta_file.parent),
+            fix="pass --weights PATH, or reinstall dehazekit with its assets",
+        )
     default = ModelMeta.load(meta_file).backbone
     if backbone != default:
-        raise ConfigError.build(f"--weights default is the bundled {default} model; it does not fit "
-                                f"--backbone {backbone}", got=backbone, expected=default,
-                                fix=f"use --backbone {default}, or pass --weights PATH for {backbone}")
+        raise ConfigError.build(
+            f"--weights default is the bundled {default} model; it does not fit --backbone {backbone}",
+            got=backbone,
+            expected=default,
+            fix=f"use --backbone {default}, or pass --weights PATH for {backbone}",
+        )
 
 
-def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module | None = None,
-          config: AdaptConfig | None = None, progress: ProgressFn | None = None,
-          **overrides: Any) -> AdaptResult:
+def adapt(
+    images: str | Path | Sequence[str | Path],
+    backbone: str | nn.Module | None = None,
+    config: AdaptConfig | None = None,
+    progress: ProgressFn | None = None,
+    **overrides: Any,
+) -> AdaptResult:
     """Adapt ``backbone`` to the real hazy ``images`` (folder, list of paths or video file).
 
     ``backbone``: a registered name (weights from ``config.weights``; "default" is the bundled
@@ -342,15 +415,23 @@ def adapt(images: str | Path | Sequence[str | Path], backbone: str | nn.Module |
         check_batch_size(config.batch_size, dist)
         if dist.active and config.time_budget is not None:
             # each rank would probe its own speed and could pick different step counts
-            raise ConfigError.build("--time-budget is not supported with several processes",
-                                    got=f"{dist.world} processes", fix="set --search-steps/--finetune-steps instead")
+            raise ConfigError.build(
+                "--time-budget is not supported with several processes",
+                got=f"{dist.world} processes",
+                fix="set --search-steps/--finetune-steps instead",
+            )
         return _adapt(images, backbone, config, progress, dist)
     finally:
         teardown(dist)
 
 
-def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, progress: ProgressFn | None,
-           dist: Dist) -> AdaptResult:
+def _adapt(
+    images: Any,
+    backbone: str | nn.Module | None,
+    config: AdaptConfig,
+    progress: ProgressFn | None,
+    dist: Dist,
+) -> AdaptResult:
     from dehazekit.adapt.budget import estimate_and_plan, refit_finetune
     from dehazekit.adapt.guard import apply_choice, make_guard
     from dehazekit.bilevel import select_top_k
@@ -390,33 +471,70 @@ def _adapt(images: Any, backbone: str | nn.Module | None, config: AdaptConfig, p
         state = None
     log.info("selected blocks: %s", ", ".join(selected))
     if state is None:  # --time-budget: the fine-tune absorbs the search's drift from the probed speed
-        run.config = config = refit_finetune(config, estimate, run.timings["search"], time.perf_counter() - t0)
+        run.config = config = refit_finetune(
+            config, estimate, run.timings["search"], time.perf_counter() - t0
+        )
     run.finetune(selected, search_gates, state)
     accel.detach(run.model)
     apply_choice(run.guard, run.snapshots, run.model, config.out_dir, write=run.dist.is_main)
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 
-def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor, before: Tensor,
-            search_gates: dict[str, float], selected: list[str], load_s: float, t0: float,
-            resumed: dict | None) -> AdaptResult:
+def _finish(
+    config: AdaptConfig,
+    data: UnpairedHazy,
+    run: _Run,
+    previews: Tensor,
+    before: Tensor,
+    search_gates: dict[str, float],
+    selected: list[str],
+    load_s: float,
+    t0: float,
+    resumed: dict | None,
+) -> AdaptResult:
     from dehazekit.adapt.report import write_report
     from dehazekit.lora import ADAPTER_JSON, ADAPTER_TENSORS, adapter_digest, save_adapter
 
     out_dir = config.out_dir
     if not run.dist.is_main:  # rank 0 alone writes adapter, model and report
-        return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
-                           gates=dict(search_gates), losses=run.history, timings=dict(run.timings), paths={},
-                           merge_max_abs_diff=float("nan"), data_digest=data.digest, resumed_from=resumed)
+        return AdaptResult(
+            out_dir=out_dir,
+            backbone=str(config.backbone),
+            selected_blocks=list(selected),
+            gates=dict(search_gates),
+            losses=run.history,
+            timings=dict(run.timings),
+            paths={},
+            merge_max_abs_diff=float("nan"),
+            data_digest=data.digest,
+            resumed_from=resumed,
+        )
     t_save = time.perf_counter()
-    save_adapter(run.model, out_dir, info={
-        "objective": config.objective, "prompts": _prompts_record(config), "data_digest": data.digest,
-        "seed": config.seed, "gates": search_gates, "selected_order": selected, "hypergrad": config.hypergrad,
-        "candidates": list(search_gates)})
+    save_adapter(
+        run.model,
+        out_dir,
+        info={
+            "objective": config.objective,
+            "prompts": _prompts_record(config),
+            "data_digest": data.digest,
+            "seed": config.seed,
+            "gates": search_gates,
+            "selected_order": selected,
+            "hypergrad": config.hypergrad,
+            "candidates": list(search_gates),
+        },
+    )
     digest = adapter_digest(out_dir)
     guard = None if run.guard is None else run.guard.summary()
-    diff, paths, after = _merge_and_save(run.model, previews, out_dir, selected, digest, config,
-                                         recommended=guard is None or guard["recommended"])
+    diff, paths, after = _merge_and_save(
+        run.model,
+        previews,
+        out_dir,
+        selected,
+        digest,
+        config,
+        recommended=guard is None or guard["recommended"],
+    )
     timings = {"load": load_s, **run.timings, "save_merge": time.perf_counter() - t_save}
     paths.update(adapter_json=out_dir / ADAPTER_JSON, adapter_tensors=out_dir / ADAPTER_TENSORS)
     summary = _summary(config, data, run, search_gates, selected, diff, digest, timings, resumed)
@@ -425,10 +543,21 @@ def _finish(config: AdaptConfig, data: UnpairedHazy, run: _Run, previews: Tensor
     paths.update(write_report(out_dir, summary, search_gates, selected, run.history, previews_grid))
     timings["total"] = time.perf_counter() - t0
     log.info("adaptation done in %.1f s; outputs in %s", timings["total"], out_dir)
-    return AdaptResult(out_dir=out_dir, backbone=str(config.backbone), selected_blocks=list(selected),
-                       gates=dict(search_gates), losses=run.history, timings=timings, paths=paths,
-                       merge_max_abs_diff=diff, data_digest=data.digest, skipped=list(data.report.skipped),
-                       upscaled=list(data.report.upscaled), resumed_from=resumed, guard=guard)
+    return AdaptResult(
+        out_dir=out_dir,
+        backbone=str(config.backbone),
+        selected_blocks=list(selected),
+        gates=dict(search_gates),
+        losses=run.history,
+        timings=timings,
+        paths=paths,
+        merge_max_abs_diff=diff,
+        data_digest=data.digest,
+        skipped=list(data.report.skipped),
+        upscaled=list(data.report.upscaled),
+        resumed_from=resumed,
+        guard=guard,
+    )
 
 
 def _prompts_record(config: AdaptConfig) -> Any:
@@ -439,15 +568,36 @@ def _prompts_record(config: AdaptConfig) -> Any:
     return [list(p) for p in resolve_prompts(config.prompts)]
 
 
-def _summary(config: AdaptConfig, data: UnpairedHazy, run: _Run, gates: dict[str, float], selected: list[str],
-             diff: float, digest: str, timings: dict[str, float], resumed: dict | None) -> dict[str, Any]:
+def _summary(
+    config: AdaptConfig,
+    data: UnpairedHazy,
+    run: _Run,
+    gates: dict[str, float],
+    selected: list[str],
+    diff: float,
+    digest: str,
+    timings: dict[str, float],
+    resumed: dict | None,
+) -> dict[str, Any]:
     return {
-        "config": config.to_dict(), "backbone": config.backbone, "selected_blocks": selected, "gates": gates,
-        "timings_s": timings, "losses": run.history, "merge_max_abs_diff": diff, "merge_atol": MERGE_ATOL,
+        "config": config.to_dict(),
+        "backbone": config.backbone,
+        "selected_blocks": selected,
+        "gates": gates,
+        "timings_s": timings,
+        "losses": run.history,
+        "merge_max_abs_diff": diff,
+        "merge_atol": MERGE_ATOL,
         "adapter_digest": digest,
-        "data": {"source": data.source, "digest": data.digest, "images": len(data),
-                 "split_w": data.names("w"),
-                 "split_alpha": data.names("alpha"), "skipped": data.report.skipped,
-                 "upscaled": data.report.upscaled, "crop_size": config.size},
+        "data": {
+            "source": data.source,
+            "digest": data.digest,
+            "images": len(data),
+            "split_w": data.names("w"),
+            "split_alpha": data.names("alpha"),
+            "skipped": data.report.skipped,
+            "upscaled": data.report.upscaled,
+            "crop_size": config.size,
+        },
         "resumed_from": resumed,
     }

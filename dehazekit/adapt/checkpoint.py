@@ -5,6 +5,7 @@ A checkpoint holds the stage ('search' or 'finetune'), the step, the optimiser s
 the config fingerprint and the data digest. Resuming with another config or other data is refused,
 since the result would silently differ from both runs.
 """
+
 from __future__ import annotations
 
 import io
@@ -41,28 +42,38 @@ def load_checkpoint(out_dir: str | Path, fingerprint: dict[str, Any], data_diges
     """Read the run's checkpoint and check it belongs to this config and data."""
     path = checkpoint_path(out_dir)
     if not path.is_file():
-        raise ModelFileError.build("no checkpoint to resume from", got=str(path),
-                                   fix="run without --resume first (checkpoints need --checkpoint-every > 0)")
+        raise ModelFileError.build(
+            "no checkpoint to resume from",
+            got=str(path),
+            fix="run without --resume first (checkpoints need --checkpoint-every > 0)",
+        )
     try:
         # weights_only: the file holds tensors, numbers, strings and containers only; refuse anything else
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelFileError.build("checkpoint is unreadable", got=f"{path}: {exc}",
-                                   fix="delete it and start again without --resume") from exc
+        raise ModelFileError.build(
+            "checkpoint is unreadable", got=f"{path}: {exc}", fix="delete it and start again without --resume"
+        ) from exc
     if state.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError.build("checkpoint format not supported", got=state.get("format_version"),
-                                   expected=FORMAT_VERSION)
+        raise ModelFileError.build(
+            "checkpoint format not supported", got=state.get("format_version"), expected=FORMAT_VERSION
+        )
     saved = state.get("fingerprint", {})
     changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
     if changed:
         raise CheckpointMismatchError.build(
-            "the checkpoint was written with other settings", got={k: fingerprint.get(k) for k in changed},
+            "the checkpoint was written with other settings",
+            got={k: fingerprint.get(k) for k in changed},
             expected={k: saved.get(k) for k in changed},
-            fix="resume with the original options or use another --out")
+            fix="resume with the original options or use another --out",
+        )
     if state.get("data_digest") != data_digest:
-        raise CheckpointMismatchError.build("the images changed since the checkpoint", got=data_digest[:12],
-                                            expected=str(state.get("data_digest"))[:12],
-                                            fix="resume with the same --images or use another --out")
+        raise CheckpointMismatchError.build(
+            "the images changed since the checkpoint",
+            got=data_digest[:12],
+            expected=str(state.get("data_digest"))[:12],
+            fix="resume with the same --images or use another --out",
+        )
     return state
 
 

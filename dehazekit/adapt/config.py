@@ -49,7 +49,9 @@ class AdaptConfig:
     )
     objective: str = field(
         default="h2c",
-        metadata=_help("offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline.")
+        metadata=_help(
+            "offline (recommended CLIP-free), h2c (CLIP), dcp, rehaze, or a mix like h2c+offline."
+        ),
     )
     clip: str = field(default="ViT-B-32", metadata=_help("open_clip model name (or a model-config JSON)."))
     clip_pretrained: str | None = field(
@@ -68,7 +70,8 @@ class AdaptConfig:
     lora_alpha: float = field(default=16.0, metadata=_help("LoRA scaling = lora_alpha / rank."))
     search_steps: int = field(default=300, metadata=_help("Stage 1 (bilevel search) steps."))
     search_patience: int = field(
-        default=0, metadata=_help("Stop the search once the top-K set is unchanged this many steps (0: never).")
+        default=0,
+        metadata=_help("Stop the search once the top-K set is unchanged this many steps (0: never)."),
     )
     finetune_steps: int = field(default=600, metadata=_help("Stage 2 (top-K fine-tune) steps."))
     batch_size: int = field(default=4, metadata=_help("Crops per batch."))
@@ -95,7 +98,8 @@ class AdaptConfig:
     resume: bool = field(default=False, metadata=_help("Continue from OUT/checkpoint."))
     device: str = field(default="auto", metadata=_help("auto (CUDA when present), cpu or cuda."))
     precision: str = field(
-        default="auto", metadata=_help("auto (bf16 autocast on CUDA GPUs that support it, else fp32), fp32, bf16.")
+        default="auto",
+        metadata=_help("auto (bf16 autocast on CUDA GPUs that support it, else fp32), fp32, bf16."),
     )
     guard: bool = field(
         default=True, metadata=_help("Do-no-harm guard on held-out images (exit 3 if no checkpoint passes).")

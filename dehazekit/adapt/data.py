@@ -6,6 +6,7 @@ LoRA weights) and ``S_alpha`` (upper level, gates) -- and hands out infinite see
 augmented crops: (B, 3, S, S) float32 in [0, 1] (random square crop, resized to S, random flip and
 90-degree rotation).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -75,8 +76,9 @@ def _load_video(path: Path, frames: int) -> list[Item]:
     try:
         kept = _decode_spread(av, path, frames)
     except Exception as exc:
-        raise VideoError.build("could not decode video", got=f"{path}: {exc}",
-                               fix="check the file plays") from exc
+        raise VideoError.build(
+            "could not decode video", got=f"{path}: {exc}", fix="check the file plays"
+        ) from exc
     if not kept:
         raise VideoError.build("video has no frames", got=str(path))
     picks = np.unique(np.linspace(0, len(kept) - 1, num=min(frames, len(kept))).round().astype(int))
@@ -119,8 +121,14 @@ class UnpairedHazy:
     S are upscaled (bilinear) so a crop fits; they are listed in ``report.upscaled``.
     """
 
-    def __init__(self, source: str | Path | Sequence[str | Path], size: int = 224, seed: int = 0,
-                 video_frames: int = 64, exclude: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        source: str | Path | Sequence[str | Path],
+        size: int = 224,
+        seed: int = 0,
+        video_frames: int = 64,
+        exclude: Sequence[Path] = (),
+    ) -> None:
         if size < 8:
             raise ConfigError.build("crop size too small", got=size, expected=">= 8")
         self.size, self.seed = int(size), int(seed)
@@ -131,12 +139,18 @@ class UnpairedHazy:
         self.items = self._load(source, video_frames)
         if not self.items:
             skipped = len(self.report.skipped)
-            raise InputError.build("no usable image", got=f"{self.source} ({skipped} skipped)",
-                                   expected="PNG/JPEG/... images or a video file",
-                                   fix="point --images at a folder of hazy photos or a video")
+            raise InputError.build(
+                "no usable image",
+                got=f"{self.source} ({skipped} skipped)",
+                expected="PNG/JPEG/... images or a video file",
+                fix="point --images at a folder of hazy photos or a video",
+            )
         if len(self.items) < 2:
-            raise InputError.build("need at least 2 images (one per split: LoRA weights and gates)",
-                                   got=len(self.items), fix="add more images or use a video file")
+            raise InputError.build(
+                "need at least 2 images (one per split: LoRA weights and gates)",
+                got=len(self.items),
+                fix="add more images or use a video file",
+            )
         self._fit_sizes()
         for entry in self.report.skipped:
             log.warning("skipped %s: %s", entry["path"], entry["reason"])
@@ -162,8 +176,9 @@ class UnpairedHazy:
             return _load_video(path, video_frames)
         if path.is_file():
             return _load_images([path], self.report)
-        raise InputError.build("--images path not found", got=str(path),
-                               expected="a folder, image or video file")
+        raise InputError.build(
+            "--images path not found", got=str(path), expected="a folder, image or video file"
+        )
 
     def _held(self, path: Path) -> bool:
         return bool(self._exclude) and path.resolve() in self._exclude
@@ -182,9 +197,15 @@ class UnpairedHazy:
             item.pixels = t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
             if short < self.size:
                 self.report.upscaled.append(item.name)
-                log.warning("upscaled %s from %dx%d to %dx%d: its short side is below --size %d",
-                            item.name, w, h,
-                            new[1], new[0], self.size)
+                log.warning(
+                    "upscaled %s from %dx%d to %dx%d: its short side is below --size %d",
+                    item.name,
+                    w,
+                    h,
+                    new[1],
+                    new[0],
+                    self.size,
+                )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -209,10 +230,12 @@ class UnpairedHazy:
             h, w = pixels.shape[1:]
             side = min(h, w)
             top, left = (h - side) // 2, (w - side) // 2
-            crop = pixels[:, top:top + side, left:left + side][None]
-            crops.append(F.interpolate(crop, size=(self.size, self.size), mode="bilinear",
-                                       align_corners=False,
-                                       antialias=True))
+            crop = pixels[:, top : top + side, left : left + side][None]
+            crops.append(
+                F.interpolate(
+                    crop, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
+                )
+            )
         return torch.cat(crops).clamp(0, 1)
 
 
@@ -243,11 +266,12 @@ class CropSampler:
         size = self.data.size
         side = size + self._rand(min(h, w, MAX_CROP_FACTOR * size) - size + 1)
         top, left = self._rand(h - side + 1), self._rand(w - side + 1)
-        pixels = item.pixels[top:top + side, left:left + side]
+        pixels = item.pixels[top : top + side, left : left + side]
         crop = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
         if side != size:
-            crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False,
-                                 antialias=True)[0].clamp(0, 1)
+            crop = F.interpolate(
+                crop[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )[0].clamp(0, 1)
         if self._rand(2):
             crop = crop.flip(-1)
         return torch.rot90(crop, k=self._rand(4), dims=(1, 2)).contiguous()

@@ -2,6 +2,7 @@
 
 Every file is written atomically (temporary name in the same folder, renamed when complete).
 """
+
 from __future__ import annotations
 
 import json
@@ -97,9 +98,14 @@ def plot_before_after(path: Path, inputs: Tensor, before: Tensor, after: Tensor)
     return _save(fig, path)
 
 
-def write_report(out_dir: Path, summary: Mapping[str, Any], gates: Mapping[str, float],
-                 selected: Sequence[str], history: Mapping[str, Sequence[Mapping[str, Any]]],
-                 previews: Sequence[Tensor]) -> dict[str, Path]:
+def write_report(
+    out_dir: Path,
+    summary: Mapping[str, Any],
+    gates: Mapping[str, float],
+    selected: Sequence[str],
+    history: Mapping[str, Sequence[Mapping[str, Any]]],
+    previews: Sequence[Tensor],
+) -> dict[str, Path]:
     """Write everything under ``out_dir/report``; returns {name: path}."""
     folder = Path(out_dir) / REPORT_DIR
     paths = {
@@ -107,6 +113,7 @@ def write_report(out_dir: Path, summary: Mapping[str, Any], gates: Mapping[str, 
         "loss_png": plot_losses(folder / "loss.png", history),
         "before_after_png": plot_before_after(folder / "before_after.png", *previews),
     }
-    paths["summary"] = write_summary(folder / "summary.json", {**summary, "report_files": {
-        k: str(v) for k, v in paths.items()}})
+    paths["summary"] = write_summary(
+        folder / "summary.json", {**summary, "report_files": {k: str(v) for k, v in paths.items()}}
+    )
     return paths

@@ -5,6 +5,7 @@ shallow convolutional modules (SCM) fused into the encoder (FAM); every stage is
 blocks whose last one carries the multi-scale pooling / dynamic-filter layer. The decoder predicts an
 image residual at each scale. Our state_dict equals the authors' (ITS and OTS checkpoints share it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,11 +25,14 @@ _SOURCE = "c-yn/ConvIR@05dcbffa (Dehazing/ITS and OTS)"
 class Stage(nn.Module):
     """``num_res`` residual blocks; the last one holds the DeepPoolLayer (official EBlock/DBlock)."""
 
-    def __init__(self, dim: int, num_res: int, pool_sizes: tuple[int, ...], dilations: tuple[int, ...],
-                 groups: int) -> None:
+    def __init__(
+        self, dim: int, num_res: int, pool_sizes: tuple[int, ...], dilations: tuple[int, ...], groups: int
+    ) -> None:
         super().__init__()
-        blocks = [ResBlock(dim, pool_sizes, dilations, use_filter=(i == num_res - 1), groups=groups)
-                  for i in range(num_res)]
+        blocks = [
+            ResBlock(dim, pool_sizes, dilations, use_filter=(i == num_res - 1), groups=groups)
+            for i in range(num_res)
+        ]
         self.layers = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,19 +67,26 @@ class FAM(nn.Module):
         return self.merge(torch.cat([x, skip], dim=1))
 
 
-def _validate(num_res: int, base_channel: int, pool_sizes: Sequence[int], dilations: Sequence[int],
-              groups: int) -> None:
+def _validate(
+    num_res: int, base_channel: int, pool_sizes: Sequence[int], dilations: Sequence[int], groups: int
+) -> None:
     if num_res < 1:
         raise ConfigError.build("ConvIR num_res must be >= 1", got=num_res)
     if len(pool_sizes) != len(dilations) or not pool_sizes:
-        raise ConfigError.build("ConvIR pool_sizes and dilations need the same non-zero length",
-                                got=(list(pool_sizes), list(dilations)))
+        raise ConfigError.build(
+            "ConvIR pool_sizes and dilations need the same non-zero length",
+            got=(list(pool_sizes), list(dilations)),
+        )
     if any(a != 2 * b for a, b in pairwise(pool_sizes)):
-        raise ConfigError.build("ConvIR pool_sizes must halve from level to level", got=list(pool_sizes),
-                                expected="e.g. [8, 4, 2]")
+        raise ConfigError.build(
+            "ConvIR pool_sizes must halve from level to level",
+            got=list(pool_sizes),
+            expected="e.g. [8, 4, 2]",
+        )
     if base_channel % 4 or base_channel % groups:
-        raise ConfigError.build("ConvIR base_channel must be divisible by 4 and by groups",
-                                got=(base_channel, groups))
+        raise ConfigError.build(
+            "ConvIR base_channel must be divisible by 4 and by groups", got=(base_channel, groups)
+        )
 
 
 class ConvIR(nn.Module):
@@ -86,27 +97,47 @@ class ConvIR(nn.Module):
     ``forward_scales`` returns the authors' three outputs [1/4, 1/2, full].
     """
 
-    def __init__(self, num_res: int = 4, base_channel: int = 32, pool_sizes: Sequence[int] = (8, 4, 2),
-                 dilations: Sequence[int] = (7, 9, 11), groups: int = 8) -> None:
+    def __init__(
+        self,
+        num_res: int = 4,
+        base_channel: int = 32,
+        pool_sizes: Sequence[int] = (8, 4, 2),
+        dilations: Sequence[int] = (7, 9, 11),
+        groups: int = 8,
+    ) -> None:
         super().__init__()
         _validate(num_res, base_channel, pool_sizes, dilations, groups)
         c = base_channel
         stage_args = (tuple(pool_sizes), tuple(dilations), groups)
         # Submodule order below fixes the state_dict order of the official checkpoints.
-        self.Encoder = nn.ModuleList([Stage(c, num_res, *stage_args), Stage(c * 2, num_res, *stage_args),
-                                      Stage(c * 4, num_res, *stage_args)])
-        self.feat_extract = nn.ModuleList([
-            BasicConv(3, c, 3, relu=True, stride=1),
-            BasicConv(c, c * 2, 3, relu=True, stride=2),
-            BasicConv(c * 2, c * 4, 3, relu=True, stride=2),
-            BasicConv(c * 4, c * 2, 4, relu=True, stride=2, transpose=True),
-            BasicConv(c * 2, c, 4, relu=True, stride=2, transpose=True),
-            BasicConv(c, 3, 3, relu=False, stride=1),
-        ])
-        self.Decoder = nn.ModuleList([Stage(c * 4, num_res, *stage_args), Stage(c * 2, num_res, *stage_args),
-                                      Stage(c, num_res, *stage_args)])
+        self.Encoder = nn.ModuleList(
+            [
+                Stage(c, num_res, *stage_args),
+                Stage(c * 2, num_res, *stage_args),
+                Stage(c * 4, num_res, *stage_args),
+            ]
+        )
+        self.feat_extract = nn.ModuleList(
+            [
+                BasicConv(3, c, 3, relu=True, stride=1),
+                BasicConv(c, c * 2, 3, relu=True, stride=2),
+                BasicConv(c * 2, c * 4, 3, relu=True, stride=2),
+                BasicConv(c * 4, c * 2, 4, relu=True, stride=2, transpose=True),
+                BasicConv(c * 2, c, 4, relu=True, stride=2, transpose=True),
+                BasicConv(c, 3, 3, relu=False, stride=1),
+            ]
+        )
+        self.Decoder = nn.ModuleList(
+            [
+                Stage(c * 4, num_res, *stage_args),
+                Stage(c * 2, num_res, *stage_args),
+                Stage(c, num_res, *stage_args),
+            ]
+        )
         self.Convs = nn.ModuleList([BasicConv(c * 4, c * 2, 1, relu=True), BasicConv(c * 2, c, 1, relu=True)])
-        self.ConvsOut = nn.ModuleList([BasicConv(c * 4, 3, 3, relu=False), BasicConv(c * 2, 3, 3, relu=False)])
+        self.ConvsOut = nn.ModuleList(
+            [BasicConv(c * 4, 3, 3, relu=False), BasicConv(c * 2, 3, 3, relu=False)]
+        )
         self.FAM1 = FAM(c * 4)
         self.SCM1 = SCM(c * 4)
         self.FAM2 = FAM(c * 2)
@@ -136,6 +167,7 @@ class ConvIR(nn.Module):
 
 # ---------------------------------------------------------------- registry declarations
 
+
 def convir_candidates(model: nn.Module) -> list[str]:
     """Every ResBlock of the encoder then the decoder, in forward order (module paths)."""
     names = []
@@ -156,9 +188,16 @@ def convir_exclude(name: str, module: nn.Module) -> bool:
     return name.endswith(("square_att.conv", "H_spatial_att.conv", "W_spatial_att.conv"))
 
 
-_COMMON = {"family": "convir", "pad_multiple": 32, "min_size": 256, "candidates": convir_candidates,
-           "exclude": convir_exclude, "source": _SOURCE, "license": "MIT",
-           "export_note": "ONNX yes: the None-size adaptive pool is written as a mean"}
+_COMMON = {
+    "family": "convir",
+    "pad_multiple": 32,
+    "min_size": 256,
+    "candidates": convir_candidates,
+    "exclude": convir_exclude,
+    "source": _SOURCE,
+    "license": "MIT",
+    "export_note": "ONNX yes: the None-size adaptive pool is written as a mean",
+}
 
 
 @register_backbone("convir-s", description="ConvIR-S dehazing (4 res blocks per stage)", **_COMMON)
@@ -178,9 +217,18 @@ def convir_l(**kwargs) -> ConvIR:
 
 # Tiny: 8 channels, 2 blocks per stage, dilation 1 and a 4-2-1 pyramid. The deepest pooled map is
 # H / 16, and a reflect pad of 1 needs at least 2 pixels there, hence min size 32 and multiple 16.
-@register_backbone("tiny-convir", family="convir", pad_multiple=16, min_size=32, candidates=convir_candidates,
-                   exclude=convir_exclude, tiny=True, description="tiny ConvIR for tests", source=_SOURCE,
-                   license="MIT")
+@register_backbone(
+    "tiny-convir",
+    family="convir",
+    pad_multiple=16,
+    min_size=32,
+    candidates=convir_candidates,
+    exclude=convir_exclude,
+    tiny=True,
+    description="tiny ConvIR for tests",
+    source=_SOURCE,
+    license="MIT",
+)
 def tiny_convir(**kwargs) -> ConvIR:
     defaults = {"num_res": 2, "base_channel": 8, "pool_sizes": (4, 2, 1), "dilations": (1, 1, 1)}
     return ConvIR(**{**defaults, **kwargs})

@@ -1,4 +1,6 @@
-"""Building blocks of ConvIR (Cui et al., "Revitalizing Convolutional Network for Image Restoration", TPAMI 2024).
+"""Building blocks of ConvIR.
+
+Cui et al., "Revitalizing Convolutional Network for Image Restoration", TPAMI 2024.
 
 Written from the paper's description and the authors' state_dict layout (c-yn/ConvIR, MIT): attribute names
 below are fixed by the official checkpoint keys, so renaming any of them breaks loading.
@@ -7,6 +9,7 @@ The multi-shape kernel (MSK) module predicts, from globally pooled features, a s
 (square k x k and two strips 1 x k / k x 1), applies it with dilation through unfold, and splits the
 result into a low-frequency part (re-weighted against the mean) and a high-frequency residual.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,13 +20,21 @@ from torch import nn
 class BasicConv(nn.Module):
     """Conv (or stride-2 transposed conv) + optional GELU, held in ``main`` like the official layout."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, relu: bool = True,
-                 transpose: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        stride: int = 1,
+        relu: bool = True,
+        transpose: bool = False,
+    ) -> None:
         super().__init__()
         if transpose:
             # kernel 4, stride 2, padding 1 doubles H and W exactly.
-            conv: nn.Module = nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride=stride,
-                                                 padding=kernel_size // 2 - 1)
+            conv: nn.Module = nn.ConvTranspose2d(
+                in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2 - 1
+            )
         else:
             conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2)
         layers = [conv, nn.GELU()] if relu else [conv]
@@ -33,8 +44,14 @@ class BasicConv(nn.Module):
         return self.main(x)
 
 
-def _dynamic_conv(x: torch.Tensor, kernel: torch.Tensor, kernel_size: tuple[int, int], dilation: int,
-                  groups: int, pad: nn.Module) -> torch.Tensor:
+def _dynamic_conv(
+    x: torch.Tensor,
+    kernel: torch.Tensor,
+    kernel_size: tuple[int, int],
+    dilation: int,
+    groups: int,
+    pad: nn.Module,
+) -> torch.Tensor:
     """Convolve ``x`` with one predicted kernel per (sample, channel group).
 
     x: (B, C, H, W); kernel: (B, groups * kh * kw, 1, 1), already squashed to [-1, 1]; returns (B, C, H, W).
@@ -58,8 +75,8 @@ class SquareFilter(nn.Module):
         self.lamb_l = nn.Parameter(torch.zeros(dim))
         self.lamb_h = nn.Parameter(torch.zeros(dim))
         self.inside_all = nn.Parameter(torch.zeros(dim, 1, 1))
-        self.conv = nn.Conv2d(dim, groups * kernel_size ** 2, kernel_size=1, bias=False)
-        self.bn = nn.BatchNorm2d(groups * kernel_size ** 2)
+        self.conv = nn.Conv2d(dim, groups * kernel_size**2, kernel_size=1, bias=False)
+        self.bn = nn.BatchNorm2d(groups * kernel_size**2)
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
         self.pad = nn.ReflectionPad2d(dilation * (kernel_size - 1) // 2)
 
@@ -76,11 +93,13 @@ class StripFilter(nn.Module):
     """Dynamic 1 x k (``horizontal=True``) or k x 1 filter (official name: ``spatial_strip_att``).
 
     The low-frequency reference is the mean along the strip's own axis. The official code uses
-    AdaptiveAvgPool2d with a None size, which does not export to ONNX; a mean over that dim gives the same numbers.
+    AdaptiveAvgPool2d with a None size, which does not export to ONNX; a mean over that dim gives the same
+    numbers.
     """
 
-    def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, groups: int = 2,
-                 horizontal: bool = True) -> None:
+    def __init__(
+        self, dim: int, kernel_size: int = 3, dilation: int = 1, groups: int = 2, horizontal: bool = True
+    ) -> None:
         super().__init__()
         self.dilation, self.groups = dilation, groups
         self.kernel = (1, kernel_size) if horizontal else (kernel_size, 1)
@@ -129,8 +148,9 @@ class MultiShapeKernel(nn.Module):
 class DeepPoolLayer(nn.Module):
     """Multi-scale pooling pyramid (coarse to fine) with an MSK module per scale, summed at full size."""
 
-    def __init__(self, dim: int, dim_out: int, pool_sizes: tuple[int, ...], dilations: tuple[int, ...],
-                 groups: int = 8) -> None:
+    def __init__(
+        self, dim: int, dim_out: int, pool_sizes: tuple[int, ...], dilations: tuple[int, ...], groups: int = 8
+    ) -> None:
         super().__init__()
         self.pool_sizes = tuple(pool_sizes)
         self.pools = nn.ModuleList(nn.AvgPool2d(kernel_size=p, stride=p) for p in self.pool_sizes)
@@ -156,10 +176,18 @@ class DeepPoolLayer(nn.Module):
 class ResBlock(nn.Module):
     """conv3x3-GELU, optional DeepPoolLayer (the last block of each stage), conv3x3, plus the input."""
 
-    def __init__(self, dim: int, pool_sizes: tuple[int, ...] = (8, 4, 2), dilations: tuple[int, ...] = (7, 9, 11),
-                 use_filter: bool = False, groups: int = 8) -> None:
+    def __init__(
+        self,
+        dim: int,
+        pool_sizes: tuple[int, ...] = (8, 4, 2),
+        dilations: tuple[int, ...] = (7, 9, 11),
+        use_filter: bool = False,
+        groups: int = 8,
+    ) -> None:
         super().__init__()
-        middle: nn.Module = DeepPoolLayer(dim, dim, pool_sizes, dilations, groups) if use_filter else nn.Identity()
+        middle: nn.Module = (
+            DeepPoolLayer(dim, dim, pool_sizes, dilations, groups) if use_filter else nn.Identity()
+        )
         self.main = nn.Sequential(
             BasicConv(dim, dim, 3, relu=True),
             middle,

@@ -13,6 +13,7 @@ decoder. Forward: (B, 3, H, W) -> (B, 3, H, W), H and W multiples of 4.
 LoRA: adaptation runs on the deploy form. In the train form DEConv computes its kernel from its
 branches, so the branch convs cannot be wrapped and are excluded.
 """
+
 from __future__ import annotations
 
 import torch
@@ -69,8 +70,12 @@ class DEANet(nn.Module):
     def __init__(self, base_dim: int = 32, form: str = "deploy") -> None:
         super().__init__()
         if form not in FORMS:
-            raise ConfigError.build("unknown DEA-Net form", got=form, expected=list(FORMS),
-                                    fix="use form='deploy' (folded convs) or form='train' (DEConv)")
+            raise ConfigError.build(
+                "unknown DEA-Net form",
+                got=form,
+                expected=list(FORMS),
+                fix="use form='deploy' (folded convs) or form='train' (DEConv)",
+            )
         if not isinstance(base_dim, int) or base_dim < 2:
             raise ConfigError.build("DEA-Net base_dim must be an int >= 2", got=base_dim)
         self.base_dim, self.form = base_dim, form
@@ -87,10 +92,12 @@ class DEANet(nn.Module):
         self.fe_level_3 = nn.Conv2d(4 * c, 4 * c, 3, padding=1)
         for name in LEVEL3:
             setattr(self, name, DEABlock(4 * c, train))
-        self.up1 = nn.Sequential(nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1),
-                                 nn.ReLU(inplace=True))
-        self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1),
-                                 nn.ReLU(inplace=True))
+        self.up1 = nn.Sequential(
+            nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1), nn.ReLU(inplace=True)
+        )
+        self.up2 = nn.Sequential(
+            nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1), nn.ReLU(inplace=True)
+        )
         self.up3 = nn.Sequential(nn.Conv2d(c, 3, 3, padding=1))
         self.mix1 = CGAFusion(4 * c, reduction=8)
         self.mix2 = CGAFusion(2 * c, reduction=4)
@@ -154,13 +161,23 @@ def dea_exclude(name: str, module: nn.Module) -> bool:
 
 # Two stride-2 convs -> pad multiple 4; the 7x7 reflect-padded attention convs at 1/4 scale need
 # more than 3 pixels there, hence min_size 16.
-_COMMON = {"family": "dea", "pad_multiple": 4, "min_size": 16, "candidates": dea_candidates,
-           "exclude": dea_exclude, "presets": {"bilalora": BILALORA_BLOCKS},
-           "source": "cecret3350/DEA-Net@599d4d55", "license": "none stated by the authors"}
+_COMMON = {
+    "family": "dea",
+    "pad_multiple": 4,
+    "min_size": 16,
+    "candidates": dea_candidates,
+    "exclude": dea_exclude,
+    "presets": {"bilalora": BILALORA_BLOCKS},
+    "source": "cecret3350/DEA-Net@599d4d55",
+    "license": "none stated by the authors",
+}
 
 
-@register_backbone("dea", description="DEA-Net; params shown for form='deploy' (form='train' with DEConv: "
-                   "7,789,313)", **_COMMON)
+@register_backbone(
+    "dea",
+    description="DEA-Net; params shown for form='deploy' (form='train' with DEConv: 7,789,313)",
+    **_COMMON,
+)
 def dea(base_dim: int = 32, form: str = "deploy") -> DEANet:
     return DEANet(base_dim=base_dim, form=form)
 

@@ -10,6 +10,7 @@ kernel) plus a vanilla conv. We build the five kernels with plain tensor ops (no
 constructors, so it runs on CPU), add them and convolve once; the same sum is the folded kernel of
 the deploy form.
 """
+
 from __future__ import annotations
 
 import torch
@@ -123,8 +124,9 @@ class ChannelAttention(nn.Module):
     def __init__(self, dim: int, reduction: int = 8) -> None:
         super().__init__()
         hidden = dim // reduction
-        self.ca = nn.Sequential(nn.Conv2d(dim, hidden, 1, bias=True), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, dim, 1, bias=True))
+        self.ca = nn.Sequential(
+            nn.Conv2d(dim, hidden, 1, bias=True), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1, bias=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # A mean over H, W is adaptive average pooling to 1x1, written so it exports cleanly.

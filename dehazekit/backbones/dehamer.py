@@ -15,6 +15,7 @@ _block6, conv3_3, conv4_1..4_4 and the mesh parts of MSRB2/3). ``prune_unused=Tr
 without them; such a model still accepts full checkpoints through ``load_state_dict`` (the unused
 keys are dropped on the way in), and :func:`prune_unused` drops them from a model already loaded.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,18 @@ from dehazekit.runtimes.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-TOP_LEVEL_UNUSED = ("conv3_3", "conv4_1", "conv4_2", "conv4_3", "conv4_4", "MSRB1", "MSRB4", "E_block5",
-                    "_block2", "_block6")
+TOP_LEVEL_UNUSED = (
+    "conv3_3",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv4_4",
+    "MSRB1",
+    "MSRB4",
+    "E_block5",
+    "_block2",
+    "_block6",
+)
 
 
 def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -94,8 +105,8 @@ class MultiScaleResidualBlock(nn.Module):
     def __init__(self, c: int, height: int = 3) -> None:
         super().__init__()
         self.height = height
-        feats = [c * 2 ** i for i in range(height)]
-        scales = [2 ** i for i in range(height - 1, 0, -1)]  # e.g. [4, 2]
+        feats = [c * 2**i for i in range(height)]
+        scales = [2**i for i in range(height - 1, 0, -1)]  # e.g. [4, 2]
         self.blocks = nn.ModuleList(nn.ModuleList([DualAttentionUnit(f)]) for f in feats)
         self.last_up = nn.ModuleDict({str(i): Resample(feats[i], i, up=True) for i in range(1, height)})
         self.down = nn.ModuleDict()
@@ -112,7 +123,7 @@ class MultiScaleResidualBlock(nn.Module):
 
     def unused_paths(self) -> list[str]:
         """Submodules (relative paths) that the width-1 forward never touches."""
-        unused = [f"down.{f}_{s}" for f in self._feats for s in (2 ** k for k in range(2, self.height))]
+        unused = [f"down.{f}_{s}" for f in self._feats for s in (2**k for k in range(2, self.height))]
         unused += [f"up.{key}" for key in self.up]
         unused += [f"selective_kernel.{i}" for i in range(1, self.height)]
         return [p for p in unused if _has_path(self, p)]
@@ -135,8 +146,11 @@ def _has_path(module: nn.Module, path: str) -> bool:
 
 
 def _conv_block(cin: int, cout: int, tail: nn.Module | None, relu_last: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-                               nn.Conv2d(cout, cout, 3, padding=1)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1),
+    ]
     if relu_last:
         layers.append(nn.ReLU(inplace=True))
     if tail is not None:
@@ -164,9 +178,15 @@ class DeHamer(nn.Module):
     ``embed_dim``/``depths``/``num_heads``/``window_size`` configure the Swin branch.
     """
 
-    def __init__(self, width: int = 32, embed_dim: int = 96, depths: Sequence[int] = (2, 2, 2),
-                 num_heads: Sequence[int] = (3, 6, 12), window_size: int = 7,
-                 prune_unused: bool = False) -> None:
+    def __init__(
+        self,
+        width: int = 32,
+        embed_dim: int = 96,
+        depths: Sequence[int] = (2, 2, 2),
+        num_heads: Sequence[int] = (3, 6, 12),
+        window_size: int = 7,
+        prune_unused: bool = False,
+    ) -> None:
         super().__init__()
         depths, num_heads = [int(d) for d in depths], [int(h) for h in num_heads]
         stages_ok = len(depths) == 3 and len(num_heads) == 3 and window_size >= 2
@@ -174,7 +194,8 @@ class DeHamer(nn.Module):
             raise ConfigError.build(
                 "invalid DeHamer config",
                 got={"width": width, "embed_dim": embed_dim, "depths": depths, "num_heads": num_heads},
-                expected="width a multiple of 8, embed_dim a multiple of 6, 3 Swin stages, window >= 2")
+                expected="width a multiple of 8, embed_dim a multiple of 6, 3 Swin stages, window >= 2",
+            )
         c, e = width, embed_dim
         self.conv1 = nn.Conv2d(24 * c, 8 * c, 3, padding=1)
         self.conv1_1 = nn.Conv2d(4 * e, 8 * c, 3, padding=1)
@@ -205,8 +226,9 @@ class DeHamer(nn.Module):
         self._block4 = _conv_block(4 * c, 2 * c, _up())
         self._block5 = _conv_block(2 * c, c, _up())
         self._block6 = _conv_block(46 * c // 32, 23 * c // 32, _up(), relu_last=False)  # unused
-        self._block7 = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
-                                     nn.Conv2d(c, 3, 3, padding=1))
+        self._block7 = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 3, 3, padding=1)
+        )
         # Non-persistent: the authors' state_dict has no such entries and checkpoints must load strictly.
         self.register_buffer("input_mean", torch.tensor(DEHAMER_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_std", torch.tensor(DEHAMER_STD).view(1, 3, 1, 1), persistent=False)
@@ -331,24 +353,51 @@ PRUNED_PARAMS = 29_460_837
 # Why ONNX works (the authors' adaptive pooling over non-divisible sizes does not export). Kept out of
 # ``export_note`` because `dehazekit backbones` shows export_note instead of the description, and the
 # description must carry the pruned count.
-EXPORT_REASON = ("ONNX yes: pyramid pooling as bin-weight matmuls (same numbers as adaptive pooling "
-                 "on non-divisible sizes), shifted-window mask from comparisons")
-_COMMON = {"family": "dehamer", "pad_multiple": 16, "candidates": dehamer_candidates,
-           "exclude": dehamer_exclude, "source": "Li-Chongyi/Dehamer@70916700", "license": "MIT"}
+EXPORT_REASON = (
+    "ONNX yes: pyramid pooling as bin-weight matmuls (same numbers as adaptive pooling "
+    "on non-divisible sizes), shifted-window mask from comparisons"
+)
+_COMMON = {
+    "family": "dehamer",
+    "pad_multiple": 16,
+    "candidates": dehamer_candidates,
+    "exclude": dehamer_exclude,
+    "source": "Li-Chongyi/Dehamer@70916700",
+    "license": "MIT",
+}
 
 
-@register_backbone("dehamer", min_size=16,
-                   description=f"DeHamer UNet_emb; prune_unused=True: {PRUNED_PARAMS:,} params "
-                   f"({FULL_PARAMS - PRUNED_PARAMS:,} never-used dropped). {EXPORT_REASON}", **_COMMON)
-def dehamer(width: int = 32, embed_dim: int = 96, depths: Sequence[int] = (2, 2, 2),
-            num_heads: Sequence[int] = (3, 6, 12), window_size: int = 7,
-            prune_unused: bool = False) -> DeHamer:
+@register_backbone(
+    "dehamer",
+    min_size=16,
+    description=f"DeHamer UNet_emb; prune_unused=True: {PRUNED_PARAMS:,} params "
+    f"({FULL_PARAMS - PRUNED_PARAMS:,} never-used dropped). {EXPORT_REASON}",
+    **_COMMON,
+)
+def dehamer(
+    width: int = 32,
+    embed_dim: int = 96,
+    depths: Sequence[int] = (2, 2, 2),
+    num_heads: Sequence[int] = (3, 6, 12),
+    window_size: int = 7,
+    prune_unused: bool = False,
+) -> DeHamer:
     return DeHamer(width, embed_dim, depths, num_heads, window_size, prune_unused)
 
 
-@register_backbone("tiny-dehamer", min_size=16, tiny=True,
-                   description="tiny DeHamer for tests (width 8, embed 12)", **_COMMON)
-def tiny_dehamer(width: int = 8, embed_dim: int = 12, depths: Sequence[int] = (2, 2, 2),
-                 num_heads: Sequence[int] = (1, 2, 2), window_size: int = 4,
-                 prune_unused: bool = False) -> DeHamer:
+@register_backbone(
+    "tiny-dehamer",
+    min_size=16,
+    tiny=True,
+    description="tiny DeHamer for tests (width 8, embed 12)",
+    **_COMMON,
+)
+def tiny_dehamer(
+    width: int = 8,
+    embed_dim: int = 12,
+    depths: Sequence[int] = (2, 2, 2),
+    num_heads: Sequence[int] = (1, 2, 2),
+    window_size: int = 4,
+    prune_unused: bool = False,
+) -> DeHamer:
     return DeHamer(width, embed_dim, depths, num_heads, window_size, prune_unused)

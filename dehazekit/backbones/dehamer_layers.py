@@ -11,6 +11,7 @@ Everything is written export-friendly: shapes stay tensors (no ``int(...)`` of a
 shifted-window mask is built from comparisons instead of slice assignment, and the dark channel is
 a min-pool rather than a 225-way unfold (same numbers: a minimum is exact).
 """
+
 from __future__ import annotations
 
 import math
@@ -96,8 +97,9 @@ class SwinWindowAttention(nn.Module):
 class SwinBlock(nn.Module):
     """Pre-norm (shifted) window attention + MLP on (B, H*W, C) tokens."""
 
-    def __init__(self, dim: int, num_heads: int, ws: int, shift: int, mlp_ratio: float,
-                 drop_path: float) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, ws: int, shift: int, mlp_ratio: float, drop_path: float
+    ) -> None:
         super().__init__()
         self.ws, self.shift = ws, shift
         self.norm1 = nn.LayerNorm(dim)
@@ -154,8 +156,16 @@ def shifted_window_mask(hp, wp, ws: int, shift: int, device: torch.device) -> to
 
 
 class SwinStage(nn.Module):
-    def __init__(self, dim: int, depth: int, num_heads: int, ws: int, mlp_ratio: float,
-                 drop_paths: Sequence[float], downsample: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        ws: int,
+        mlp_ratio: float,
+        drop_paths: Sequence[float],
+        downsample: bool,
+    ) -> None:
         super().__init__()
         self.ws = ws
         self.blocks = nn.ModuleList(
@@ -224,9 +234,16 @@ class SwinPatchEmbed(nn.Module):
 class SwinEncoder(nn.Module):
     """DeHamer's Swin: returns the normalised (B, C_i, H_i, W_i) output of every stage."""
 
-    def __init__(self, patch: int = 2, embed_dim: int = 96, depths: Sequence[int] = (2, 2, 2),
-                 num_heads: Sequence[int] = (3, 6, 12), window_size: int = 7, mlp_ratio: float = 4.0,
-                 drop_path_rate: float = 0.2) -> None:
+    def __init__(
+        self,
+        patch: int = 2,
+        embed_dim: int = 96,
+        depths: Sequence[int] = (2, 2, 2),
+        num_heads: Sequence[int] = (3, 6, 12),
+        window_size: int = 7,
+        mlp_ratio: float = 4.0,
+        drop_path_rate: float = 0.2,
+    ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.patch_embed = SwinPatchEmbed(patch, 3, embed_dim)
@@ -236,9 +253,18 @@ class SwinEncoder(nn.Module):
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             start = sum(depths[:i])
-            self.layers.append(SwinStage(embed_dim * 2 ** i, depth, num_heads[i], window_size, mlp_ratio,
-                                         rates[start:start + depth], downsample=i < len(depths) - 1))
-        self.num_features = [embed_dim * 2 ** i for i in range(len(depths))]
+            self.layers.append(
+                SwinStage(
+                    embed_dim * 2**i,
+                    depth,
+                    num_heads[i],
+                    window_size,
+                    mlp_ratio,
+                    rates[start : start + depth],
+                    downsample=i < len(depths) - 1,
+                )
+            )
+        self.num_features = [embed_dim * 2**i for i in range(len(depths))]
         for i, feats in enumerate(self.num_features):
             self.add_module(f"norm{i}", nn.LayerNorm(feats))
 
@@ -279,8 +305,12 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
         hidden = channels // reduction
-        self.conv_du = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True),
-                                     nn.Conv2d(hidden, channels, 1, bias=False), nn.Sigmoid())
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1, bias=False),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
@@ -295,8 +325,11 @@ class DualAttentionUnit(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.PReLU(),
-                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False))
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.PReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+        )
         self.SA = SpatialAttention()
         self.CA = ChannelAttention(channels)
         self.conv1x1 = nn.Conv2d(channels * 2, channels, 1, bias=False)
@@ -331,9 +364,14 @@ class ResidualDown(nn.Module):
 
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.top = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.PReLU(),
-                                 nn.Conv2d(c, c, 3, padding=1, bias=False), nn.PReLU(), BlurPool(c),
-                                 nn.Conv2d(c, 2 * c, 1, bias=False))
+        self.top = nn.Sequential(
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.PReLU(),
+            nn.Conv2d(c, c, 3, padding=1, bias=False),
+            nn.PReLU(),
+            BlurPool(c),
+            nn.Conv2d(c, 2 * c, 1, bias=False),
+        )
         self.bot = nn.Sequential(BlurPool(c), nn.Conv2d(c, 2 * c, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -345,12 +383,17 @@ class ResidualUp(nn.Module):
 
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.top = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.PReLU(),
-                                 nn.ConvTranspose2d(c, c, 3, stride=2, padding=1, output_padding=1,
-                                                    bias=False),
-                                 nn.PReLU(), nn.Conv2d(c, c // 2, 1, bias=False))
-        self.bot = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                 nn.Conv2d(c, c // 2, 1, bias=False))
+        self.top = nn.Sequential(
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.PReLU(),
+            nn.ConvTranspose2d(c, c, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.PReLU(),
+            nn.Conv2d(c, c // 2, 1, bias=False),
+        )
+        self.bot = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(c, c // 2, 1, bias=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.top(x) + self.bot(x)
@@ -386,4 +429,3 @@ class SelectiveKernelFusion(nn.Module):
         z = self.conv_du(stacked.sum(dim=1).mean(dim=(2, 3), keepdim=True))
         logits = torch.stack([fc(z) for fc in self.fcs], dim=1)
         return (stacked * torch.softmax(logits, dim=1)).sum(dim=1)
-

@@ -17,6 +17,7 @@ State_dict keys, shapes and order equal the authors' (``WindowAttention.relative
 persistent buffer); checkpoints are ``{'state_dict': ...}`` with a ``module.`` prefix, unwrapped by
 ``load_weights``.
 """
+
 from __future__ import annotations
 
 import math
@@ -131,8 +132,9 @@ class WindowAttention(nn.Module):
 class Attention(nn.Module):
     """Token mixer: proj(dwconv(V(x)) [+ window attention of QK(x), V(x)]); (B, C, H, W) -> same."""
 
-    def __init__(self, dim: int, num_heads: int, ws: int, shift: int, use_attn: bool,
-                 depth_gain: float) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, ws: int, shift: int, use_attn: bool, depth_gain: float
+    ) -> None:
         super().__init__()
         self.ws, self.shift, self.use_attn = ws, shift, use_attn
         # Creation order fixes the state_dict order: conv, V, proj, QK, attn.
@@ -162,7 +164,7 @@ class Attention(nn.Module):
         hp, wp = padded.shape[2], padded.shape[3]
         windows = window_partition(padded.permute(0, 2, 3, 1), self.ws)
         out = window_reverse(self.attn(windows), self.ws, hp, wp)
-        out = out[:, self.shift:self.shift + h, self.shift:self.shift + w, :]
+        out = out[:, self.shift : self.shift + h, self.shift : self.shift + w, :]
         return out.permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,8 +179,16 @@ class Attention(nn.Module):
 class TransformerBlock(nn.Module):
     """x + attn(RLN(x)) * rescale + rebias, then x + mlp(x); RLN only in blocks with attention."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, ws: int, shift: int, use_attn: bool,
-                 depth_gain: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        ws: int,
+        shift: int,
+        use_attn: bool,
+        depth_gain: float,
+    ) -> None:
         super().__init__()
         self.use_attn = use_attn
         self.norm1 = RescaleNorm(dim) if use_attn else nn.Identity()
@@ -197,13 +207,28 @@ class TransformerBlock(nn.Module):
 class BasicLayer(nn.Module):
     """``depth`` blocks; the last ``attn_ratio * depth`` use window attention, odd ones shifted."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float, ws: int, attn_ratio: float,
-                 depth_gain: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float,
+        ws: int,
+        attn_ratio: float,
+        depth_gain: float,
+    ) -> None:
         super().__init__()
         attn_depth = attn_ratio * depth
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, num_heads, mlp_ratio, ws, 0 if i % 2 == 0 else ws // 2,
-                             use_attn=i >= depth - attn_depth, depth_gain=depth_gain)
+            TransformerBlock(
+                dim,
+                num_heads,
+                mlp_ratio,
+                ws,
+                0 if i % 2 == 0 else ws // 2,
+                use_attn=i >= depth - attn_depth,
+                depth_gain=depth_gain,
+            )
             for i in range(depth)
         )
 
@@ -223,8 +248,9 @@ class SKFusion(nn.Module):
         super().__init__()
         self.branches = branches
         hidden = max(int(dim / reduction), 4)
-        self.mlp = nn.Sequential(nn.Conv2d(dim, hidden, 1, bias=False), nn.ReLU(),
-                                 nn.Conv2d(hidden, dim * branches, 1, bias=False))
+        self.mlp = nn.Sequential(
+            nn.Conv2d(dim, hidden, 1, bias=False), nn.ReLU(), nn.Conv2d(hidden, dim * branches, 1, bias=False)
+        )
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         stacked = torch.stack(list(feats), dim=1)  # (B, branches, C, H, W)
@@ -237,8 +263,9 @@ class SKFusion(nn.Module):
 def _five(name: str, values: Sequence, cast=float) -> list:
     values = [cast(v) for v in values]
     if len(values) != 5:
-        raise ConfigError.build(f"DehazeFormer {name} needs one value per stage", got=values,
-                                expected="5 values")
+        raise ConfigError.build(
+            f"DehazeFormer {name} needs one value per stage", got=values, expected="5 values"
+        )
     return values
 
 
@@ -250,11 +277,17 @@ class DehazeFormer(nn.Module):
 
     patch_size = 4  # two 2x patch merges: the whole net pads its input to a multiple of 4
 
-    def __init__(self, embed_dims: Sequence[int] = (24, 48, 96, 48, 24),
-                 mlp_ratios: Sequence[float] = (2.0, 4.0, 4.0, 2.0, 2.0),
-                 depths: Sequence[int] = (4, 4, 4, 2, 2), num_heads: Sequence[int] = (2, 4, 6, 1, 1),
-                 attn_ratio: Sequence[float] = (0.0, 0.5, 1.0, 0.0, 0.0), window_size: int = 8,
-                 in_chans: int = 3, out_chans: int = 4) -> None:
+    def __init__(
+        self,
+        embed_dims: Sequence[int] = (24, 48, 96, 48, 24),
+        mlp_ratios: Sequence[float] = (2.0, 4.0, 4.0, 2.0, 2.0),
+        depths: Sequence[int] = (4, 4, 4, 2, 2),
+        num_heads: Sequence[int] = (2, 4, 6, 1, 1),
+        attn_ratio: Sequence[float] = (0.0, 0.5, 1.0, 0.0, 0.0),
+        window_size: int = 8,
+        in_chans: int = 3,
+        out_chans: int = 4,
+    ) -> None:
         super().__init__()
         dims = _five("embed_dims", embed_dims, int)
         ratios, heads = _five("mlp_ratios", mlp_ratios), _five("num_heads", num_heads, int)
@@ -263,7 +296,8 @@ class DehazeFormer(nn.Module):
             raise ConfigError.build(
                 "invalid DehazeFormer config",
                 got={"embed_dims": dims, "depths": stage_depths, "window_size": window_size},
-                expected="embed_dims[1] == [3], [0] == [4], depths >= 1, window_size >= 2")
+                expected="embed_dims[1] == [3], [0] == [4], depths >= 1, window_size >= 2",
+            )
         gain = (8 * sum(stage_depths)) ** (-1 / 4)
 
         def stage(i: int) -> BasicLayer:
@@ -312,13 +346,24 @@ class DehazeFormer(nn.Module):
 
 def dehazeformer_candidates(model: nn.Module) -> list[str]:
     """Every transformer block in forward order (layer1 .. layer5)."""
-    return [f"layer{i}.blocks.{j}" for i in range(1, 6)
-            for j in range(len(getattr(model, f"layer{i}").blocks))]
+    return [
+        f"layer{i}.blocks.{j}" for i in range(1, 6) for j in range(len(getattr(model, f"layer{i}").blocks))
+    ]
 
 
 # Block-relative paths of the LoRA targets (full names end with them; "mlp.0" etc. cover the inner Mlp).
-_LORA_SUFFIXES = ("attn.V", "attn.QK", "attn.proj", "mlp.mlp.0", "mlp.mlp.2",
-                  "V", "QK", "proj", "mlp.0", "mlp.2")
+_LORA_SUFFIXES = (
+    "attn.V",
+    "attn.QK",
+    "attn.proj",
+    "mlp.mlp.0",
+    "mlp.mlp.2",
+    "V",
+    "QK",
+    "proj",
+    "mlp.0",
+    "mlp.2",
+)
 
 
 def dehazeformer_exclude(name: str, module: nn.Module) -> bool:
@@ -335,38 +380,70 @@ def dehazeformer_exclude(name: str, module: nn.Module) -> bool:
     return not any(name == s or name.endswith("." + s) for s in _LORA_SUFFIXES)
 
 
-_COMMON = {"family": "dehazeformer", "pad_multiple": 1, "candidates": dehazeformer_candidates,
-           "exclude": dehazeformer_exclude, "source": "IDKiro/DehazeFormer@5af7c34d", "license": "MIT"}
-_T = {"embed_dims": (24, 48, 96, 48, 24), "mlp_ratios": (2.0, 4.0, 4.0, 2.0, 2.0), "depths": (4, 4, 4, 2, 2),
-      "num_heads": (2, 4, 6, 1, 1), "attn_ratio": (0.0, 0.5, 1.0, 0.0, 0.0)}
+_COMMON = {
+    "family": "dehazeformer",
+    "pad_multiple": 1,
+    "candidates": dehazeformer_candidates,
+    "exclude": dehazeformer_exclude,
+    "source": "IDKiro/DehazeFormer@5af7c34d",
+    "license": "MIT",
+}
+_T = {
+    "embed_dims": (24, 48, 96, 48, 24),
+    "mlp_ratios": (2.0, 4.0, 4.0, 2.0, 2.0),
+    "depths": (4, 4, 4, 2, 2),
+    "num_heads": (2, 4, 6, 1, 1),
+    "attn_ratio": (0.0, 0.5, 1.0, 0.0, 0.0),
+}
 _S = {**_T, "depths": (8, 8, 8, 4, 4), "attn_ratio": (0.25, 0.5, 0.75, 0.0, 0.0)}
-_TINY = {"embed_dims": (8, 16, 16, 16, 8), "mlp_ratios": (2.0,) * 5, "depths": (1, 2, 2, 1, 1),
-         "num_heads": (1, 2, 2, 1, 1), "attn_ratio": (0.0, 1.0, 1.0, 0.0, 0.0)}
+_TINY = {
+    "embed_dims": (8, 16, 16, 16, 8),
+    "mlp_ratios": (2.0,) * 5,
+    "depths": (1, 2, 2, 1, 1),
+    "num_heads": (1, 2, 2, 1, 1),
+    "attn_ratio": (0.0, 1.0, 1.0, 0.0, 0.0),
+}
 _ABOUT = "windowed transformer U-Net; pads internally; authors' I/O in [-1, 1]; ONNX yes, dynamic batch"
 
 
 @register_backbone("dehazeformer-t", min_size=32, description=f"DehazeFormer-T, {_ABOUT}", **_COMMON)
-def dehazeformer_t(embed_dims: Sequence[int] = _T["embed_dims"],
-                   mlp_ratios: Sequence[float] = _T["mlp_ratios"],
-                   depths: Sequence[int] = _T["depths"], num_heads: Sequence[int] = _T["num_heads"],
-                   attn_ratio: Sequence[float] = _T["attn_ratio"], window_size: int = 8) -> DehazeFormer:
+def dehazeformer_t(
+    embed_dims: Sequence[int] = _T["embed_dims"],
+    mlp_ratios: Sequence[float] = _T["mlp_ratios"],
+    depths: Sequence[int] = _T["depths"],
+    num_heads: Sequence[int] = _T["num_heads"],
+    attn_ratio: Sequence[float] = _T["attn_ratio"],
+    window_size: int = 8,
+) -> DehazeFormer:
     return DehazeFormer(embed_dims, mlp_ratios, depths, num_heads, attn_ratio, window_size)
 
 
 @register_backbone("dehazeformer-s", min_size=32, description=f"DehazeFormer-S, {_ABOUT}", **_COMMON)
-def dehazeformer_s(embed_dims: Sequence[int] = _S["embed_dims"],
-                   mlp_ratios: Sequence[float] = _S["mlp_ratios"],
-                   depths: Sequence[int] = _S["depths"], num_heads: Sequence[int] = _S["num_heads"],
-                   attn_ratio: Sequence[float] = _S["attn_ratio"], window_size: int = 8) -> DehazeFormer:
+def dehazeformer_s(
+    embed_dims: Sequence[int] = _S["embed_dims"],
+    mlp_ratios: Sequence[float] = _S["mlp_ratios"],
+    depths: Sequence[int] = _S["depths"],
+    num_heads: Sequence[int] = _S["num_heads"],
+    attn_ratio: Sequence[float] = _S["attn_ratio"],
+    window_size: int = 8,
+) -> DehazeFormer:
     return DehazeFormer(embed_dims, mlp_ratios, depths, num_heads, attn_ratio, window_size)
 
 
 # Window 4 at 1/4 scale: reflect padding of up to 3 pixels needs >= 4 pixels there, hence 16.
-@register_backbone("tiny-dehazeformer", min_size=16, tiny=True,
-                   description="tiny DehazeFormer for tests (dims 8/16, window 4)", **_COMMON)
-def tiny_dehazeformer(embed_dims: Sequence[int] = _TINY["embed_dims"],
-                      mlp_ratios: Sequence[float] = _TINY["mlp_ratios"],
-                      depths: Sequence[int] = _TINY["depths"], num_heads: Sequence[int] = _TINY["num_heads"],
-                      attn_ratio: Sequence[float] = _TINY["attn_ratio"],
-                      window_size: int = 4) -> DehazeFormer:
+@register_backbone(
+    "tiny-dehazeformer",
+    min_size=16,
+    tiny=True,
+    description="tiny DehazeFormer for tests (dims 8/16, window 4)",
+    **_COMMON,
+)
+def tiny_dehazeformer(
+    embed_dims: Sequence[int] = _TINY["embed_dims"],
+    mlp_ratios: Sequence[float] = _TINY["mlp_ratios"],
+    depths: Sequence[int] = _TINY["depths"],
+    num_heads: Sequence[int] = _TINY["num_heads"],
+    attn_ratio: Sequence[float] = _TINY["attn_ratio"],
+    window_size: int = 4,
+) -> DehazeFormer:
     return DehazeFormer(embed_dims, mlp_ratios, depths, num_heads, attn_ratio, window_size)

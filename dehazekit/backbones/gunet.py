@@ -9,6 +9,7 @@ residual on the input image.
 State_dict keys, shapes and order follow the authors' ``gUNet`` so their checkpoints load unchanged
 (``{'state_dict': ...}`` from DataParallel: the loader unwraps both the container and ``module.``).
 """
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,14 @@ class PatchEmbed(nn.Module):
     def __init__(self, in_chans: int, out_chans: int, patch: int, kernel_size: int | None = None) -> None:
         super().__init__()
         kernel_size = patch if kernel_size is None else kernel_size
-        self.proj = nn.Conv2d(in_chans, out_chans, kernel_size, stride=patch,
-                              padding=(kernel_size - patch + 1) // 2, padding_mode="reflect")
+        self.proj = nn.Conv2d(
+            in_chans,
+            out_chans,
+            kernel_size,
+            stride=patch,
+            padding=(kernel_size - patch + 1) // 2,
+            padding_mode="reflect",
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
@@ -93,8 +100,13 @@ class PatchUnEmbed(nn.Module):
     def __init__(self, in_chans: int, out_chans: int, patch: int, kernel_size: int = 1) -> None:
         super().__init__()
         self.proj = nn.Sequential(
-            nn.Conv2d(in_chans, out_chans * patch * patch, kernel_size, padding=kernel_size // 2,
-                      padding_mode="reflect"),
+            nn.Conv2d(
+                in_chans,
+                out_chans * patch * patch,
+                kernel_size,
+                padding=kernel_size // 2,
+                padding_mode="reflect",
+            ),
             nn.PixelShuffle(patch),
         )
 
@@ -134,19 +146,25 @@ class SKFusion(nn.Module):
 class GUNet(nn.Module):
     """gUNet: (B, 3, H, W) float32 -> (B, 3, H, W); H, W multiples of 2 ** (len(depths) // 2)."""
 
-    def __init__(self, kernel_size: int = 5, base_dim: int = 24,
-                 depths: Sequence[int] = (2, 2, 2, 4, 2, 2, 2)) -> None:
+    def __init__(
+        self, kernel_size: int = 5, base_dim: int = 24, depths: Sequence[int] = (2, 2, 2, 4, 2, 2, 2)
+    ) -> None:
         super().__init__()
         depths = [int(d) for d in depths]
         if len(depths) % 2 != 1 or min(depths) < 1:
-            raise ConfigError.build("gUNet depths must be an odd-length list of positive ints", got=depths,
-                                    expected="e.g. [2, 2, 2, 4, 2, 2, 2]")
+            raise ConfigError.build(
+                "gUNet depths must be an odd-length list of positive ints",
+                got=depths,
+                expected="e.g. [2, 2, 2, 4, 2, 2, 2]",
+            )
         if kernel_size < 1 or kernel_size % 2 == 0 or base_dim < 1:
-            raise ConfigError.build("gUNet needs an odd kernel_size and base_dim >= 1",
-                                    got={"kernel_size": kernel_size, "base_dim": base_dim})
+            raise ConfigError.build(
+                "gUNet needs an odd kernel_size and base_dim >= 1",
+                got={"kernel_size": kernel_size, "base_dim": base_dim},
+            )
         self.half = len(depths) // 2
-        encoder_dims = [base_dim * 2 ** i for i in range(self.half)]
-        dims = encoder_dims + [base_dim * 2 ** self.half] + encoder_dims[::-1]
+        encoder_dims = [base_dim * 2**i for i in range(self.half)]
+        dims = encoder_dims + [base_dim * 2**self.half] + encoder_dims[::-1]
         gain = (8 * sum(depths)) ** (-1 / 4)
 
         self.inconv = PatchEmbed(3, dims[0], patch=1, kernel_size=3)
@@ -178,7 +196,9 @@ class GUNet(nn.Module):
 
 def gunet_candidates(model: nn.Module) -> list[str]:
     """Every gated block, encoder -> bottleneck -> decoder (the forward order of ``layers``)."""
-    return [f"layers.{i}.blocks.{j}" for i, stage in enumerate(model.layers) for j in range(len(stage.blocks))]
+    return [
+        f"layers.{i}.blocks.{j}" for i, stage in enumerate(model.layers) for j in range(len(stage.blocks))
+    ]
 
 
 def gunet_exclude(name: str, module: nn.Module) -> bool:
@@ -190,23 +210,36 @@ def gunet_exclude(name: str, module: nn.Module) -> bool:
 
 # Three 2x downsamples -> pad multiple 8. The reflect-padded depthwise conv at 1/8 scale needs
 # more than kernel_size // 2 pixels there, hence min_size 24 (k=5) and 16 for the tiny k=3 config.
-_COMMON = {"family": "gunet", "candidates": gunet_candidates, "exclude": gunet_exclude,
-           "source": "IDKiro/gUNet@defba832", "license": "MIT"}
+_COMMON = {
+    "family": "gunet",
+    "candidates": gunet_candidates,
+    "exclude": gunet_exclude,
+    "source": "IDKiro/gUNet@defba832",
+    "license": "MIT",
+}
 
 
-@register_backbone("gunet-t", pad_multiple=8, min_size=24,
-                   description="gUNet-T, gated-conv U-Net (edge size)", **_COMMON)
+@register_backbone(
+    "gunet-t", pad_multiple=8, min_size=24, description="gUNet-T, gated-conv U-Net (edge size)", **_COMMON
+)
 def gunet_t(kernel_size: int = 5, base_dim: int = 24, depths: Sequence[int] = (2, 2, 2, 4, 2, 2, 2)) -> GUNet:
     return GUNet(kernel_size=kernel_size, base_dim=base_dim, depths=depths)
 
 
-@register_backbone("gunet-s", pad_multiple=8, min_size=24,
-                   description="gUNet-S, gated-conv U-Net", **_COMMON)
+@register_backbone("gunet-s", pad_multiple=8, min_size=24, description="gUNet-S, gated-conv U-Net", **_COMMON)
 def gunet_s(kernel_size: int = 5, base_dim: int = 24, depths: Sequence[int] = (4, 4, 4, 8, 4, 4, 4)) -> GUNet:
     return GUNet(kernel_size=kernel_size, base_dim=base_dim, depths=depths)
 
 
-@register_backbone("tiny-gunet", pad_multiple=8, min_size=16, tiny=True,
-                   description="tiny gUNet for tests (base_dim 8, one block per stage)", **_COMMON)
-def tiny_gunet(kernel_size: int = 3, base_dim: int = 8, depths: Sequence[int] = (1, 1, 1, 1, 1, 1, 1)) -> GUNet:
+@register_backbone(
+    "tiny-gunet",
+    pad_multiple=8,
+    min_size=16,
+    tiny=True,
+    description="tiny gUNet for tests (base_dim 8, one block per stage)",
+    **_COMMON,
+)
+def tiny_gunet(
+    kernel_size: int = 3, base_dim: int = 8, depths: Sequence[int] = (1, 1, 1, 1, 1, 1, 1)
+) -> GUNet:
     return GUNet(kernel_size=kernel_size, base_dim=base_dim, depths=depths)

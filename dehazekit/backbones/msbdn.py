@@ -9,6 +9,7 @@ trunk at 1/16 resolution, and a decoder that upsamples with transposed convs. De
 feature is resampled to each earlier scale, compared with it, and the error is resampled back and added.
 The decoder's "boosting" adds the upsampled feature, refines, and subtracts the upsampled part again.
 """
+
 from __future__ import annotations
 
 import torch
@@ -81,8 +82,9 @@ class DeconvBlock(nn.Module):
         return self.act(self.deconv(x))
 
 
-def _back_project(x: torch.Tensor, earlier: list[torch.Tensor], toward: nn.ModuleList,
-                  back: nn.ModuleList) -> torch.Tensor:
+def _back_project(
+    x: torch.Tensor, earlier: list[torch.Tensor], toward: nn.ModuleList, back: nn.ModuleList
+) -> torch.Tensor:
     """DFF back-projection: for each earlier feature, map the running fusion to its scale (``toward``),
     take the difference, map that back (``back``, reversed) and add it; the i-th sits len-i steps away."""
     fused = x
@@ -107,10 +109,12 @@ class EncoderFusion(nn.Module):
     def __init__(self, channels: int, num_ft: int) -> None:
         super().__init__()
         self.num_ft = num_ft - 1
-        self.up_convs = nn.ModuleList(DeconvBlock(channels // 2 ** i, channels // 2 ** (i + 1))
-                                      for i in range(self.num_ft))
-        self.down_convs = nn.ModuleList(ConvBlock(channels // 2 ** (i + 1), channels // 2 ** i)
-                                        for i in range(self.num_ft))
+        self.up_convs = nn.ModuleList(
+            DeconvBlock(channels // 2**i, channels // 2 ** (i + 1)) for i in range(self.num_ft)
+        )
+        self.down_convs = nn.ModuleList(
+            ConvBlock(channels // 2 ** (i + 1), channels // 2**i) for i in range(self.num_ft)
+        )
 
     def forward(self, x: torch.Tensor, earlier: list[torch.Tensor]) -> torch.Tensor:
         return _back_project(x, earlier, self.up_convs, self.down_convs)  # earlier: finest first
@@ -122,10 +126,12 @@ class DecoderFusion(nn.Module):
     def __init__(self, channels: int, num_ft: int) -> None:
         super().__init__()
         self.num_ft = num_ft - 1
-        self.down_convs = nn.ModuleList(ConvBlock(channels * 2 ** i, channels * 2 ** (i + 1))
-                                        for i in range(self.num_ft))
-        self.up_convs = nn.ModuleList(DeconvBlock(channels * 2 ** (i + 1), channels * 2 ** i)
-                                      for i in range(self.num_ft))
+        self.down_convs = nn.ModuleList(
+            ConvBlock(channels * 2**i, channels * 2 ** (i + 1)) for i in range(self.num_ft)
+        )
+        self.up_convs = nn.ModuleList(
+            DeconvBlock(channels * 2 ** (i + 1), channels * 2**i) for i in range(self.num_ft)
+        )
 
     def forward(self, x: torch.Tensor, earlier: list[torch.Tensor]) -> torch.Tensor:
         return _back_project(x, earlier, self.down_convs, self.up_convs)  # earlier: coarsest first
@@ -145,7 +151,7 @@ class MSBDN(nn.Module):
         super().__init__()
         if res_blocks < 1 or width < 1:
             raise ConfigError.build("MSBDN needs res_blocks >= 1 and width >= 1", got=(res_blocks, width))
-        c1, c2, c4, c8, c16 = (width * 2 ** i for i in range(5))
+        c1, c2, c4, c8, c16 = (width * 2**i for i in range(5))
         # Registration order below fixes the official state_dict order.
         self.conv_input = ConvLayer(3, c1, 11, 1)
         self.dense0 = _res_stack(c1)
@@ -182,8 +188,11 @@ class MSBDN(nn.Module):
         res1x = self.conv_input(x)
         memory = [res1x]
         skips = [self.dense0(res1x) + res1x]
-        levels = ((self.conv2x, self.fusion1, self.dense1), (self.conv4x, self.fusion2, self.dense2),
-                  (self.conv8x, self.fusion3, self.dense3))
+        levels = (
+            (self.conv2x, self.fusion1, self.dense1),
+            (self.conv4x, self.fusion2, self.dense2),
+            (self.conv8x, self.fusion3, self.dense3),
+        )
         for down, fusion, dense in levels:
             feat = fusion(down(skips[-1]), memory)
             memory.append(feat)
@@ -196,8 +205,12 @@ class MSBDN(nn.Module):
         doubled = deep * 2
         feat = self.dehaze(doubled) + doubled - deep
         memory = [feat]
-        levels = ((self.convd16x, self.dense_4, self.fusion_4), (self.convd8x, self.dense_3, self.fusion_3),
-                  (self.convd4x, self.dense_2, self.fusion_2), (self.convd2x, self.dense_1, self.fusion_1))
+        levels = (
+            (self.convd16x, self.dense_4, self.fusion_4),
+            (self.convd8x, self.dense_3, self.fusion_3),
+            (self.convd4x, self.dense_2, self.fusion_2),
+            (self.convd2x, self.dense_1, self.fusion_1),
+        )
         for (up, dense, fusion), skip in zip(levels, reversed(skips)):
             upsampled = F.interpolate(up(feat), size=skip.shape[2:], mode="bilinear", align_corners=False)
             boosted = upsampled + skip
@@ -208,6 +221,7 @@ class MSBDN(nn.Module):
 
 # ---------------------------------------------------------------- registry declarations
 
+
 def msbdn_candidates(model: nn.Module) -> list[str]:
     """Residual blocks in forward order: encoder stages, the dehazing trunk, decoder stages."""
     names = [f"dense{s}.{i}" for s in range(4) for i in range(len(getattr(model, f"dense{s}")))]
@@ -217,13 +231,21 @@ def msbdn_candidates(model: nn.Module) -> list[str]:
 
 
 def msbdn_exclude(name: str, module: nn.Module) -> bool:
-    """MSBDN blocks hold only full 3x3 convs; only a depthwise conv (none in the official model) is skipped."""
+    """MSBDN blocks hold only full 3x3 convs; only a depthwise conv (none in the official model) is
+    skipped."""
     return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
 
 
-_COMMON = {"family": "msbdn", "pad_multiple": 16, "min_size": 32, "candidates": msbdn_candidates,
-           "exclude": msbdn_exclude, "source": _SOURCE, "license": "none stated by the authors",
-           "export_note": "ONNX yes (bilinear resize to the skip size)"}
+_COMMON = {
+    "family": "msbdn",
+    "pad_multiple": 16,
+    "min_size": 32,
+    "candidates": msbdn_candidates,
+    "exclude": msbdn_exclude,
+    "source": _SOURCE,
+    "license": "none stated by the authors",
+    "export_note": "ONNX yes (bilinear resize to the skip size)",
+}
 
 
 @register_backbone("msbdn", description="MSBDN-DFF, 18 trunk residual blocks", **_COMMON)
@@ -233,7 +255,8 @@ def msbdn(**kwargs) -> MSBDN:
 
 # Tiny: width 4 (channels 4..64) and a 2-block trunk. The trunk runs at H / 16 and its reflect pad of 1
 # needs 2 pixels there, so the minimum size is 32 for every width.
-@register_backbone("tiny-msbdn", tiny=True, description="tiny MSBDN-DFF for tests",
-                   **{**_COMMON, "export_note": ""})
+@register_backbone(
+    "tiny-msbdn", tiny=True, description="tiny MSBDN-DFF for tests", **{**_COMMON, "export_note": ""}
+)
 def tiny_msbdn(**kwargs) -> MSBDN:
     return MSBDN(**{"res_blocks": 2, "width": 4, **kwargs})

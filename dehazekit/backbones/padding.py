@@ -1,4 +1,5 @@
 """Pad-and-crop (never resize) so any H x W reaches a backbone's pad multiple and minimum size."""
+
 from __future__ import annotations
 
 import torch
@@ -11,7 +12,9 @@ def padded_size(size: int, multiple: int, min_size: int = 1) -> int:
     return -(-target // multiple) * multiple
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, min_size: int = 1
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad (B, C, H, W) on the bottom/right; returns the padded tensor and the original (H, W).
 
     Reflection needs pad < size, so very small inputs fall back to replicate padding for the excess.
@@ -27,7 +30,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[
     return x, (h, w)
 
 
-def forward_padded(model: nn.Module, x: torch.Tensor, multiple: int | None = None, min_size: int | None = None) -> torch.Tensor:
+def forward_padded(
+    model: nn.Module, x: torch.Tensor, multiple: int | None = None, min_size: int | None = None
+) -> torch.Tensor:
     """Run ``model`` on any-size input: pad to its multiple/min size, crop the output back."""
     from dehazekit.backbones.registry import spec_of
 

@@ -8,6 +8,7 @@ plain containers (OrderedDict, set); the state_dict is rebuilt in nn.Module orde
 non-persistent buffers. Both the zip format (torch >= 1.6) and the legacy stream format (what 2020-era
 releases such as MSBDN-DFF's were written with) are read.
 """
+
 from __future__ import annotations
 
 import collections
@@ -23,16 +24,27 @@ import torch
 from dehazekit.runtimes.errors import ModelFileError
 
 _ALLOWED = {
-    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"), ("collections", "OrderedDict"),
-    ("torch", "Size"), ("torch", "device"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("collections", "OrderedDict"),
+    ("torch", "Size"),
+    ("torch", "device"),
 }
 # Plain containers are safe to build for real; protocol-2 pickles name the module "__builtin__".
 _SAFE_BUILTINS = {"set": set, "frozenset": frozenset}
-_STORAGE_TYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "DoubleStorage": torch.float64,
-                  "LongStorage": torch.int64, "IntStorage": torch.int32, "ByteStorage": torch.uint8,
-                  "BoolStorage": torch.bool, "BFloat16Storage": torch.bfloat16, "ShortStorage": torch.int16,
-                  "CharStorage": torch.int8}
+_STORAGE_TYPES = {
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "DoubleStorage": torch.float64,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "BFloat16Storage": torch.bfloat16,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+}
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of every torch < 1.6 checkpoint
 
 
@@ -100,8 +112,9 @@ def _to_plain(obj: Any, depth: int = 0) -> Any:
         _collect(state, "", out)
         return out
     if isinstance(obj, dict) and depth < 4:
-        return {k: _to_plain(v, depth + 1) for k, v in obj.items()
-                if isinstance(v, (torch.Tensor, dict, _Inert))}
+        return {
+            k: _to_plain(v, depth + 1) for k, v in obj.items() if isinstance(v, (torch.Tensor, dict, _Inert))
+        }
     return obj
 
 
@@ -151,7 +164,9 @@ def _unpickle_zip(zf: zipfile.ZipFile) -> Any:
         key = str(pid[2])
         if key not in buffers:  # tensors sharing a storage (views, tied weights) share it here too
             raw = bytearray(zf.read(f"{root}data/{key}"))
-            buffers[key] = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+            buffers[key] = (
+                torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+            )
         return _typed(buffers[key], pid[1])
 
     return _RestrictedUnpickler(io.BytesIO(zf.read(pkl)), storage_for).load()
@@ -162,11 +177,14 @@ def _no_storage(pid: tuple) -> torch.storage.TypedStorage:
 
 
 def _unpickle_legacy(f: BinaryIO) -> Any:
-    """torch < 1.6 format: magic, protocol, sys_info pickles, the object pickle, storage keys, raw storages."""
+    """torch < 1.6 format: magic, protocol, sys_info pickles, the object pickle, storage keys, raw
+    storages."""
     magic = _RestrictedUnpickler(f, _no_storage).load()
     if magic != _LEGACY_MAGIC:
-        raise ModelFileError.build("not a torch checkpoint (neither zip nor legacy pickle format)",
-                                   got=f"first pickle {str(magic)[:40]}")
+        raise ModelFileError.build(
+            "not a torch checkpoint (neither zip nor legacy pickle format)",
+            got=f"first pickle {str(magic)[:40]}",
+        )
     _protocol, sys_info = (_RestrictedUnpickler(f, _no_storage).load() for _ in range(2))
     if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
         raise ModelFileError.build("big-endian legacy checkpoint is not supported", got="little_endian=False")
@@ -197,7 +215,8 @@ def unpickle_tensors_only(path: str | Path) -> Any:
     """Read a torch checkpoint (zip or legacy format) without executing anything from it.
 
     Whole pickled modules (``torch.save(model)``) come back as their state_dicts, inside plain containers
-    (dict/list); everything else a pickle could build is dropped. Unwrapping {'model': ...}-style containers is
+    (dict/list); everything else a pickle could build is dropped. Unwrapping {'model': ...}-style
+    containers is
     the caller's job (``dehazekit.backbones.weights`` owns the one list of wrapper keys).
     """
     path = Path(path)

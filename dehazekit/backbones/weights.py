@@ -1,4 +1,5 @@
 """Read official checkpoints safely and load them strictly, with mismatch reports a user can act on."""
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     elif path.suffix in TORCH_SUFFIXES:
         raw = _read_torch_pickle(path)
     else:
-        raise ModelFileError.build("unsupported checkpoint suffix", got=path.suffix,
-                                   expected=[".safetensors", *TORCH_SUFFIXES])
+        raise ModelFileError.build(
+            "unsupported checkpoint suffix", got=path.suffix, expected=[".safetensors", *TORCH_SUFFIXES]
+        )
     return unwrap_state_dict(raw, source=str(path))
 
 
@@ -61,8 +63,9 @@ def load_tensors_only(path: str | Path) -> dict[str, torch.Tensor]:
     except ModelFileError as exc:
         if "no tensors" not in str(exc) and "no state_dict" not in str(exc):
             raise
-        raise ModelFileError.build("no tensors found in pickled checkpoint", got=str(path),
-                                   fix="the file holds no model weights") from exc
+        raise ModelFileError.build(
+            "no tensors found in pickled checkpoint", got=str(path), fix="the file holds no model weights"
+        ) from exc
 
 
 def unwrap_state_dict(raw: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -75,26 +78,36 @@ def unwrap_state_dict(raw: Any, source: str = "checkpoint") -> dict[str, torch.T
             break
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             break
-        inner = next((obj[k] for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], (Mapping, nn.Module))), None)
+        inner = next(
+            (obj[k] for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], (Mapping, nn.Module))), None
+        )
         if inner is None:
             break
         obj = inner
     if not isinstance(obj, Mapping) or not obj:
-        raise ModelFileError.build("checkpoint holds no state_dict", got=f"{source}: {type(raw).__name__}",
-                                   expected="a state_dict or a dict wrapping one under " + "/".join(WRAPPER_KEYS))
+        raise ModelFileError.build(
+            "checkpoint holds no state_dict",
+            got=f"{source}: {type(raw).__name__}",
+            expected="a state_dict or a dict wrapping one under " + "/".join(WRAPPER_KEYS),
+        )
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise ModelFileError.build("checkpoint holds no tensors", got=source)
     if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
     return tensors
 
 
-def describe_mismatch(model_sd: Mapping[str, torch.Tensor], ckpt: Mapping[str, torch.Tensor], limit: int = 8) -> str:
+def describe_mismatch(
+    model_sd: Mapping[str, torch.Tensor], ckpt: Mapping[str, torch.Tensor], limit: int = 8
+) -> str:
     missing = [k for k in model_sd if k not in ckpt]
     unexpected = [k for k in ckpt if k not in model_sd]
-    shapes = [f"{k}: checkpoint {tuple(ckpt[k].shape)} vs model {tuple(model_sd[k].shape)}"
-              for k in model_sd if k in ckpt and tuple(ckpt[k].shape) != tuple(model_sd[k].shape)]
+    shapes = [
+        f"{k}: checkpoint {tuple(ckpt[k].shape)} vs model {tuple(model_sd[k].shape)}"
+        for k in model_sd
+        if k in ckpt and tuple(ckpt[k].shape) != tuple(model_sd[k].shape)
+    ]
     parts = []
     for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
         if items:
@@ -103,7 +116,9 @@ def describe_mismatch(model_sd: Mapping[str, torch.Tensor], ckpt: Mapping[str, t
     return "; ".join(parts)
 
 
-def load_weights(model: nn.Module, path_or_state: str | Path | Mapping[str, torch.Tensor], strict: bool = True) -> nn.Module:
+def load_weights(
+    model: nn.Module, path_or_state: str | Path | Mapping[str, torch.Tensor], strict: bool = True
+) -> nn.Module:
     """Load a checkpoint (path or state_dict) into ``model``; strict by default.
 
     A mismatch raises CheckpointMismatchError listing missing/unexpected keys and shape differences.
@@ -124,7 +139,8 @@ def load_weights(model: nn.Module, path_or_state: str | Path | Mapping[str, torc
     if report and (strict or shape_bad):
         name = getattr(model, "backbone_name", type(model).__name__)
         raise CheckpointMismatchError.build(
-            f"checkpoint does not match backbone {name}", got=f"{source}: {report}",
+            f"checkpoint does not match backbone {name}",
+            got=f"{source}: {report}",
             fix="check --backbone and its size/variant, or pass strict=False to load what matches",
         )
     model.load_state_dict({k: v for k, v in state.items() if k in model_sd}, strict=False)

@@ -4,6 +4,7 @@ LoRA is removed from every other block, the selected blocks keep their searched 
 gates stay frozen at the searched value, so the network starts exactly where the search ended for
 those blocks. Adam on the LoRA weights only (selected by name), norm clipped.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,10 +35,15 @@ class FinetuneConfig:
 class FineTuner:
     """Adam on the selected blocks' LoRA weights; gates frozen; everything else frozen."""
 
-    def __init__(self, model: nn.Module, objective: Objective, selected: Sequence[str],
-                 config: FinetuneConfig | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None,
-                 reduce_grads: GradReducer | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        selected: Sequence[str],
+        config: FinetuneConfig | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        reduce_grads: GradReducer | None = None,
+    ) -> None:
         if not selected:
             raise ConfigError.build("fine-tuning needs at least one selected block")
         self.model, self.objective = model, objective
@@ -63,8 +69,10 @@ class FineTuner:
         loss = self.objective(batch, forward_padded(self.model, batch))
         check_loss(loss, self.step_count)
         params = list(self.w.values())
-        grads = [torch.zeros_like(p) if g is None else g
-                 for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True))]
+        grads = [
+            torch.zeros_like(p) if g is None else g
+            for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True))
+        ]
         if self.reduce_grads is not None:
             loss, grads = self.reduce_grads(loss, grads)
         for p, g in zip(params, grads):
@@ -82,13 +90,19 @@ class FineTuner:
         return [self.step(batch) for _, batch in zip(range(steps), batches)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step_count, "config": dataclasses.asdict(self.config), "selected": self.selected,
-                "w": {n: p.detach().clone() for n, p in self.w.items()}, "opt": self.opt.state_dict()}
+        return {
+            "step": self.step_count,
+            "config": dataclasses.asdict(self.config),
+            "selected": self.selected,
+            "w": {n: p.detach().clone() for n, p in self.w.items()},
+            "opt": self.opt.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if list(state["selected"]) != self.selected:
-            raise ConfigError.build("checkpoint was fine-tuning other blocks", got=self.selected,
-                                    expected=state["selected"])
+            raise ConfigError.build(
+                "checkpoint was fine-tuning other blocks", got=self.selected, expected=state["selected"]
+            )
         load_named(self.w, state["w"], "LoRA weights")
         self.opt.load_state_dict(state["opt"])
         self.step_count = int(state["step"])

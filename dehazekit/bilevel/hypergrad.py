@@ -16,6 +16,7 @@ The exact hypergradient is dF/dalpha - d2f/(dalpha dw) [d2f/dw2]^-1 dF/dw (impli
   few Hessian-vector products, g = dF/dalpha - d2f/(dalpha dw) v. Each product is one double backward
   that yields d/dalpha <df/dw, p> and d/dw <df/dw, p> together, so the cross term costs nothing extra.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -33,7 +34,6 @@ GradFn = Callable[[], tuple[Grads, Grads]]
 MixedFn = Callable[[Grads], tuple[Grads, Grads]]
 
 
-
 def dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
     """Inner product of two gradient lists viewed as one flat vector."""
     return sum((x * y).sum() for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
@@ -48,8 +48,13 @@ def implicit_coefficient(dF_dw: Sequence[Tensor], df_dw: Sequence[Tensor], eps: 
     return dot(dF_dw, df_dw) / (sq_norm(df_dw) + eps)
 
 
-def rank1(dF_dalpha: Sequence[Tensor], dF_dw: Sequence[Tensor], df_dalpha: Sequence[Tensor],
-          df_dw: Sequence[Tensor], eps: float = 1e-8) -> Grads:
+def rank1(
+    dF_dalpha: Sequence[Tensor],
+    dF_dw: Sequence[Tensor],
+    df_dalpha: Sequence[Tensor],
+    df_dw: Sequence[Tensor],
+    eps: float = 1e-8,
+) -> Grads:
     """g_alpha = dF/dalpha - (<dF/dw, df/dw> / (||df/dw||^2 + eps)) * df/dalpha."""
     coef = implicit_coefficient(dF_dw, df_dw, eps)
     return [gF - coef * gf for gF, gf in zip(dF_dalpha, df_dalpha, strict=True)]
@@ -60,8 +65,14 @@ def first_order(dF_dalpha: Sequence[Tensor]) -> Grads:
     return [g.clone() for g in dF_dalpha]
 
 
-def reference(dF_dalpha: Sequence[Tensor], dF_dw: Sequence[Tensor], df_dalpha: Sequence[Tensor],
-              df_dw: Sequence[Tensor], lr_w: float, eps: float = 1e-8) -> Grads:
+def reference(
+    dF_dalpha: Sequence[Tensor],
+    dF_dw: Sequence[Tensor],
+    df_dalpha: Sequence[Tensor],
+    df_dw: Sequence[Tensor],
+    lr_w: float,
+    eps: float = 1e-8,
+) -> Grads:
     """The public BiLaLoRA code's formula: dF/dalpha + lr_w * coef * df/dalpha (sign flipped, lr-scaled)."""
     coef = implicit_coefficient(dF_dw, df_dw, eps)
     return [gF + lr_w * coef * gf for gF, gf in zip(dF_dalpha, df_dalpha, strict=True)]
@@ -73,8 +84,14 @@ def _axpy(params: Sequence[Tensor], direction: Sequence[Tensor], scale: float) -
         p.add_(d, alpha=scale)
 
 
-def unrolled(w_params: Sequence[Tensor], upper: GradFn, lower: GradFn, xi: float, r: float = 0.01,
-             df_dw: Sequence[Tensor] | None = None) -> Grads:
+def unrolled(
+    w_params: Sequence[Tensor],
+    upper: GradFn,
+    lower: GradFn,
+    xi: float,
+    r: float = 0.01,
+    df_dw: Sequence[Tensor] | None = None,
+) -> Grads:
     """DARTS second-order hypergradient by finite differences; ``w_params`` are restored on return.
 
     ``upper()``/``lower()`` evaluate F/f gradients at the parameters' current values. ``xi`` is the
@@ -95,12 +112,15 @@ def unrolled(w_params: Sequence[Tensor], upper: GradFn, lower: GradFn, xi: float
         df_dalpha_minus, _ = lower()
     finally:
         _restore(w_params, originals)
-    return [g - xi * (gp - gm) / (2 * radius)
-            for g, gp, gm in zip(dF_dalpha_virtual, df_dalpha_plus, df_dalpha_minus, strict=True)]
+    return [
+        g - xi * (gp - gm) / (2 * radius)
+        for g, gp, gm in zip(dF_dalpha_virtual, df_dalpha_plus, df_dalpha_minus, strict=True)
+    ]
 
 
-def adam_effective_lr(optimizer: torch.optim.Optimizer, grads: Sequence[Tensor],
-                      step_grads: Sequence[Tensor] | None = None) -> float:
+def adam_effective_lr(
+    optimizer: torch.optim.Optimizer, grads: Sequence[Tensor], step_grads: Sequence[Tensor] | None = None
+) -> float:
     """The scalar step xi with which Adam's next update best matches -xi * grads (least squares).
 
     ``optimizer`` is a torch Adam over exactly the tensors ``grads`` belong to (one param group);
@@ -122,14 +142,16 @@ def adam_effective_lr(optimizer: torch.optim.Optimizer, grads: Sequence[Tensor],
     return float(num) / den if den > 0 else 0.0
 
 
-def cg_solve(mixed: MixedFn, b: Sequence[Tensor], iters: int, damping: float = 0.0,
-             x0: Sequence[Tensor] | None = None) -> tuple[Grads, Grads | None]:
+def cg_solve(
+    mixed: MixedFn, b: Sequence[Tensor], iters: int, damping: float = 0.0, x0: Sequence[Tensor] | None = None
+) -> tuple[Grads, Grads | None]:
     """Approximately solve (H + damping I) x = b by conjugate gradients with ``iters`` >= 1 products.
 
     Returns (x, C x) where C x = d/dalpha <df/dw, x> is accumulated from the same products (it is
     linear in x); C x is None when x = 0. A warm start ``x0`` spends one product on its residual.
     Stops at non-positive curvature (H is not PSD away from a lower minimum), keeping the iterate so far.
     """
+
     def product(p: Sequence[Tensor]) -> tuple[Grads, Grads]:
         cross, hv = mixed(list(p))
         return cross, [h + damping * q for h, q in zip(hv, p, strict=True)]
@@ -165,8 +187,14 @@ def _plus(a: Sequence[Tensor] | None, b: Sequence[Tensor], scale: Tensor | float
     return [x + scale * y for x, y in zip(a, b, strict=True)]
 
 
-def cg(dF_dalpha: Sequence[Tensor], dF_dw: Sequence[Tensor], mixed: MixedFn, iters: int, damping: float = 0.0,
-       x0: Sequence[Tensor] | None = None) -> tuple[Grads, Grads]:
+def cg(
+    dF_dalpha: Sequence[Tensor],
+    dF_dw: Sequence[Tensor],
+    mixed: MixedFn,
+    iters: int,
+    damping: float = 0.0,
+    x0: Sequence[Tensor] | None = None,
+) -> tuple[Grads, Grads]:
     """(g_alpha, v): g_alpha = dF/dalpha - d2f/(dalpha dw) v with v ~ (H + damping I)^-1 dF/dw by CG."""
     v, cross = cg_solve(mixed, dF_dw, iters, damping, x0)
     if cross is None:

@@ -6,6 +6,7 @@ Each ``step`` does, in plain sight:
 Parameters are split by NAME (``lora_parameters`` / ``gate_parameters``), so alpha can never leak into
 the w optimizer. The objective is any ``objective(hazy, out) -> scalar``; this code never knows which.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,7 +59,9 @@ class SearchConfig:
     def __post_init__(self) -> None:
         self.betas_alpha = tuple(float(b) for b in self.betas_alpha)  # type: ignore[assignment]
         if self.hypergrad not in hg.METHODS:
-            raise ConfigError.build("unknown hypergradient method", got=self.hypergrad, expected=list(hg.METHODS))
+            raise ConfigError.build(
+                "unknown hypergradient method", got=self.hypergrad, expected=list(hg.METHODS)
+            )
         for name in ("lr_alpha", "lr_w", "grad_clip", "eps", "unrolled_r"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
@@ -67,7 +70,9 @@ class SearchConfig:
             if not getattr(self, name) >= 0:
                 raise ConfigError.build(f"SearchConfig.{name} must be >= 0", got=getattr(self, name))
         if len(self.betas_alpha) != 2 or not all(0 <= b < 1 for b in self.betas_alpha):
-            raise ConfigError.build("SearchConfig.betas_alpha invalid", got=self.betas_alpha, expected="two in [0, 1)")
+            raise ConfigError.build(
+                "SearchConfig.betas_alpha invalid", got=self.betas_alpha, expected="two in [0, 1)"
+            )
         if self.unrolled_xi is not None and not self.unrolled_xi > 0:
             raise ConfigError.build("SearchConfig.unrolled_xi must be > 0", got=self.unrolled_xi)
         for name, low in (("cg_iters", 1), ("stop_top_k", 1), ("stop_patience", 0)):
@@ -78,7 +83,12 @@ class SearchConfig:
 
 def check_batch(batch: Tensor, name: str) -> None:
     """Batches are (B, 3, S, S) floating tensors in [0, 1]."""
-    if not isinstance(batch, Tensor) or batch.ndim != 4 or batch.shape[1] != 3 or not batch.is_floating_point():
+    if (
+        not isinstance(batch, Tensor)
+        or batch.ndim != 4
+        or batch.shape[1] != 3
+        or not batch.is_floating_point()
+    ):
         got = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
         raise InputError.build(f"{name} must be a (B, 3, H, W) float tensor", got=got)
 
@@ -88,8 +98,11 @@ def check_loss(loss: Tensor, step: int) -> None:
     if loss.ndim != 0:
         raise ConfigError.build("objective must return a scalar", got=tuple(loss.shape), expected="()")
     if not torch.isfinite(loss):
-        raise NumericalError.build(f"objective is not finite at step {step}", got=float(loss.detach()),
-                                   fix="lower the learning rates or check the input images")
+        raise NumericalError.build(
+            f"objective is not finite at step {step}",
+            got=float(loss.detach()),
+            fix="lower the learning rates or check the input images",
+        )
 
 
 def trainable_split(model: nn.Module) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
@@ -113,8 +126,14 @@ class BilevelSearch:
     minimum size, e.g. ConvIR's 256 px).
     """
 
-    def __init__(self, model: nn.Module, objective: Objective, config: SearchConfig | None = None,
-                 callback: StepCallback | None = None, reduce_grads: GradReducer | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        config: SearchConfig | None = None,
+        callback: StepCallback | None = None,
+        reduce_grads: GradReducer | None = None,
+    ) -> None:
         self.model, self.objective = model, objective
         self.config = config or SearchConfig()
         self.callback = callback
@@ -122,19 +141,25 @@ class BilevelSearch:
         if reduce_grads is not None and self.config.hypergrad == "cg":
             # cg differentiates through the lower gradient (Hessian-vector products); averaging it across
             # processes would cut that graph
-            raise ConfigError.build("--hypergrad cg runs in a single process", got="cg with several processes",
-                                    fix="use --hypergrad first-order (the default) with --nproc")
+            raise ConfigError.build(
+                "--hypergrad cg runs in a single process",
+                got="cg with several processes",
+                fix="use --hypergrad first-order (the default) with --nproc",
+            )
         # The backbone is frozen, normalisation statistics included: eval mode keeps BatchNorm layers
         # (gUNet) on their running stats instead of re-estimating them from the unlabeled batches.
         model.eval()
         self.alpha, self.w = trainable_split(model)
         if not self.alpha or not self.w:
-            raise ConfigError.build("bilevel search needs gated LoRA in the model",
-                                    got=f"{len(self.alpha)} gates, {len(self.w)} LoRA tensors",
-                                    fix="call dehazekit.lora.inject_lora(model, blocks, gated=True) first")
+            raise ConfigError.build(
+                "bilevel search needs gated LoRA in the model",
+                got=f"{len(self.alpha)} gates, {len(self.w)} LoRA tensors",
+                fix="call dehazekit.lora.inject_lora(model, blocks, gated=True) first",
+            )
         c = self.config
-        self.opt_alpha = torch.optim.AdamW(list(self.alpha.values()), lr=c.lr_alpha, betas=c.betas_alpha,
-                                           weight_decay=c.weight_decay_alpha)
+        self.opt_alpha = torch.optim.AdamW(
+            list(self.alpha.values()), lr=c.lr_alpha, betas=c.betas_alpha, weight_decay=c.weight_decay_alpha
+        )
         self.opt_w = torch.optim.Adam(list(self.w.values()), lr=c.lr_w)
         self.step_count = 0
         self._lower_cache: tuple[Tensor, Tensor, hg.Grads] | None = None  # (batch_w, f, df/dw) of upper_step
@@ -185,8 +210,9 @@ class BilevelSearch:
             return hg.rank1(dF_da, dF_dw, df_da, df_dw, self.config.eps), stats
         return hg.reference(dF_da, dF_dw, df_da, df_dw, self.config.lr_w, self.config.eps), stats
 
-    def _cg(self, dF_da: hg.Grads, dF_dw: hg.Grads, batch_w: Tensor,
-            stats: dict[str, float]) -> tuple[hg.Grads, dict[str, float]]:
+    def _cg(
+        self, dF_da: hg.Grads, dF_dw: hg.Grads, batch_w: Tensor, stats: dict[str, float]
+    ) -> tuple[hg.Grads, dict[str, float]]:
         c = self.config
         alpha, w = list(self.alpha.values()), list(self.w.values())
         f, _, df_dw = self._grads(batch_w, lower=True, create_graph=True)
@@ -194,10 +220,15 @@ class BilevelSearch:
         linked = [i for i, g in enumerate(df_dw) if g.requires_grad]  # a zero-filled gradient has no graph
 
         def mixed(p: hg.Grads) -> tuple[hg.Grads, hg.Grads]:
-            out = torch.autograd.grad([df_dw[i] for i in linked], alpha + w, [p[i] for i in linked],
-                                      retain_graph=True, allow_unused=True)
+            out = torch.autograd.grad(
+                [df_dw[i] for i in linked],
+                alpha + w,
+                [p[i] for i in linked],
+                retain_graph=True,
+                allow_unused=True,
+            )
             out = [torch.zeros_like(q) if g is None else g for q, g in zip(alpha + w, out)]
-            return out[: len(alpha)], out[len(alpha):]
+            return out[: len(alpha)], out[len(alpha) :]
 
         x0 = self._cg_v if c.cg_warm_start else None
         g_alpha, self._cg_v = hg.cg(dF_da, dF_dw, mixed, c.cg_iters, c.cg_damping, x0)
@@ -215,8 +246,14 @@ class BilevelSearch:
             record["F"], ga, gw = self._grads(batch_alpha, lower=False)
             return ga, gw
 
-        g_alpha = hg.unrolled(list(self.w.values()), upper, lambda: self._grads(batch_w, lower=True)[1:],
-                              xi, c.unrolled_r, df_dw=df_dw)
+        g_alpha = hg.unrolled(
+            list(self.w.values()),
+            upper,
+            lambda: self._grads(batch_w, lower=True)[1:],
+            xi,
+            c.unrolled_r,
+            df_dw=df_dw,
+        )
         return g_alpha, {"upper_loss": float(record["F"]), "unrolled_xi": xi}  # F at the virtual w'
 
     # --- losses and gradients ------------------------------------------------------------------
@@ -234,8 +271,9 @@ class BilevelSearch:
             loss = loss + 0.5 * self.config.weight_decay_w * hg.sq_norm(decayed)
         return loss
 
-    def _grads(self, batch: Tensor, lower: bool, want_alpha: bool = True,
-               create_graph: bool = False) -> tuple[Tensor, hg.Grads, hg.Grads]:
+    def _grads(
+        self, batch: Tensor, lower: bool, want_alpha: bool = True, create_graph: bool = False
+    ) -> tuple[Tensor, hg.Grads, hg.Grads]:
         """Loss and its gradients w.r.t. alpha and w (zeros where unused)."""
         loss = self._loss(batch, lower)
         alpha = list(self.alpha.values()) if want_alpha else []
@@ -244,7 +282,7 @@ class BilevelSearch:
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
         if self.reduce_grads is not None:  # before any use, so every rank combines the same gradients
             loss, grads = self.reduce_grads(loss, grads)
-        return loss.detach(), grads[: len(alpha)], grads[len(alpha):]
+        return loss.detach(), grads[: len(alpha)], grads[len(alpha) :]
 
     def _keep_lower_grad(self, batch_w: Tensor, f: Tensor, df_dw: hg.Grads) -> None:
         if self.config.reuse_lower_grad:
@@ -289,7 +327,9 @@ class BilevelSearch:
 
     def gate_values(self) -> dict[str, float]:
         """{block: sigmoid(alpha)} of every gated block."""
-        return {n[: -len(".lora_gate.alpha")]: float(torch.sigmoid(p.detach())) for n, p in self.alpha.items()}
+        return {
+            n[: -len(".lora_gate.alpha")]: float(torch.sigmoid(p.detach())) for n, p in self.alpha.items()
+        }
 
     # --- resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -325,11 +365,17 @@ def load_named(params: dict[str, nn.Parameter], values: dict[str, Tensor], what:
     """Copy saved tensors into parameters with exactly the same names and shapes."""
     if set(params) != set(values):
         missing, extra = sorted(set(params) - set(values)), sorted(set(values) - set(params))
-        raise ConfigError.build(f"checkpoint {what} do not match the model", got=f"missing {missing[:4]}, "
-                                f"unexpected {extra[:4]}", fix="resume with the same backbone, blocks and rank")
+        raise ConfigError.build(
+            f"checkpoint {what} do not match the model",
+            got=f"missing {missing[:4]}, unexpected {extra[:4]}",
+            fix="resume with the same backbone, blocks and rank",
+        )
     with torch.no_grad():
         for name, p in params.items():
             if p.shape != values[name].shape:
-                raise ConfigError.build(f"checkpoint {what} shape mismatch at {name}",
-                                        got=tuple(values[name].shape), expected=tuple(p.shape))
+                raise ConfigError.build(
+                    f"checkpoint {what} shape mismatch at {name}",
+                    got=tuple(values[name].shape),
+                    expected=tuple(p.shape),
+                )
             p.copy_(values[name])

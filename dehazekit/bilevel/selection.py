@@ -1,4 +1,5 @@
 """Pick the blocks that keep LoRA after the search: top-K by gate value, ties broken by name."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -24,15 +25,23 @@ def select_top_k(gates: Mapping[str, float], k: int | None = 3, threshold: float
     if k is not None and (not isinstance(k, int) or k < 1):
         raise ConfigError.build("top-k must be a positive integer", got=k)
     if k is not None and k > len(gates):
-        raise ConfigError.build("top-k is larger than the number of candidate blocks", got=k,
-                                expected=f"<= {len(gates)}", fix=f"use --top-k {len(gates)} or fewer")
+        raise ConfigError.build(
+            "top-k is larger than the number of candidate blocks",
+            got=k,
+            expected=f"<= {len(gates)}",
+            fix=f"use --top-k {len(gates)} or fewer",
+        )
     ranked = rank_blocks(gates)
     if threshold is not None:
         ranked = [b for b in ranked if float(gates[b]) >= threshold]
         if not ranked:
             best = max(float(v) for v in gates.values())
-            raise ConfigError.build("no block reaches the gate threshold", got=threshold,
-                                    expected=f"<= {best:.4f} (the highest gate)", fix="lower --gate-threshold")
+            raise ConfigError.build(
+                "no block reaches the gate threshold",
+                got=threshold,
+                expected=f"<= {best:.4f} (the highest gate)",
+                fix="lower --gate-threshold",
+            )
     return ranked[:k] if k is not None else ranked
 
 

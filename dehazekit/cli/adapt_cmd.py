@@ -320,6 +320,8 @@ def _print_guard(result: Any) -> None:
         print_line(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})")
         return
     failures = next((c["failures"] for c in reversed(guard["checks"]) if c["failures"]), [])
-    print_line(f"guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
-               "recommended (adapter kept for inspection)")
+    print_line(
+        f"guard: no checkpoint passed ({'; '.join(failures)}); model.safetensors is NOT "
+        "recommended (adapter kept for inspection)"
+    )
     raise typer.Exit(NOT_RECOMMENDED_EXIT)

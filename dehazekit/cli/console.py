@@ -61,7 +61,9 @@ def cli_errors(func: F) -> F:
         except KeyboardInterrupt as exc:
             code = exit_code(exc)
             what = "terminated (SIGTERM)" if code == 143 else "interrupted"
-            err_console.print(f"[bold red]{what}:[/] stopped; unfinished outputs were removed", highlight=False)
+            err_console.print(
+                f"[bold red]{what}:[/] stopped; unfinished outputs were removed", highlight=False
+            )
             raise typer.Exit(code) from exc
 
     return wrapper  # type: ignore[return-value]

@@ -118,9 +118,9 @@ def pretrain_cmd(
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA), fp32 or bf16."),
 ) -> None:
-    """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on validation)."""
+    """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on
+    validation)."""
     from dehazekit.catalog import resolve_backbone
-
     from dehazekit.cli.guard import guard_outputs
 
     _must_exist(clear=clear, depth=depth, init=init)
@@ -179,8 +179,12 @@ def eval_cmd(
     max_side: int = typer.Option(
         1024, "--max-side", help="Downscale larger images to this side (0 = never)."
     ),
-    video: Path | None = typer.Option(None, "--video", help="Score a video instead: flicker (+ FADE per frame)."),
-    stabilize: bool = typer.Option(False, "--stabilize", help="With --video: also score the stabilised output."),
+    video: Path | None = typer.Option(
+        None, "--video", help="Score a video instead: flicker (+ FADE per frame)."
+    ),
+    stabilize: bool = typer.Option(
+        False, "--stabilize", help="With --video: also score the stabilised output."
+    ),
     max_frames: int | None = typer.Option(None, "--max-frames", help="With --video: first N frames only."),
 ) -> None:
     """Dehaze a folder (or a --video) and report before/after metrics (table, JSON, contact sheet)."""
@@ -214,8 +218,15 @@ def eval_cmd(
     print_report(report, console)
 
 
-def _eval_video(video: Path, model: Path | None, fade_params: Path | None, out: Path | None,
-                max_side: int, stabilize: bool, max_frames: int | None) -> None:
+def _eval_video(
+    video: Path,
+    model: Path | None,
+    fade_params: Path | None,
+    out: Path | None,
+    max_side: int,
+    stabilize: bool,
+    max_frames: int | None,
+) -> None:
     """`eval --video`: flicker (JSON key ``flicker``) and mean FADE, raw and optionally stabilised."""
     import os
 
@@ -223,8 +234,15 @@ def _eval_video(video: Path, model: Path | None, fade_params: Path | None, out: 
 
     if fade_params is None and os.environ.get("DEHAZEKIT_FADE_PARAMS"):
         fade_params = Path(os.environ["DEHAZEKIT_FADE_PARAMS"])
-    cfg = VideoEvalConfig(video=video, model=model, max_frames=max_frames, max_side=max_side or None,
-                          stabilize=stabilize, fade_params=fade_params, out=out)
+    cfg = VideoEvalConfig(
+        video=video,
+        model=model,
+        max_frames=max_frames,
+        max_side=max_side or None,
+        stabilize=stabilize,
+        fade_params=fade_params,
+        out=out,
+    )
     print_video_report(evaluate_video(cfg), console)
 
 

@@ -124,8 +124,16 @@ def _signature() -> inspect.Signature:
         ("backbone", str | None, typer.Option(None, "--backbone", help=_BACKBONE_HELP)),
         ("trt", bool, typer.Option(False, "--trt", help=_TRT_HELP)),
         ("triton", Path | None, typer.Option(None, "--triton", help=_TRITON_HELP, show_default=False)),
-        ("deepstream", Path | None, typer.Option(None, "--deepstream", help=_DEEPSTREAM_HELP, show_default=False)),
-        ("deepstream_size", str, typer.Option("720x1280", "--deepstream-size", help="DeepStream network input HxW.")),
+        (
+            "deepstream",
+            Path | None,
+            typer.Option(None, "--deepstream", help=_DEEPSTREAM_HELP, show_default=False),
+        ),
+        (
+            "deepstream_size",
+            str,
+            typer.Option("720x1280", "--deepstream-size", help="DeepStream network input HxW."),
+        ),
     ]
     params = [inspect.Parameter(name, kind, default=default, annotation=ann) for name, ann, default in fixed]
     for arg in ARGS.values():

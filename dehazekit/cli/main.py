@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from dehazekit.cli import adapt_cmd, bank_cmd, backbones_cmd, data_cmd, export_cmd, run_cmd
+from dehazekit.cli import adapt_cmd, backbones_cmd, bank_cmd, data_cmd, export_cmd, run_cmd
 from dehazekit.cli.console import setup_logging
 from dehazekit.cli.suggest import group_class
 
 app = typer.Typer(
     name="dehazekit",
-    help="Adapt dehazing networks to your real haze (BiLaLoRA), export ONNX/TensorRT, dehaze images and video.",
+    help="Adapt dehazing networks to your real haze (BiLaLoRA), export ONNX/TensorRT, "
+    "dehaze images and video.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     cls=group_class(),

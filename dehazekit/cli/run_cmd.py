@@ -4,6 +4,7 @@ Only runtimes is imported, inside the commands: these work on a machine without 
 model is ONNX or a TensorRT engine. The default model runs through a cached, verified ONNX copy
 (run_model); output safety, progress and the summary live in run_support.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,10 @@ def _default_model_folder() -> Path:
     except Exception as exc:  # noqa: BLE001 - a bundled model that is missing on disk reports itself here
         log.debug("default model unavailable: %s", exc)
     if path is None or not (Path(path) / "model.safetensors").is_file():
-        raise ConfigError.build("no model given and no bundled default model is installed",
-                                fix="pass --model PATH (an .onnx, .engine, .safetensors or model folder)")
+        raise ConfigError.build(
+            "no model given and no bundled default model is installed",
+            fix="pass --model PATH (an .onnx, .engine, .safetensors or model folder)",
+        )
     return Path(path)
 
 
@@ -39,17 +42,25 @@ def _default_model_folder() -> Path:
 def run(
     source: str = typer.Argument(..., help="Image, folder, glob, video, rtsp:// URL or camera index."),
     model: Path | None = typer.Option(None, "--model", "-m", help="Model file or folder (default: bundled)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output file or folder (default: beside input)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file or folder (default: beside input)."
+    ),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per inference call."),
     tile: int | None = typer.Option(None, "--tile", help="Run frames larger than this as overlapping tiles."),
     overlap: int = typer.Option(64, "--overlap", min=0, help="Tile overlap in pixels."),
-    max_memory: str = typer.Option("auto", "--max-memory",
-                                   help="Activation memory budget (e.g. 4G); larger frames are tiled. "
-                                        "auto: half the free RAM; off: never tile on its own."),
-    threads: int | None = typer.Option(None, "--threads", min=1,
-                                       help="Inference threads (default: cores left after decode/encode)."),
+    max_memory: str = typer.Option(
+        "auto",
+        "--max-memory",
+        help="Activation memory budget (e.g. 4G); larger frames are tiled. "
+        "auto: half the free RAM; off: never tile on its own.",
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="Inference threads (default: cores left after decode/encode)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or trt."),
-    side_by_side: bool = typer.Option(False, "--side-by-side", help="Write input and dehazed frames side by side."),
+    side_by_side: bool = typer.Option(
+        False, "--side-by-side", help="Write input and dehazed frames side by side."
+    ),
     bgr: bool = typer.Option(False, "--bgr", help="Carry frames as BGR end to end (saves swaps for OpenCV)."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop a camera/stream after N."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the audio track."),
@@ -62,8 +73,9 @@ def run(
     engine: str = typer.Option("local", "--engine", help="local (threads here) or ray (a Ray cluster)."),
     address: str | None = typer.Option(None, "--address", help="Ray: auto or ray://HOST:PORT (none: local)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Ray: actors, each holding one model."),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0,
-                                         help="Ray: GPUs per actor (0.25: four per GPU)."),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", min=0.0, help="Ray: GPUs per actor (0.25: four per GPU)."
+    ),
     chunk_frames: int | None = typer.Option(None, "--chunk-frames", min=1, help="Ray: frames per task."),
 ) -> None:
     """Dehaze images, folders, videos or a live stream. Inputs are never modified or overwritten."""
@@ -73,15 +85,37 @@ def run(
         if bank is not None or stabilize or route != "off":
             from dehazekit.runtimes.errors import ConfigError
 
-            raise ConfigError.build("--bank, --route and --stabilize run on the local engine only",
-                                    got=f"--engine {engine}", fix="drop them or use --engine local")
+            raise ConfigError.build(
+                "--bank, --route and --stabilize run on the local engine only",
+                got=f"--engine {engine}",
+                fix="drop them or use --engine local",
+            )
 
-        run_engine(engine, source, model, None if model is not None else _default_model_folder(), out,
-                   {"device": device, "batch": batch, "tile": tile, "overlap": overlap, "bgr": bgr,
-                    "max_memory": max_memory, "threads": threads},
-                   {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker,
-                    "chunk_frames": chunk_frames},
-                   side_by_side=side_by_side, copy_audio=not no_audio, preset=preset)
+        run_engine(
+            engine,
+            source,
+            model,
+            None if model is not None else _default_model_folder(),
+            out,
+            {
+                "device": device,
+                "batch": batch,
+                "tile": tile,
+                "overlap": overlap,
+                "bgr": bgr,
+                "max_memory": max_memory,
+                "threads": threads,
+            },
+            {
+                "address": address,
+                "workers": workers,
+                "gpus_per_worker": gpus_per_worker,
+                "chunk_frames": chunk_frames,
+            },
+            side_by_side=side_by_side,
+            copy_audio=not no_audio,
+            preset=preset,
+        )
         return
     from dehazekit.cli.run_model import choose_model
     from dehazekit.cli.run_support import prepare_outputs, progress, summary
@@ -109,8 +143,17 @@ def run(
         choice = choose_model(model, None if model is not None else _default_model_folder())
         model_path, model_note = choice.path, choice.note or choice.route
     n_threads, why = inference_threads(src.info.kind, threads)
-    dehazer = Dehazer(model_path, device=device, batch=batch, tile=tile, overlap=overlap, bgr=bgr,
-                      max_memory=budget, threads=n_threads, adapter=adapter)
+    dehazer = Dehazer(
+        model_path,
+        device=device,
+        batch=batch,
+        tile=tile,
+        overlap=overlap,
+        bgr=bgr,
+        max_memory=budget,
+        threads=n_threads,
+        adapter=adapter,
+    )
     dehazer, router = wrap_dehazer(dehazer, stabilize=stabilize, route=route)
     bar, on_frame = progress(src.info.frame_count)
     with bar, dehazer:
@@ -136,15 +179,24 @@ def bench(
     from dehazekit.runtimes.bench import bench as run_bench
     from dehazekit.runtimes.bench import parse_batches, parse_size
 
-    rows = run_bench(model, parse_size(size), parse_batches(batch), device=device, frames=frames, seconds=seconds)
+    rows = run_bench(
+        model, parse_size(size), parse_batches(batch), device=device, frames=frames, seconds=seconds
+    )
     console.print(bench_table(rows, f"{model.name} at {size}"))
 
 
 # column -> (row key, format); the GPU columns appear only when some row has them
-BENCH_COLUMNS = {"backend": ("backend", "{}"), "batch": ("batch", "{}"), "model-only fps": ("model_fps", "{:.2f}"),
-                 "end-to-end fps": ("pipeline_fps", "{:.2f}"), "ratio": ("ratio", "{:.2f}"),
-                 "H2D ms/batch": ("h2d_ms", "{:.2f}"), "D2H ms/batch": ("d2h_ms", "{:.2f}"),
-                 "GPU util %": ("gpu_util_pct", "{:.0f}"), "GPU mem MiB": ("gpu_mem_peak_mb", "{:.0f}")}
+BENCH_COLUMNS = {
+    "backend": ("backend", "{}"),
+    "batch": ("batch", "{}"),
+    "model-only fps": ("model_fps", "{:.2f}"),
+    "end-to-end fps": ("pipeline_fps", "{:.2f}"),
+    "ratio": ("ratio", "{:.2f}"),
+    "H2D ms/batch": ("h2d_ms", "{:.2f}"),
+    "D2H ms/batch": ("d2h_ms", "{:.2f}"),
+    "GPU util %": ("gpu_util_pct", "{:.0f}"),
+    "GPU mem MiB": ("gpu_mem_peak_mb", "{:.0f}"),
+}
 
 
 def bench_table(rows: list[dict], title: str):

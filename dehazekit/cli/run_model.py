@@ -56,7 +56,8 @@ def sha256(path: Path) -> str:
 
 
 def verified_onnx(folder: Path, weights: Path | None = None) -> Path | None:
-    """``folder/model.onnx`` when it is verified against ``weights`` (default ``folder/model.safetensors``)."""
+    """``folder/model.onnx`` when it is verified against ``weights`` (default
+    ``folder/model.safetensors``)."""
     onnx, weights = folder / ONNX, weights or folder / WEIGHTS
     if not (onnx.is_file() and weights.is_file()):
         return None

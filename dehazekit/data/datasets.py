@@ -6,6 +6,7 @@ be written to disk (``hazy/`` + ``clear/`` + ``params.json``) so runs are compar
 
 Tensors are (B, 3, H, W) float32 in [0, 1].
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,15 +57,22 @@ def match_depth(image: Path, depth_dir: Path | None) -> Path | None:
 
 @dataclass
 class _Cached:
-    image: np.ndarray                 # (H, W, 3) uint8
-    depth: np.ndarray | None          # (H, W) metres, or None
+    image: np.ndarray  # (H, W, 3) uint8
+    depth: np.ndarray | None  # (H, W) metres, or None
 
 
 class PairedHaze:
     """On-the-fly (hazy, clear) crops from clean images; images are cached downscaled to ``max_side``."""
 
-    def __init__(self, files: list[Path], presets: list[str], crop: int, max_side: int = 512,
-                 depth_dir: Path | None = None, rotate: bool = False) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        presets: list[str],
+        crop: int,
+        max_side: int = 512,
+        depth_dir: Path | None = None,
+        rotate: bool = False,
+    ) -> None:
         if crop < 8:
             raise ConfigError.build("crop too small", got=crop, expected=">= 8")
         self.presets = parse_presets(presets)
@@ -82,10 +90,16 @@ class PairedHaze:
             depth = load_make3d_depth(dpath, img.shape[:2]) if dpath else None
             self.items.append(_Cached(img, depth))
         if not self.items:
-            raise InputError.build("no clean image is large enough for the crop", got=f"{len(files)} files",
-                                   expected=f"short side >= {crop}", fix="lower --crop")
+            raise InputError.build(
+                "no clean image is large enough for the crop",
+                got=f"{len(files)} files",
+                expected=f"short side >= {crop}",
+                fix="lower --crop",
+            )
 
-    def sample(self, rng: np.random.Generator, beta: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    def sample(
+        self, rng: np.random.Generator, beta: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
         """One random pair: hazy, clear (crop, crop, 3) float32 and the haze parameters."""
         item = self.items[int(rng.integers(len(self.items)))]
         h, w = item.image.shape[:2]
@@ -110,7 +124,11 @@ class PairedHaze:
     def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
         pairs = [self.sample(rng) for _ in range(size)]
         hazy = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).contiguous()
-        clear = torch.from_numpy(np.stack([np.ascontiguousarray(p[1]) for p in pairs])).permute(0, 3, 1, 2).contiguous()
+        clear = (
+            torch.from_numpy(np.stack([np.ascontiguousarray(p[1]) for p in pairs]))
+            .permute(0, 3, 1, 2)
+            .contiguous()
+        )
         return hazy, clear, [p[2] for p in pairs]
 
 
@@ -118,11 +136,12 @@ def center_crop(img: np.ndarray, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     s = min(size, h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    return img[y:y + s, x:x + s]
+    return img[y : y + s, x : x + s]
 
 
-def fixed_pairs(files: list[Path], preset: str, count: int, seed: int, size: int | None,
-                depth_dir: Path | None = None) -> list[tuple[str, np.ndarray, np.ndarray, dict]]:
+def fixed_pairs(
+    files: list[Path], preset: str, count: int, seed: int, size: int | None, depth_dir: Path | None = None
+) -> list[tuple[str, np.ndarray, np.ndarray, dict]]:
     """A reproducible evaluation set: (name, hazy, clear, params) with images cycling through ``files``.
 
     ``size``: downscale to this max side, then centre-crop a square of that side (None = full image).
@@ -146,13 +165,26 @@ def fixed_pairs(files: list[Path], preset: str, count: int, seed: int, size: int
     return out
 
 
-def write_eval_set(clear_dir: str | Path, out_dir: str | Path, preset: str, count: int, seed: int = 0,
-                   size: int | None = 256, depth_dir: str | Path | None = None) -> Path:
+def write_eval_set(
+    clear_dir: str | Path,
+    out_dir: str | Path,
+    preset: str,
+    count: int,
+    seed: int = 0,
+    size: int | None = 256,
+    depth_dir: str | Path | None = None,
+) -> Path:
     """Write ``out/hazy/*.png``, ``out/clear/*.png`` and ``out/params.json``; returns ``out``."""
     files = list_images(clear_dir, "clear image folder")
     out = Path(out_dir)
     pairs = fixed_pairs(files, preset, count, seed, size, Path(depth_dir) if depth_dir else None)
-    record = {"preset": preset, "seed": seed, "size": size, "config": get_preset(preset).to_dict(), "images": {}}
+    record = {
+        "preset": preset,
+        "seed": seed,
+        "size": size,
+        "config": get_preset(preset).to_dict(),
+        "images": {},
+    }
     for name, hazy, clear, params in pairs:
         write_image(out / "hazy" / f"{name}.png", hazy)
         write_image(out / "clear" / f"{name}.png", clear)

@@ -16,6 +16,7 @@ m = ``nonuniform``. After composing, an optional gamma (I ** g), Gaussian sensor
 re-compression imitate a camera. Every draw comes from the ``numpy.random.Generator`` passed in, so a
 seed reproduces an image exactly.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,9 @@ Range = tuple[float, float]
 def _check_range(name: str, rng: Range, low: float, high: float) -> Range:
     rng = (float(rng[0]), float(rng[1]))
     if not (low <= rng[0] <= rng[1] <= high):
-        raise ConfigError.build(f"HazeConfig.{name} invalid", got=rng, expected=f"low <= high within [{low}, {high}]")
+        raise ConfigError.build(
+            f"HazeConfig.{name} invalid", got=rng, expected=f"low <= high within [{low}, {high}]"
+        )
     return rng
 
 
@@ -41,20 +44,20 @@ def _check_range(name: str, rng: Range, low: float, high: float) -> Range:
 class HazeConfig:
     """Ranges that each synthesised image draws from uniformly."""
 
-    beta: Range = (0.5, 2.0)              # extinction per unit depth
-    airlight: Range = (0.75, 1.0)         # grey level of A
-    airlight_tint: float = 0.0            # max per-channel offset of A (0 = grey)
-    airlight_blue: Range = (0.0, 0.0)     # blue - red of A: skylight-scattered haze is bluish, dust warm
+    beta: Range = (0.5, 2.0)  # extinction per unit depth
+    airlight: Range = (0.75, 1.0)  # grey level of A
+    airlight_tint: float = 0.0  # max per-channel offset of A (0 = grey)
+    airlight_blue: Range = (0.0, 0.0)  # blue - red of A: skylight-scattered haze is bluish, dust warm
     airlight_colour: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel factor (dust, blue-grey)
-    depth_near: float = 0.15              # nearest pseudo-depth, so t < 1 everywhere
-    depth_structure: float = 0.35         # share of the random field in the pseudo-depth
-    depth_scale: float = 80.0             # metres that map to depth 1 when a real depth map is used
-    nonuniform: float = 0.0               # strength of the smooth beta modulation
-    depth_layers: float = 0.0             # probability of a sharp-edged near layer (objects before the sky)
-    linear_light: bool = False            # scatter in linear light, then re-encode sRGB (as a camera does)
+    depth_near: float = 0.15  # nearest pseudo-depth, so t < 1 everywhere
+    depth_structure: float = 0.35  # share of the random field in the pseudo-depth
+    depth_scale: float = 80.0  # metres that map to depth 1 when a real depth map is used
+    nonuniform: float = 0.0  # strength of the smooth beta modulation
+    depth_layers: float = 0.0  # probability of a sharp-edged near layer (objects before the sky)
+    linear_light: bool = False  # scatter in linear light, then re-encode sRGB (as a camera does)
     gamma: Range = (1.0, 1.0)
-    noise_sigma: Range = (0.0, 0.0)       # Gaussian noise std in [0, 1] units
-    jpeg_quality: Range | None = None     # e.g. (40, 90); None = no re-compression
+    noise_sigma: Range = (0.0, 0.0)  # Gaussian noise std in [0, 1] units
+    jpeg_quality: Range | None = None  # e.g. (40, 90); None = no re-compression
 
     def __post_init__(self) -> None:
         self.beta = _check_range("beta", self.beta, 0.0, 20.0)
@@ -64,15 +67,25 @@ class HazeConfig:
         self.noise_sigma = _check_range("noise_sigma", self.noise_sigma, 0.0, 0.5)
         if self.jpeg_quality is not None:
             self.jpeg_quality = _check_range("jpeg_quality", self.jpeg_quality, 1, 100)
-        for name, low, high in (("airlight_tint", 0, 0.5), ("depth_near", 0, 1), ("depth_structure", 0, 1),
-                                ("nonuniform", 0, 3), ("depth_layers", 0, 1)):
+        for name, low, high in (
+            ("airlight_tint", 0, 0.5),
+            ("depth_near", 0, 1),
+            ("depth_structure", 0, 1),
+            ("nonuniform", 0, 3),
+            ("depth_layers", 0, 1),
+        ):
             value = float(getattr(self, name))
             if not low <= value <= high:
-                raise ConfigError.build(f"HazeConfig.{name} out of range", got=value, expected=f"[{low}, {high}]")
+                raise ConfigError.build(
+                    f"HazeConfig.{name} out of range", got=value, expected=f"[{low}, {high}]"
+                )
         self.airlight_colour = tuple(float(c) for c in self.airlight_colour)  # type: ignore[assignment]
         if len(self.airlight_colour) != 3 or not all(0.0 < c <= 1.5 for c in self.airlight_colour):
-            raise ConfigError.build("HazeConfig.airlight_colour invalid", got=self.airlight_colour,
-                                    expected="three factors in (0, 1.5]")
+            raise ConfigError.build(
+                "HazeConfig.airlight_colour invalid",
+                got=self.airlight_colour,
+                expected="three factors in (0, 1.5]",
+            )
         if self.depth_scale <= 0:
             raise ConfigError.build("HazeConfig.depth_scale must be > 0", got=self.depth_scale)
 
@@ -84,15 +97,32 @@ PRESETS: dict[str, HazeConfig] = {
     # The classic synthetic training domain: spatially uniform extinction, grey airlight, clean sensor.
     "homogeneous": HazeConfig(beta=(0.5, 2.0), airlight=(0.75, 1.0)),
     # A stand-in for the real-world gap: patchy haze, tinted airlight, gamma, noise and JPEG.
-    "realistic": HazeConfig(beta=(0.4, 2.4), airlight=(0.6, 0.95), airlight_tint=0.06, nonuniform=0.6,
-                            gamma=(0.85, 1.2), noise_sigma=(0.0, 0.02), jpeg_quality=(45, 92)),
+    "realistic": HazeConfig(
+        beta=(0.4, 2.4),
+        airlight=(0.6, 0.95),
+        airlight_tint=0.06,
+        nonuniform=0.6,
+        gamma=(0.85, 1.2),
+        noise_sigma=(0.0, 0.02),
+        jpeg_quality=(45, 92),
+    ),
     # Outdoor haze as photographed: bright airlight that is bluish (O-HAZE/NH-HAZE hazy inputs have
     # blue - red of +29/+32 on 0-255 over warm scenes) or slightly warm, light as well as dense haze, and
     # depth with sharp steps where near objects stand before far background (halos come from never
     # seeing a transmission edge). Default model's training preset, with homogeneous and realistic.
-    "outdoor": HazeConfig(beta=(0.25, 2.2), airlight=(0.7, 1.0), airlight_tint=0.03,
-                          airlight_blue=(-0.05, 0.2), depth_structure=0.5, depth_layers=0.5, nonuniform=0.5, gamma=(0.9, 1.1),
-                          noise_sigma=(0.0, 0.015), jpeg_quality=(50, 95), linear_light=True),
+    "outdoor": HazeConfig(
+        beta=(0.25, 2.2),
+        airlight=(0.7, 1.0),
+        airlight_tint=0.03,
+        airlight_blue=(-0.05, 0.2),
+        depth_structure=0.5,
+        depth_layers=0.5,
+        nonuniform=0.5,
+        gamma=(0.9, 1.1),
+        noise_sigma=(0.0, 0.015),
+        jpeg_quality=(50, 95),
+        linear_light=True,
+    ),
     # Target domains the default model never saw (benchmarks/adapt_gt.py adapts to them):
     # non-homogeneous, patchy haze (NH-HAZE-like blobs of dense haze)
     "patchy": HazeConfig(beta=(0.8, 2.2), airlight=(0.7, 0.92), nonuniform=1.6, depth_structure=0.5),
@@ -112,13 +142,18 @@ def get_preset(name: str) -> HazeConfig:
         import difflib
 
         close = difflib.get_close_matches(name, list(PRESETS), n=2)
-        raise ConfigError.build("unknown haze preset", got=name, expected=sorted(PRESETS),
-                                fix=f"did you mean {close[0]}?" if close else None)
+        raise ConfigError.build(
+            "unknown haze preset",
+            got=name,
+            expected=sorted(PRESETS),
+            fix=f"did you mean {close[0]}?" if close else None,
+        )
     return PRESETS[name]
 
 
 def smooth_field(shape: tuple[int, int], rng: np.random.Generator, scale: float = 0.25) -> np.ndarray:
-    """Smooth random field in [0, 1]: low-res noise blurred then upsampled (scale = blob size / image side)."""
+    """Smooth random field in [0, 1]: low-res noise blurred then upsampled (scale = blob size / image
+    side)."""
     h, w = shape
     base = 8
     gh, gw = max(2, round(h / max(h, w) * base)), max(2, round(w / max(h, w) * base))
@@ -154,15 +189,18 @@ def load_make3d_depth(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     try:
         grid = loadmat(str(path))["Position3DGrid"]
     except (OSError, KeyError, ValueError) as exc:
-        raise InputError.build("cannot read Make3D depth", got=f"{path}: {exc}",
-                               expected="a .mat with key Position3DGrid (H, W, 4)") from exc
+        raise InputError.build(
+            "cannot read Make3D depth",
+            got=f"{path}: {exc}",
+            expected="a .mat with key Position3DGrid (H, W, 4)",
+        ) from exc
     return resize_float(np.asarray(grid[..., 3], dtype=np.float32), size)
 
 
 @dataclass
 class HazeSample:
-    hazy: np.ndarray                      # (H, W, 3) float32 in [0, 1]
-    transmission: np.ndarray              # (H, W) float32
+    hazy: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    transmission: np.ndarray  # (H, W) float32
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,8 +218,13 @@ def _draw(rng: np.random.Generator, r: Range) -> float:
     return float(r[0]) if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
 
 
-def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
-               depth_m: np.ndarray | None = None, beta: float | None = None) -> HazeSample:
+def synthesize(
+    clear: np.ndarray,
+    rng: np.random.Generator,
+    cfg: HazeConfig,
+    depth_m: np.ndarray | None = None,
+    beta: float | None = None,
+) -> HazeSample:
     """Add haze to ``clear`` (H, W, 3) float in [0, 1]. ``depth_m``: optional metric depth (H, W).
 
     ``beta`` overrides the drawn extinction (benchmarks that need a known density use it).
@@ -225,6 +268,13 @@ def synthesize(clear: np.ndarray, rng: np.random.Generator, cfg: HazeConfig,
 
         quality = round(_draw(rng, cfg.jpeg_quality))
         hazy = jpeg_roundtrip(hazy, quality)
-    params = {"beta": b, "airlight": [float(a) for a in air], "gamma": gamma, "noise_sigma": sigma,
-              "jpeg_quality": quality, "mean_t": float(t.mean()), "depth": "given" if depth_m is not None else "pseudo"}
+    params = {
+        "beta": b,
+        "airlight": [float(a) for a in air],
+        "gamma": gamma,
+        "noise_sigma": sigma,
+        "jpeg_quality": quality,
+        "mean_t": float(t.mean()),
+        "depth": "given" if depth_m is not None else "pseudo",
+    }
     return HazeSample(hazy.astype(np.float32), t, params)

@@ -4,6 +4,7 @@ lists, reads and writes images for every command), plus JPEG round trips and flo
 Arrays here are HWC. ``read_rgb`` gives float32 in [0, 1]; ``read_rgb_uint8`` gives uint8 (FADE and
 the other no-reference metrics are defined on 8-bit images).
 """
+
 from __future__ import annotations
 
 import io
@@ -48,5 +49,7 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
 def resize_float(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a 2-D float map to (H, W) (depth maps, smooth fields)."""
     h, w = size
-    resized = Image.fromarray(np.asarray(img, dtype=np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR)
+    resized = Image.fromarray(np.asarray(img, dtype=np.float32), mode="F").resize(
+        (w, h), Image.Resampling.BILINEAR
+    )
     return np.asarray(resized, dtype=np.float32)

@@ -1,4 +1,5 @@
 """Gated LoRA for dehazing backbones: layers, per-block gates, injection, safe merge, adapter files."""
+
 from dehazekit.lora.adapter import (
     ADAPTER_JSON,
     ADAPTER_TENSORS,
@@ -27,8 +28,29 @@ from dehazekit.lora.inject import (
 from dehazekit.lora.layers import LoRAConv2d, LoRALayer, LoRALinear
 
 __all__ = [
-    "ADAPTER_JSON", "ADAPTER_TENSORS", "GATE_ATTR", "Gate", "LoRAConv2d", "LoRALayer", "LoRALinear",
-    "adapter_digest", "adapter_tensors", "gate_parameters", "gate_values", "gates_of", "has_lora",
-    "inject_lora", "load_adapter", "lora_blocks", "lora_layers", "lora_parameters", "merge_lora", "read_adapter_info",
-    "remove_gates", "remove_lora", "resolve_blocks", "save_adapter", "unmerge_lora",
+    "ADAPTER_JSON",
+    "ADAPTER_TENSORS",
+    "GATE_ATTR",
+    "Gate",
+    "LoRAConv2d",
+    "LoRALayer",
+    "LoRALinear",
+    "adapter_digest",
+    "adapter_tensors",
+    "gate_parameters",
+    "gate_values",
+    "gates_of",
+    "has_lora",
+    "inject_lora",
+    "load_adapter",
+    "lora_blocks",
+    "lora_layers",
+    "lora_parameters",
+    "merge_lora",
+    "read_adapter_info",
+    "remove_gates",
+    "remove_lora",
+    "resolve_blocks",
+    "save_adapter",
+    "unmerge_lora",
 ]

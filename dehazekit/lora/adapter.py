@@ -3,6 +3,7 @@
 The safetensors file holds each LoRA layer's ``lora_A``/``lora_B`` and each block's gate state under
 the model's own state_dict names. Its sha256 is the adapter digest recorded in ModelMeta.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,15 +23,25 @@ from dehazekit.runtimes.io_utils import atomic_write_bytes, atomic_write_text
 ADAPTER_JSON = "adapter.json"
 ADAPTER_TENSORS = "adapter.safetensors"
 FORMAT_VERSION = 1
-_RESERVED = {"format_version", "backbone", "backbone_config", "rank", "lora_alpha", "blocks", "gated",
-             "gates", "digest"}
+_RESERVED = {
+    "format_version",
+    "backbone",
+    "backbone_config",
+    "rank",
+    "lora_alpha",
+    "blocks",
+    "gated",
+    "gates",
+    "digest",
+}
 
 
 def adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """LoRA factors and gate state of ``model`` under their state_dict names (contiguous CPU copies)."""
     state = model.state_dict()
-    keep = {k: v for k, v in state.items()
-            if k.endswith((".lora_A", ".lora_B")) or f".{GATE_ATTR}." in f".{k}"}
+    keep = {
+        k: v for k, v in state.items() if k.endswith((".lora_A", ".lora_B")) or f".{GATE_ATTR}." in f".{k}"
+    }
     return {k: v.detach().cpu().contiguous().clone() for k, v in keep.items()}
 
 
@@ -99,15 +110,20 @@ def read_adapter_info(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     file = path / ADAPTER_JSON if path.is_dir() else path
     if not file.is_file():
-        raise ModelFileError.build("adapter.json not found", got=str(file),
-                                   fix="point at the folder written by `dehazekit adapt` or save_adapter")
+        raise ModelFileError.build(
+            "adapter.json not found",
+            got=str(file),
+            fix="point at the folder written by `dehazekit adapt` or save_adapter",
+        )
     try:
         info = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ModelFileError.build("adapter.json is not valid JSON", got=f"{file}: {exc}") from exc
     missing = [k for k in ("rank", "lora_alpha", "blocks") if k not in info]
     if not isinstance(info, dict) or missing:
-        raise ModelFileError.build("adapter.json lacks required keys", got=missing, expected="rank, lora_alpha, blocks")
+        raise ModelFileError.build(
+            "adapter.json lacks required keys", got=missing, expected="rank, lora_alpha, blocks"
+        )
     return info
 
 
@@ -123,14 +139,21 @@ def load_adapter(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
     info = read_adapter_info(folder)
     name = getattr(model, "backbone_name", None)
     if info.get("backbone") and name and info["backbone"] != name:
-        raise ConfigError.build("adapter was made for another backbone", got=name, expected=info["backbone"],
-                                fix=f"load it into create_backbone({info['backbone']!r})")
+        raise ConfigError.build(
+            "adapter was made for another backbone",
+            got=name,
+            expected=info["backbone"],
+            fix=f"load it into create_backbone({info['backbone']!r})",
+        )
     tensor_file = folder / ADAPTER_TENSORS
     if not tensor_file.is_file():
         raise ModelFileError.build("adapter tensors not found", got=str(tensor_file))
     if info.get("digest") and adapter_digest(tensor_file) != info["digest"]:
-        raise ModelFileError.build("adapter.safetensors does not match adapter.json's digest",
-                                   got=str(tensor_file), fix="the files come from different runs; re-save them")
+        raise ModelFileError.build(
+            "adapter.safetensors does not match adapter.json's digest",
+            got=str(tensor_file),
+            fix="the files come from different runs; re-save them",
+        )
     inject_lora(model, info["blocks"], rank=int(info["rank"]), lora_alpha=float(info["lora_alpha"]))
     gateless = [b for b in info["blocks"] if b not in (info.get("gated") or {})]
     if gateless:  # saved after remove_gates: those blocks run ungated and store no gate tensors
@@ -140,7 +163,9 @@ def load_adapter(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
     missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
     bad_shape = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
     if strict and (missing or unexpected or bad_shape):
-        raise ModelFileError.build("adapter tensors do not fit the model", got=f"missing {missing[:5]}, "
-                                   f"unexpected {unexpected[:5]}, shape mismatch {bad_shape[:5]}")
+        raise ModelFileError.build(
+            "adapter tensors do not fit the model",
+            got=f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {bad_shape[:5]}",
+        )
     model.load_state_dict({k: v for k, v in tensors.items() if k in own and k not in bad_shape}, strict=False)
     return model

@@ -3,6 +3,7 @@
 A block's LoRA contribution is ``sigmoid(alpha) * scaling * delta``. The bilevel search learns
 ``alpha`` (upper level); fine-tuning freezes it; an ungated adapter fixes the factor to 1.
 """
+
 from __future__ import annotations
 
 import torch

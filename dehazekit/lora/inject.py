@@ -4,6 +4,7 @@ Blocks are module paths matched EXACTLY (``'x1'`` never matches ``'x10'``); a Co
 the innermost listed block that contains it. Which layers inside a block are skipped comes from the
 backbone spec's ``exclude(qualified_name, module)`` (depthwise convs, 1x1 attention generators, ...).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -40,9 +41,12 @@ def resolve_blocks(model: nn.Module, blocks: Iterable[str]) -> dict[str, nn.Modu
             pool = _candidate_pool(model, modules)
             close = difflib.get_close_matches(str(name), pool, n=3, cutoff=0.5)
             raise ConfigError.build(
-                f"unknown block {name!r}", got=name,
+                f"unknown block {name!r}",
+                got=name,
                 expected=f"a module path of {getattr(model, 'backbone_name', type(model).__name__)}",
-                fix=f"did you mean {', '.join(close)}?" if close else "list them with candidate_blocks(model)",
+                fix=f"did you mean {', '.join(close)}?"
+                if close
+                else "list them with candidate_blocks(model)",
             )
         resolved[name] = modules[name]
     return resolved
@@ -63,8 +67,9 @@ def _owner(name: str, blocks: list[str]) -> str | None:
     return max(owners, key=len) if owners else None
 
 
-def inject_lora(model: nn.Module, blocks: Iterable[str], rank: int = 8, lora_alpha: float = 16.0,
-                gated: bool = True) -> dict[str, Gate]:
+def inject_lora(
+    model: nn.Module, blocks: Iterable[str], rank: int = 8, lora_alpha: float = 16.0, gated: bool = True
+) -> dict[str, Gate]:
     """Wrap every eligible Conv2d/Linear inside each block with LoRA; one Gate per block.
 
     Returns {block: Gate}. Blocks without any eligible layer are skipped with a warning (no gate).
@@ -84,7 +89,9 @@ def inject_lora(model: nn.Module, blocks: Iterable[str], rank: int = 8, lora_alp
     gates: dict[str, Gate] = {}
     for block, names in targets.items():
         if not names:
-            log.warning("block %s has no LoRA-eligible Conv2d/Linear layer; it gets no LoRA and no gate", block)
+            log.warning(
+                "block %s has no LoRA-eligible Conv2d/Linear layer; it gets no LoRA and no gate", block
+            )
             continue
         if hasattr(resolved[block], GATE_ATTR):
             raise ConfigError.build(f"block {block!r} already has LoRA", fix="inject each block once")
@@ -120,8 +127,11 @@ def lora_layers(model: nn.Module) -> Iterator[tuple[str, LoRALayer]]:
 def gates_of(model: nn.Module) -> dict[str, Gate]:
     """{block path: Gate} for every gate in the model."""
     suffix = f".{GATE_ATTR}"
-    return {name[: -len(suffix)]: m for name, m in model.named_modules()
-            if isinstance(m, Gate) and name.endswith(suffix)}
+    return {
+        name[: -len(suffix)]: m
+        for name, m in model.named_modules()
+        if isinstance(m, Gate) and name.endswith(suffix)
+    }
 
 
 def gate_values(model: nn.Module) -> dict[str, float]:
@@ -146,8 +156,12 @@ def remove_lora(model: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
     unknown = [b for b in keep if b not in gates]
     if unknown:
         close = difflib.get_close_matches(unknown[0], list(gates), n=3, cutoff=0.5)
-        raise ConfigError.build("blocks to keep have no LoRA", got=unknown, expected=sorted(gates),
-                                fix=f"did you mean {', '.join(close)}?" if close else None)
+        raise ConfigError.build(
+            "blocks to keep have no LoRA",
+            got=unknown,
+            expected=sorted(gates),
+            fix=f"did you mean {', '.join(close)}?" if close else None,
+        )
     for name, layer in list(lora_layers(model)):
         # Ownership is the block the layer was injected for, not a name prefix: with nested candidate
         # blocks a layer of an unselected inner block also lies under a selected outer block's path.
@@ -177,7 +191,9 @@ def remove_gates(model: nn.Module, blocks: Iterable[str] | None = None) -> nn.Mo
             if layer.gate is None or layer.block not in chosen:
                 continue
             if layer.merged:
-                raise ConfigError.build(f"layer {name} is merged", fix="unmerge_lora(model) before removing gates")
+                raise ConfigError.build(
+                    f"layer {name} is merged", fix="unmerge_lora(model) before removing gates"
+                )
             layer.lora_B.mul_(layer.gate.value().to(layer.lora_B.dtype))
             layer.set_gate(None)
     for block in chosen:
@@ -224,8 +240,10 @@ def _check_finite(name: str, layer: LoRALayer) -> None:
         if not torch.isfinite(weight).all():
             bad = int((~torch.isfinite(weight)).sum())
             raise NumericalError.build(
-                f"refusing to merge LoRA into layer {name}", got=f"{bad} non-finite values in the merged weight",
-                expected="finite weights", fix="the adapter diverged: lower the learning rate or use an earlier checkpoint",
+                f"refusing to merge LoRA into layer {name}",
+                got=f"{bad} non-finite values in the merged weight",
+                expected="finite weights",
+                fix="the adapter diverged: lower the learning rate or use an earlier checkpoint",
             )
 
 

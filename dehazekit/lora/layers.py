@@ -5,6 +5,7 @@ Linear: A (r, in), B (out, r), delta = B @ A. Contribution = gate * (lora_alpha 
 The forward runs the base layer's own path with the merged weight, so padding modes such as
 'reflect' and every stride/dilation/groups setting behave exactly as in the base layer.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,15 @@ class LoRALayer(nn.Module):
 
     base_layer: nn.Module
 
-    def __init__(self, base_layer: nn.Module, rank: int, lora_alpha: float, a_shape: tuple[int, int],
-                 b_shape: tuple[int, int], gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        rank: int,
+        lora_alpha: float,
+        a_shape: tuple[int, int],
+        b_shape: tuple[int, int],
+        gate: Gate | None = None,
+    ) -> None:
         super().__init__()
         if int(rank) < 1:
             raise ConfigError.build("LoRA rank must be >= 1", got=rank)
@@ -75,7 +83,8 @@ class LoRALayer(nn.Module):
             bad = int((~torch.isfinite(new_weight)).sum())
             raise NumericalError.build(
                 f"refusing to merge LoRA into layer {name or type(self.base_layer).__name__}",
-                got=f"{bad} non-finite values in the merged weight", expected="finite weights",
+                got=f"{bad} non-finite values in the merged weight",
+                expected="finite weights",
                 fix="the adapter diverged: lower the learning rate or resume from an earlier checkpoint",
             )
         self._saved_weight = self.base_layer.weight.detach().clone()
@@ -98,13 +107,20 @@ class LoRAConv2d(LoRALayer):
     Forward: (B, Cin, H, W) -> (B, Cout, H', W') exactly as the base conv with weight W + delta.
     """
 
-    def __init__(self, base_layer: nn.Conv2d, rank: int = 8, lora_alpha: float = 16.0,
-                 gate: Gate | None = None) -> None:
+    def __init__(
+        self, base_layer: nn.Conv2d, rank: int = 8, lora_alpha: float = 16.0, gate: Gate | None = None
+    ) -> None:
         if not isinstance(base_layer, nn.Conv2d):
             raise ConfigError.build("LoRAConv2d wraps nn.Conv2d", got=type(base_layer).__name__)
         cout, cin_g, kh, kw = base_layer.weight.shape
-        super().__init__(base_layer, rank, lora_alpha, a_shape=(rank * kh, cin_g * kw),
-                         b_shape=(cout * kh, rank * kh), gate=gate)
+        super().__init__(
+            base_layer,
+            rank,
+            lora_alpha,
+            a_shape=(rank * kh, cin_g * kw),
+            b_shape=(cout * kh, rank * kh),
+            gate=gate,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         conv: nn.Conv2d = self.base_layer  # type: ignore[assignment]
@@ -114,8 +130,9 @@ class LoRAConv2d(LoRALayer):
 class LoRALinear(LoRALayer):
     """LoRA around ``nn.Linear``: (..., in) -> (..., out) with weight W + delta."""
 
-    def __init__(self, base_layer: nn.Linear, rank: int = 8, lora_alpha: float = 16.0,
-                 gate: Gate | None = None) -> None:
+    def __init__(
+        self, base_layer: nn.Linear, rank: int = 8, lora_alpha: float = 16.0, gate: Gate | None = None
+    ) -> None:
         if not isinstance(base_layer, nn.Linear):
             raise ConfigError.build("LoRALinear wraps nn.Linear", got=type(base_layer).__name__)
         out_f, in_f = base_layer.weight.shape

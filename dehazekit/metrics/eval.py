@@ -5,6 +5,7 @@ The model runs through ``dehazekit.models.load_model`` and
 (Lanczos) before both dehazing and scoring, so before/after are compared at the same size; ground
 truth is resized to the hazy image's evaluated size.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         from dehazekit.metrics.noref import NOREF
 
-        names = self.metrics if isinstance(self.metrics, list) else [m.strip() for m in self.metrics.split(",")]
+        names = (
+            self.metrics if isinstance(self.metrics, list) else [m.strip() for m in self.metrics.split(",")]
+        )
         names = [m for m in names if m]
         known = set(NOREF) | {"fade", *FULL_REF}
         unknown = [m for m in names if m not in known]
@@ -48,8 +51,10 @@ class EvalConfig:
         if self.fade_params is None and os.environ.get("DEHAZEKIT_FADE_PARAMS"):
             self.fade_params = Path(os.environ["DEHAZEKIT_FADE_PARAMS"])
         if "fade" in names and self.fade_params is None:
-            log.warning("FADE skipped: its parameters are not shipped; pass --fade-params DIR "
-                        "(LIVE's natural_fog*_image_features_ps8.mat) or set DEHAZEKIT_FADE_PARAMS")
+            log.warning(
+                "FADE skipped: its parameters are not shipped; pass --fade-params DIR "
+                "(LIVE's natural_fog*_image_features_ps8.mat) or set DEHAZEKIT_FADE_PARAMS"
+            )
             names.remove("fade")
         if self.clear is None:
             names = [m for m in names if m not in FULL_REF]
@@ -69,13 +74,22 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "metrics": self.metrics, "mean": self.mean, "images": self.images,
-                "notes": self.notes}
+        return {
+            "model": self.model,
+            "metrics": self.metrics,
+            "mean": self.mean,
+            "images": self.images,
+            "notes": self.notes,
+        }
 
 
 def _pair_key(stem: str) -> str:
     """'27_outdoor_hazy' and '27_outdoor_GT' share the key '27_outdoor'."""
-    parts = [p for p in re.split(r"[_\-\s]+", stem.lower()) if p not in {"hazy", "haze", "gt", "clear", "clean", "foggy"}]
+    parts = [
+        p
+        for p in re.split(r"[_\-\s]+", stem.lower())
+        if p not in {"hazy", "haze", "gt", "clear", "clean", "foggy"}
+    ]
     return "_".join(parts)
 
 
@@ -92,8 +106,11 @@ def _match_clear(hazy_files: list[Path], clear_dir: Path | None) -> dict[Path, P
     pairs = {h: by_stem.get(h.stem) or by_key.get(_pair_key(h.stem)) for h in hazy_files}
     missing = [h.name for h, c in pairs.items() if c is None]
     if missing:
-        raise InputError.build("no ground truth for some hazy images", got=missing[:5],
-                               expected=f"same file stem in {clear_dir} (or the stem without _hazy/_GT)")
+        raise InputError.build(
+            "no ground truth for some hazy images",
+            got=missing[:5],
+            expected=f"same file stem in {clear_dir} (or the stem without _hazy/_GT)",
+        )
     return pairs
 
 
@@ -147,25 +164,38 @@ def evaluate(cfg: EvalConfig) -> EvalReport:
     fade_params = FadeParams.load(cfg.fade_params) if "fade" in cfg.metrics else None
     report = EvalReport(model=str(model_path), metrics=list(cfg.metrics))
     if cfg.max_side:
-        report.notes.append(f"images downscaled to max side {cfg.max_side} (Lanczos) before dehazing and scoring")
+        report.notes.append(
+            f"images downscaled to max side {cfg.max_side} (Lanczos) before dehazing and scoring"
+        )
     thumbs = []
     for path in files:
         hazy = read_rgb_uint8(path, cfg.max_side)
         ref = None
         if path in pairs:
             gt = Image.fromarray(read_rgb_uint8(pairs[path]))
-            ref = np.asarray(gt.resize((hazy.shape[1], hazy.shape[0]), Image.Resampling.LANCZOS), dtype=np.uint8)
+            ref = np.asarray(
+                gt.resize((hazy.shape[1], hazy.shape[0]), Image.Resampling.LANCZOS), dtype=np.uint8
+            )
         out = dehaze_uint8(model, hazy)
         before = _score(hazy, cfg.metrics, fade_params, ref)
         after = _score(out, cfg.metrics, fade_params, ref)
         delta = {k: after[k] - before[k] for k in cfg.metrics}
-        report.images.append({"name": path.name, "size": [hazy.shape[1], hazy.shape[0]], "before": before,
-                              "after": after, "delta": delta})
+        report.images.append(
+            {
+                "name": path.name,
+                "size": [hazy.shape[1], hazy.shape[0]],
+                "before": before,
+                "after": after,
+                "delta": delta,
+            }
+        )
         if len(thumbs) < cfg.sheet_rows:
             thumbs.append([hazy, out] + ([ref] if ref is not None else []))
         log.info("%s: %s", path.name, ", ".join(f"{k} {before[k]:.3f}->{after[k]:.3f}" for k in cfg.metrics))
-    report.mean = {k: {s: float(np.mean([im[s][k] for im in report.images])) for s in ("before", "after", "delta")}
-                   for k in cfg.metrics}
+    report.mean = {
+        k: {s: float(np.mean([im[s][k] for im in report.images])) for s in ("before", "after", "delta")}
+        for k in cfg.metrics
+    }
     if cfg.out is not None:
         atomic_write_text(Path(cfg.out) / "report.json", json.dumps(report.to_dict(), indent=2) + "\n")
         atomic_write_bytes(Path(cfg.out) / "contact_sheet.png", contact_sheet(thumbs))
@@ -180,7 +210,9 @@ def contact_sheet(rows: list[list[np.ndarray]], height: int = 160) -> bytes:
 
     rendered = []
     for row in rows:
-        tiles = [Image.fromarray(t).resize((max(1, round(t.shape[1] * height / t.shape[0])), height)) for t in row]
+        tiles = [
+            Image.fromarray(t).resize((max(1, round(t.shape[1] * height / t.shape[0])), height)) for t in row
+        ]
         rendered.append(tiles)
     gap = 4
     width = max(sum(t.width for t in r) + gap * (len(r) - 1) for r in rendered) if rendered else 1
@@ -212,7 +244,9 @@ def print_report(report: EvalReport, console: Any) -> None:
 
     for im in report.images:
         table.add_row(im["name"], *[cell(k, im["before"][k], im["after"][k]) for k in report.metrics])
-    table.add_row("[bold]mean[/]", *[cell(k, report.mean[k]["before"], report.mean[k]["after"]) for k in report.metrics])
+    table.add_row(
+        "[bold]mean[/]", *[cell(k, report.mean[k]["before"], report.mean[k]["after"]) for k in report.metrics]
+    )
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")

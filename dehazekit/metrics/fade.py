@@ -22,6 +22,7 @@ rounding reproduced (see ``_filter_replicate``).
 The model parameters (two .mat files from LIVE's release) are read from a directory the user gives;
 they are not shipped with dehazekit. See the LIVE notice that must accompany them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,24 +63,35 @@ class FadeParams:
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
             raise ModelFileError.build(
-                "FADE parameter files not found", got=missing, expected=f"{FOGFREE_FILE} and {FOGGY_FILE}",
+                "FADE parameter files not found",
+                got=missing,
+                expected=f"{FOGFREE_FILE} and {FOGGY_FILE}",
                 fix="pass --fade-params DIR pointing at LIVE's FADE release .mat files",
             )
         free, foggy = loadmat(files[FOGFREE_FILE]), loadmat(files[FOGGY_FILE])
         try:
-            return cls(np.asarray(free["mu_fogfreeparam"], np.float64).ravel(),
-                       np.asarray(free["cov_fogfreeparam"], np.float64),
-                       np.asarray(foggy["mu_foggyparam"], np.float64).ravel(),
-                       np.asarray(foggy["cov_foggyparam"], np.float64))
+            return cls(
+                np.asarray(free["mu_fogfreeparam"], np.float64).ravel(),
+                np.asarray(free["cov_fogfreeparam"], np.float64),
+                np.asarray(foggy["mu_foggyparam"], np.float64).ravel(),
+                np.asarray(foggy["cov_foggyparam"], np.float64),
+            )
         except KeyError as exc:
-            raise ModelFileError.build("FADE .mat file lacks a key", got=str(exc),
-                                       expected="mu_/cov_fogfreeparam and mu_/cov_foggyparam") from exc
+            raise ModelFileError.build(
+                "FADE .mat file lacks a key",
+                got=str(exc),
+                expected="mu_/cov_fogfreeparam and mu_/cov_foggyparam",
+            ) from exc
 
 
 def _patches(img: np.ndarray) -> np.ndarray:
     """(H, W) with H, W multiples of 8 -> (H/8, W/8, 64): the distinct 8x8 blocks."""
     h, w = img.shape
-    return img.reshape(h // PATCH, PATCH, w // PATCH, PATCH).transpose(0, 2, 1, 3).reshape(h // PATCH, w // PATCH, -1)
+    return (
+        img.reshape(h // PATCH, PATCH, w // PATCH, PATCH)
+        .transpose(0, 2, 1, 3)
+        .reshape(h // PATCH, w // PATCH, -1)
+    )
 
 
 def _nanvar(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -130,14 +142,14 @@ def _conv_same(img: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     full = signal.convolve2d(img, k, mode="full")
     start = kernel.size // 2
     n = img.shape[axis]
-    return full[:, start:start + n] if axis == 1 else full[start:start + n, :]
+    return full[:, start : start + n] if axis == 1 else full[start : start + n, :]
 
 
 def _contrast_energy(channel: np.ndarray, threshold: float, kernel: np.ndarray) -> np.ndarray:
     b = _CE_BORDER
     padded = _border_in(channel, b)
     mag = np.sqrt(_conv_same(padded, kernel, 1) ** 2 + _conv_same(padded, kernel, 0) ** 2)
-    mag = mag[b // 2:-(b // 2), b // 2:-(b // 2)]
+    mag = mag[b // 2 : -(b // 2), b // 2 : -(b // 2)]
     peak = mag.max()
     with np.errstate(invalid="ignore", divide="ignore"):
         response = mag * peak / (mag + peak * _CE_SEMISAT) - threshold
@@ -201,7 +213,7 @@ def _filter_replicate(img: np.ndarray, window: np.ndarray) -> np.ndarray:
         for p in range(k - 1, -1, -1):
             a = float(window[p, q])
             a_hi, a_lo = _split(a)
-            x, x_hi, x_lo = (arr[p:p + h, q:q + w] for arr in (pad, pad_hi, pad_lo))
+            x, x_hi, x_lo = (arr[p : p + h, q : q + w] for arr in (pad, pad_hi, pad_lo))
             prod = a * x
             err = ((a_hi * x_hi - prod) + a_hi * x_lo + a_lo * x_hi) + a_lo * x_lo  # a*x = prod + err exactly
             s = prod + acc
@@ -228,8 +240,9 @@ def fade_features(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H//8, W//8, 12) log(1 + feature) per patch (bottom/right remainder cropped)."""
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] < 3 or img.dtype != np.uint8:
-        raise InputError.build("FADE needs an 8-bit RGB image", got=f"{img.dtype} {img.shape}",
-                               expected="uint8 (H, W, 3)")
+        raise InputError.build(
+            "FADE needs an 8-bit RGB image", got=f"{img.dtype} {img.shape}", expected="uint8 (H, W, 3)"
+        )
     h, w = (img.shape[0] // PATCH) * PATCH, (img.shape[1] // PATCH) * PATCH
     if h == 0 or w == 0:
         raise InputError.build("image too small for FADE", got=img.shape[:2], expected=">= 8x8")
@@ -242,11 +255,19 @@ def fade_features(image: np.ndarray) -> np.ndarray:
     ce_yb = _contrast_energy(yb, _CE_THRESH[1], kernel)
     ce_rg = _contrast_energy(rg, _CE_THRESH[2], kernel)
     prg, pyb = _patches(rg), _patches(yb)
-    colourful = (np.sqrt(prg.std(-1, ddof=1) ** 2 + pyb.std(-1, ddof=1) ** 2)
-                 + 0.3 * np.sqrt(prg.mean(-1) ** 2 + pyb.mean(-1) ** 2))
-    feats = [*_mscn_features(grey), _patches(ce_grey).mean(-1), _patches(ce_yb).mean(-1),
-             _patches(ce_rg).mean(-1), _patch_entropy(grey), _patches(rgb.min(-1) / 255).mean(-1),
-             _patches(_saturation(rgb)).mean(-1), colourful]
+    colourful = np.sqrt(prg.std(-1, ddof=1) ** 2 + pyb.std(-1, ddof=1) ** 2) + 0.3 * np.sqrt(
+        prg.mean(-1) ** 2 + pyb.mean(-1) ** 2
+    )
+    feats = [
+        *_mscn_features(grey),
+        _patches(ce_grey).mean(-1),
+        _patches(ce_yb).mean(-1),
+        _patches(ce_rg).mean(-1),
+        _patch_entropy(grey),
+        _patches(rgb.min(-1) / 255).mean(-1),
+        _patches(_saturation(rgb)).mean(-1),
+        colourful,
+    ]
     return np.log1p(np.stack(feats, axis=-1))
 
 
@@ -265,7 +286,8 @@ def _distances(feat: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 
 def fade(image: np.ndarray, params: FadeParams, return_map: bool = False):
-    """Perceptual fog density D of an (H, W, 3) uint8 RGB image; with ``return_map`` also the (H/8, W/8) map."""
+    """Perceptual fog density D of an (H, W, 3) uint8 RGB image; with ``return_map`` also the (H/8, W/8)
+    map."""
     feat = fade_features(image)
     gh, gw, k = feat.shape
     flat = feat.reshape(-1, k)

@@ -13,6 +13,7 @@
   1 for Gaussian-shaped statistics, smaller for peaky (over-smoothed, hazy: alpha < 2) or flat
   (over-sharpened, noisy: alpha > 2) ones. It is a coarse score, not a trained quality model.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,11 @@ DENSE_DARK = 0.6
 def _check(img: np.ndarray) -> np.ndarray:
     arr = np.asarray(img)
     if arr.ndim != 3 or arr.shape[2] < 3 or arr.dtype != np.uint8:
-        raise InputError.build("no-reference metrics need an 8-bit RGB image", got=f"{arr.dtype} {arr.shape}",
-                               expected="uint8 (H, W, 3)")
+        raise InputError.build(
+            "no-reference metrics need an 8-bit RGB image",
+            got=f"{arr.dtype} {arr.shape}",
+            expected="uint8 (H, W, 3)",
+        )
     return arr[..., :3].astype(np.float64)
 
 
@@ -96,5 +100,13 @@ NOREF = {
     "naturalness": naturalness,
 }
 # Which direction is better, for the table's colouring: -1 lower is better, +1 higher is better.
-BETTER = {"fade": -1, "dark_channel": -1, "haze_ratio": -1, "colourfulness": 1, "entropy": 1, "naturalness": 1,
-          "psnr": 1, "ssim": 1}
+BETTER = {
+    "fade": -1,
+    "dark_channel": -1,
+    "haze_ratio": -1,
+    "colourfulness": 1,
+    "entropy": 1,
+    "naturalness": 1,
+    "psnr": 1,
+    "ssim": 1,
+}

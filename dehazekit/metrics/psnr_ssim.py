@@ -8,6 +8,7 @@ of each channel and averaged over channels and pixels. This matches scikit-image
 One torch implementation serves both training (differentiable, (B, 3, H, W)) and evaluation (numpy
 HWC arrays are converted, float64 for accuracy).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,9 +38,13 @@ def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-pixel SSIM of two (B, C, H, W) tensors, valid region (B, C, H-10, W-10)."""
     if x.shape != y.shape or x.dim() != 4:
-        raise InputError.build("SSIM inputs must match and be (B, C, H, W)", got=f"{tuple(x.shape)} vs {tuple(y.shape)}")
+        raise InputError.build(
+            "SSIM inputs must match and be (B, C, H, W)", got=f"{tuple(x.shape)} vs {tuple(y.shape)}"
+        )
     if min(x.shape[-2:]) < WINDOW:
-        raise InputError.build("image too small for SSIM", got=tuple(x.shape[-2:]), expected=f">= {WINDOW} px")
+        raise InputError.build(
+            "image too small for SSIM", got=tuple(x.shape[-2:]), expected=f">= {WINDOW} px"
+        )
     g = _gauss_1d(x.dtype, x.device)
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     mx, my = _filter(x, g), _filter(y, g)

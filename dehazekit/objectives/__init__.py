@@ -1,4 +1,6 @@
-"""Unsupervised objectives (h2c: CLIP haze-to-clear; offline = rehaze: re-haze self-training; dcp: dark channel)."""
+"""Unsupervised objectives (h2c: CLIP haze-to-clear; offline = rehaze: re-haze self-training; dcp: dark
+channel)."""
+
 # Built-ins register themselves on import (open_clip itself is imported only when h2c is built).
 from dehazekit.objectives import dcp, h2c, rehaze  # noqa: F401
 from dehazekit.objectives.base import (
@@ -9,4 +11,10 @@ from dehazekit.objectives.base import (
     register_objective,
 )
 
-__all__ = ["attach_network", "create_objective", "list_objectives", "parse_objective_spec", "register_objective"]
+__all__ = [
+    "attach_network",
+    "create_objective",
+    "list_objectives",
+    "parse_objective_spec",
+    "register_objective",
+]

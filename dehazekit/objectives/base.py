@@ -8,12 +8,14 @@ Adding an objective (two places):
   1. its module: the factory, registered with the AdaptConfig fields that feed its keyword arguments,
      ``@register_objective("name", options={"factory_kwarg": "adapt_config_field"})``; import the module
      in ``dehazekit/objectives/__init__.py`` so it registers;
-  2. ``dehazekit/adapt/config.py``: one ``field(default=..., metadata=_help("..."))`` per option. ``dehazekit adapt``
+  2. ``dehazekit/adapt/config.py``: one ``field(default=..., metadata=_help("..."))`` per option.
+    ``dehazekit adapt``
      generates its ``--flag`` from that field, and ``AdaptConfig.objective_options()`` routes the values
      to the factory through the mapping above. A test checks that the factory's own keyword defaults
      equal the config's (tests/dehazekit/adapt/test_config_cli.py), so a default has one value.
 An objective without options needs only step 1.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -26,15 +28,21 @@ from dehazekit.runtimes.errors import ConfigError, UnknownNameError
 ObjectiveFactory = Callable[..., nn.Module]
 _OBJECTIVES: dict[str, ObjectiveFactory] = {}
 # Names users bring from papers and other tools -> our objective (suggested, never silently substituted).
-ALIASES: dict[str, tuple[str, ...]] = {"clip": ("h2c",), "haze2clear": ("h2c",), "dark-channel": ("dcp",),
-                                       "dark_channel": ("dcp",), "dcp-prior": ("dcp",)}
+ALIASES: dict[str, tuple[str, ...]] = {
+    "clip": ("h2c",),
+    "haze2clear": ("h2c",),
+    "dark-channel": ("dcp",),
+    "dark_channel": ("dcp",),
+    "dcp-prior": ("dcp",),
+}
 
 
 _OPTIONS: dict[str, dict[str, str]] = {}  # objective -> {factory keyword: AdaptConfig field}
 
 
-def register_objective(name: str, options: dict[str, str] | None = None
-                       ) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
+def register_objective(
+    name: str, options: dict[str, str] | None = None
+) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
     """Register ``factory(**kwargs) -> nn.Module`` as objective ``name``.
 
     ``options`` maps the factory's keyword arguments to the AdaptConfig fields that set them (and so
@@ -84,7 +92,9 @@ def parse_objective_spec(spec: str) -> list[tuple[float, str]]:
         try:
             terms.append((float(weight) if weight else 1.0, name))
         except ValueError:
-            raise ConfigError.build("bad objective weight", got=part, expected="NAME or WEIGHT*NAME") from None
+            raise ConfigError.build(
+                "bad objective weight", got=part, expected="NAME or WEIGHT*NAME"
+            ) from None
     if not terms or any(not name for _, name in terms):
         raise ConfigError.build("empty objective spec", got=spec, expected="e.g. h2c, dcp, h2c+dcp")
     return terms
@@ -103,8 +113,11 @@ def create_objective(spec: str, options: dict[str, dict[str, Any]] | None = None
         if name not in _OBJECTIVES:
             close = difflib.get_close_matches(name, list(_OBJECTIVES), n=3, cutoff=0.4)
             close = [m for m in ALIASES.get(name.lower(), ()) if m in _OBJECTIVES] + close
-            raise UnknownNameError.build(f"unknown objective {name!r}", expected=sorted(_OBJECTIVES),
-                                         fix=f"did you mean {', '.join(close)}?" if close else None)
+            raise UnknownNameError.build(
+                f"unknown objective {name!r}",
+                expected=sorted(_OBJECTIVES),
+                fix=f"did you mean {', '.join(close)}?" if close else None,
+            )
         built.append((weight, _OBJECTIVES[name](**options.get(name, {}))))
     if len(built) == 1 and built[0][0] == 1.0:
         return built[0][1]

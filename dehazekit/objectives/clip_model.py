@@ -11,6 +11,7 @@ Three ways to name the model:
 When a tagged model is neither cached nor reachable we fail within seconds with an OfflineError that
 names ``--clip-weights`` and ``--objective offline`` instead of hanging in a download retry loop.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,13 @@ from typing import Any, Iterator
 
 from torch import nn
 
-from dehazekit.runtimes.errors import ConfigError, ModelFileError, OfflineError, UnknownNameError, missing_dependency
+from dehazekit.runtimes.errors import (
+    ConfigError,
+    ModelFileError,
+    OfflineError,
+    UnknownNameError,
+    missing_dependency,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +57,11 @@ def register_config(path: str | Path) -> str:
     if path.stem not in open_clip.list_models():
         open_clip.add_model_config(path)
     if path.stem not in open_clip.list_models():
-        raise ConfigError.build("not an open_clip model config", got=str(path),
-                                expected="JSON with embed_dim, vision_cfg and text_cfg")
+        raise ConfigError.build(
+            "not an open_clip model config",
+            got=str(path),
+            expected="JSON with embed_dim, vision_cfg and text_cfg",
+        )
     return path.stem
 
 
@@ -109,9 +119,11 @@ def _network_reachable() -> bool:
 def _offline_error(name: str, tag: str) -> OfflineError:
     return OfflineError.build(
         f"CLIP weights {name}/{tag} are not cached and the network is unreachable",
-        got="no cached file", expected="a cached or downloadable open_clip checkpoint",
+        got="no cached file",
+        expected="a cached or downloadable open_clip checkpoint",
         fix=f"pass a local checkpoint with --clip-weights PATH (same architecture as --clip {name}), "
-            "or use the CLIP-free objective: --objective offline")
+        "or use the CLIP-free objective: --objective offline",
+    )
 
 
 def resolve_pretrained(name: str, tag: str) -> str:
@@ -123,11 +135,14 @@ def resolve_pretrained(name: str, tag: str) -> str:
     cfg = open_clip.get_pretrained_cfg(name, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(name)
-        raise UnknownNameError.build(f"unknown CLIP pretrained tag {tag!r} for {name}",
-                                     expected=tags or "none",
-                                     fix="pick a listed tag or pass --clip-weights PATH")
-    cached = (_hf_cached_file(cfg["hf_hub"]) if cfg.get("hf_hub") else None) or \
-        (_url_cached_file(cfg["url"]) if cfg.get("url") else None)
+        raise UnknownNameError.build(
+            f"unknown CLIP pretrained tag {tag!r} for {name}",
+            expected=tags or "none",
+            fix="pick a listed tag or pass --clip-weights PATH",
+        )
+    cached = (_hf_cached_file(cfg["hf_hub"]) if cfg.get("hf_hub") else None) or (
+        _url_cached_file(cfg["url"]) if cfg.get("url") else None
+    )
     if cached:
         return cached
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not _network_reachable():
@@ -136,12 +151,16 @@ def resolve_pretrained(name: str, tag: str) -> str:
     try:
         return open_clip.pretrained.download_pretrained(cfg)
     except Exception as exc:  # any download failure is the same user problem
-        raise OfflineError.build(f"could not download CLIP weights {name}/{tag}", got=str(exc)[:200],
-                                 fix="pass --clip-weights PATH, or adapt without CLIP: --objective offline") from exc
+        raise OfflineError.build(
+            f"could not download CLIP weights {name}/{tag}",
+            got=str(exc)[:200],
+            fix="pass --clip-weights PATH, or adapt without CLIP: --objective offline",
+        ) from exc
 
 
-def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAINED,
-              weights: str | Path | None = None) -> tuple[nn.Module, Any]:
+def load_clip(
+    name: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAINED, weights: str | Path | None = None
+) -> tuple[nn.Module, Any]:
     """Build a frozen fp32 CPU open_clip model and its tokenizer.
 
     Returns ``(model, tokenizer)``; the model is in eval mode with ``requires_grad=False`` on every
@@ -154,9 +173,11 @@ def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAI
         import difflib
 
         close = difflib.get_close_matches(name, open_clip.list_models(), n=3, cutoff=0.5)
-        raise UnknownNameError.build(f"unknown CLIP model {name!r}", expected="an open_clip model name",
-                                     fix=f"did you mean {', '.join(close)}?" if close
-                                     else "see open_clip.list_models()")
+        raise UnknownNameError.build(
+            f"unknown CLIP model {name!r}",
+            expected="an open_clip model name",
+            fix=f"did you mean {', '.join(close)}?" if close else "see open_clip.list_models()",
+        )
     if weights is not None:
         if not Path(weights).is_file():
             raise ModelFileError.build("--clip-weights file not found", got=str(weights))
@@ -170,8 +191,11 @@ def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAI
         with _quiet_open_clip():
             model = open_clip.create_model(name, pretrained=checkpoint, precision="fp32", device="cpu")
     except Exception as exc:
-        raise ModelFileError.build(f"could not load CLIP {name}", got=f"{checkpoint}: {str(exc)[:300]}",
-                                   fix="check that the checkpoint matches the --clip architecture") from exc
+        raise ModelFileError.build(
+            f"could not load CLIP {name}",
+            got=f"{checkpoint}: {str(exc)[:300]}",
+            fix="check that the checkpoint matches the --clip architecture",
+        ) from exc
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

@@ -19,6 +19,7 @@ grey-world term stops the dark-channel term from buying its decrease with a colo
 one channel down everywhere). The window minimum is a max-pool of the negated image, padded by
 replication so borders see only real pixels.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -50,8 +51,14 @@ def grey_world(image: Tensor) -> Tensor:
 class DCPObjective(nn.Module):
     """forward(hazy, out) -> scalar; hazy, out: (B, 3, H, W) float32, hazy in [0, 1]."""
 
-    def __init__(self, patch: int = 15, w_dark: float = 1.0, w_fid: float = 0.5, w_grad: float = 1.0,
-                 w_color: float = 0.5) -> None:
+    def __init__(
+        self,
+        patch: int = 15,
+        w_dark: float = 1.0,
+        w_fid: float = 0.5,
+        w_grad: float = 1.0,
+        w_color: float = 0.5,
+    ) -> None:
         super().__init__()
         if patch < 1 or patch % 2 == 0:
             raise ConfigError.build("dcp patch must be a positive odd number", got=patch, expected="e.g. 15")
@@ -78,11 +85,16 @@ class DCPObjective(nn.Module):
     def forward(self, hazy: Tensor, out: Tensor) -> Tensor:
         terms = self.terms(hazy, out)
         w = self.weights
-        return (w["w_dark"] * terms["dark"] + w["w_fid"] * terms["fid"] + w["w_grad"] * terms["grad"]
-                + w["w_color"] * terms["color"])
+        return (
+            w["w_dark"] * terms["dark"]
+            + w["w_fid"] * terms["fid"]
+            + w["w_grad"] * terms["grad"]
+            + w["w_color"] * terms["color"]
+        )
 
 
 @register_objective("dcp")
-def make_dcp(patch: int = 15, w_dark: float = 1.0, w_fid: float = 0.5, w_grad: float = 1.0,
-             w_color: float = 0.5) -> DCPObjective:
+def make_dcp(
+    patch: int = 15, w_dark: float = 1.0, w_fid: float = 0.5, w_grad: float = 1.0, w_color: float = 0.5
+) -> DCPObjective:
     return DCPObjective(patch=patch, w_dark=w_dark, w_fid=w_fid, w_grad=w_grad, w_color=w_color)

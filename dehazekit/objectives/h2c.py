@@ -11,6 +11,7 @@ normalisation, exactly once. Two bugs of the public reference code are avoided o
 them): normalising the CLIP input twice, and feeding the unclamped network output to CLIP.
 Text features are computed once at construction and kept as a buffer.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,13 +54,17 @@ def resolve_prompts(prompts: Sequence[Sequence[str]] | str | None) -> tuple[Prom
         return PROMPT_PRESETS["default"]
     if isinstance(prompts, str):
         if prompts not in PROMPT_PRESETS:
-            raise UnknownNameError.build(f"unknown prompt preset {prompts!r}",
-                                         expected=sorted(PROMPT_PRESETS))
+            raise UnknownNameError.build(
+                f"unknown prompt preset {prompts!r}", expected=sorted(PROMPT_PRESETS)
+            )
         return PROMPT_PRESETS[prompts]
     pairs = tuple(tuple(p) for p in prompts)
     if not pairs or any(len(p) != 2 or not all(isinstance(s, str) and s.strip() for s in p) for p in pairs):
-        raise ConfigError.build("bad H2C prompts", got=prompts,
-                                expected="a preset name or a list of (hazy prompt, clear prompt) pairs")
+        raise ConfigError.build(
+            "bad H2C prompts",
+            got=prompts,
+            expected="a preset name or a list of (hazy prompt, clear prompt) pairs",
+        )
     return pairs  # type: ignore[return-value]
 
 
@@ -100,8 +105,9 @@ class H2CObjective(nn.Module):
     def preprocess(self, image: Tensor) -> Tensor:
         """[0, 1] image -> CLIP input: resize to the model size, then mean/std (exactly once)."""
         if tuple(image.shape[-2:]) != self.image_size:
-            image = F.interpolate(image, size=self.image_size, mode="bilinear", align_corners=False,
-                                  antialias=True)
+            image = F.interpolate(
+                image, size=self.image_size, mode="bilinear", align_corners=False, antialias=True
+            )
         return (image - self.mean) / self.std
 
     def image_features(self, image: Tensor) -> Tensor:
@@ -116,11 +122,21 @@ class H2CObjective(nn.Module):
         return (1.0 - cos).mean()
 
 
-@register_objective("h2c", options={"clip": "clip", "pretrained": "clip_pretrained", "weights": "clip_weights",
-                                    "prompts": "prompts"})
-def make_h2c(clip: str = DEFAULT_CLIP, pretrained: str | None = DEFAULT_PRETRAINED,
-             weights: str | Path | None = None,
-             prompts: Sequence[Sequence[str]] | str | None = None) -> H2CObjective:
+@register_objective(
+    "h2c",
+    options={
+        "clip": "clip",
+        "pretrained": "clip_pretrained",
+        "weights": "clip_weights",
+        "prompts": "prompts",
+    },
+)
+def make_h2c(
+    clip: str = DEFAULT_CLIP,
+    pretrained: str | None = DEFAULT_PRETRAINED,
+    weights: str | Path | None = None,
+    prompts: Sequence[Sequence[str]] | str | None = None,
+) -> H2CObjective:
     """Factory used by ``create_objective('h2c', {'h2c': {...}})``."""
     pairs = resolve_prompts(prompts)
     model, tokenizer = load_clip(clip, pretrained, weights)

@@ -20,6 +20,7 @@ i.e. two extra no-grad forwards of the training batch. Per step: 1 train fwd+bwd
 fwd+bwd, 2 train forwards, plus the weight net -- about 2.5x a plain step, independent of B.
 BatchNorm running statistics are restored after the extra forwards so only the inner step updates them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -38,14 +39,17 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, target) 
 @dataclass
 class BildConfig:
     lr: float = 1e-3
-    entropy_weight: float = 1e-3   # a in R_i
-    fd_step: float = 1e-2          # finite-difference step as a fraction of ||theta|| / ||g_val||
+    entropy_weight: float = 1e-3  # a in R_i
+    fd_step: float = 1e-2  # finite-difference step as a fraction of ||theta|| / ||g_val||
     width: int = 16
 
     def __post_init__(self) -> None:
         if not (0 < self.lr < 1) or self.entropy_weight < 0 or not (0 < self.fd_step < 1) or self.width < 1:
-            raise ConfigError.build("BildConfig out of range", got=self.__dict__,
-                                    expected="0<lr<1, entropy_weight>=0, 0<fd_step<1, width>=1")
+            raise ConfigError.build(
+                "BildConfig out of range",
+                got=self.__dict__,
+                expected="0<lr<1, entropy_weight>=0, 0<fd_step<1, width>=1",
+            )
 
 
 class WeightNet(nn.Module):
@@ -54,9 +58,13 @@ class WeightNet(nn.Module):
     def __init__(self, width: int = 16) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(9, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 1),
+            nn.Conv2d(9, width, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, 1),
         )
 
     def forward(self, hazy: torch.Tensor, clear: torch.Tensor) -> torch.Tensor:
@@ -105,8 +113,16 @@ class BildReweighter:
         with torch.no_grad():
             return torch.sigmoid(self.net(hazy, clear))
 
-    def _directional(self, model: nn.Module, params: list[nn.Parameter], theta_prev: list[torch.Tensor],
-                     direction: list[torch.Tensor], hazy: torch.Tensor, clear: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
+    def _directional(
+        self,
+        model: nn.Module,
+        params: list[nn.Parameter],
+        theta_prev: list[torch.Tensor],
+        direction: list[torch.Tensor],
+        hazy: torch.Tensor,
+        clear: torch.Tensor,
+        loss_fn: LossFn,
+    ) -> torch.Tensor:
         """(B,) grad l_i(theta_prev) . direction by central differences (two batch forwards)."""
         d_norm = torch.sqrt(sum((d**2).sum() for d in direction)).clamp_min(1e-20)
         t_norm = torch.sqrt(sum((t**2).sum() for t in theta_prev))
@@ -122,8 +138,14 @@ class BildReweighter:
                 p.copy_(t)
         return (losses[0] - losses[1]) / (2 * h)
 
-    def step(self, model: nn.Module, opt: torch.optim.Optimizer, hazy: torch.Tensor, clear: torch.Tensor,
-             loss_fn: LossFn) -> float:
+    def step(
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        hazy: torch.Tensor,
+        clear: torch.Tensor,
+        loss_fn: LossFn,
+    ) -> float:
         params = [p for p in model.parameters() if p.requires_grad]
         logits = self.net(hazy, clear)
         w = torch.sigmoid(logits)
@@ -151,7 +173,11 @@ class BildReweighter:
         return float(inner.detach())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "rng": self.rng.bit_generator.state}
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])

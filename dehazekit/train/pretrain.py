@@ -6,6 +6,7 @@ a fixed held-out synthetic set, keep the best weights as ``model.safetensors`` +
 checkpoint atomically. A checkpoint holds model, optimiser, scheduler, reweighter, RNG states and
 history, so a resumed run continues the same sample stream.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,9 @@ class PretrainConfig:
     batch_size: int = 4
     lr: float = 5e-4
     ssim_weight: float = 0.0
-    colour_weight: float = 0.0            # L1 of 8x8-pooled images: brightness and colour cast
-    init: Path | None = None              # start from this model folder's weights (recalibration)
-    rotate: bool = False                  # random quarter turns of each training pair
+    colour_weight: float = 0.0  # L1 of 8x8-pooled images: brightness and colour cast
+    init: Path | None = None  # start from this model folder's weights (recalibration)
+    rotate: bool = False  # random quarter turns of each training pair
     reweight: str = "none"
     resume: bool = False
     seed: int = 0
@@ -55,10 +56,9 @@ class PretrainConfig:
     bild_lr: float = 1e-3
     bild_entropy: float = 1e-3
     progress: bool = True  # False: no per-step progress at all (validation lines still go to logging)
-    stop_after: int | None = None   # end this session at this step (checkpointed); --resume continues
+    stop_after: int | None = None  # end this session at this step (checkpointed); --resume continues
     device: str = "auto"  # auto = CUDA when present (dehazekit.accel)
     precision: str = "auto"  # auto = bf16 autocast on CUDA GPUs that support it, else fp32
-
 
     def __post_init__(self) -> None:
         from dehazekit.data.datasets import parse_presets
@@ -67,7 +67,16 @@ class PretrainConfig:
         self.depth = Path(self.depth) if self.depth else None
         self.init = Path(self.init) if self.init else None
         self.presets = "+".join(parse_presets(self.presets))
-        for name in ("steps", "crop", "batch_size", "val_count", "val_size", "val_every", "ckpt_every", "max_side"):
+        for name in (
+            "steps",
+            "crop",
+            "batch_size",
+            "val_count",
+            "val_size",
+            "val_every",
+            "ckpt_every",
+            "max_side",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ConfigError.build(f"--{name.replace('_', '-')} must be >= 1", got=getattr(self, name))
         if not (0 < self.lr < 1):
@@ -94,8 +103,9 @@ class PretrainResult:
     wall_s: float = 0.0
 
 
-def per_patch_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
-                   colour_weight: float = 0.0) -> torch.Tensor:
+def per_patch_loss(
+    pred: torch.Tensor, target: torch.Tensor, ssim_weight: float, colour_weight: float = 0.0
+) -> torch.Tensor:
     """(B,) L1 (+ ssim_weight * (1 - SSIM) + colour_weight * L1 of 8x8 means) per patch.
 
     The pooled term weighs brightness and colour cast (what a viewer sees first) on top of the
@@ -117,18 +127,24 @@ def _val_tensors(cfg: PretrainConfig, files: list[Path]) -> dict[str, tuple[torc
 
     sets = {}
     for i, preset in enumerate(cfg.presets.split("+")):
-        pairs = fixed_pairs(files, preset, cfg.val_count, seed=cfg.seed + 1000 + i, size=cfg.val_size,
-                            depth_dir=cfg.depth)
+        pairs = fixed_pairs(
+            files, preset, cfg.val_count, seed=cfg.seed + 1000 + i, size=cfg.val_size, depth_dir=cfg.depth
+        )
         side = min(min(p[1].shape[:2]) for p in pairs)  # all centre crops share one square size
-        hazy = torch.from_numpy(np.stack([p[1][:side, :side] for p in pairs])).permute(0, 3, 1, 2).contiguous()
-        clear = torch.from_numpy(np.stack([p[2][:side, :side] for p in pairs])).permute(0, 3, 1, 2).contiguous()
+        hazy = (
+            torch.from_numpy(np.stack([p[1][:side, :side] for p in pairs])).permute(0, 3, 1, 2).contiguous()
+        )
+        clear = (
+            torch.from_numpy(np.stack([p[2][:side, :side] for p in pairs])).permute(0, 3, 1, 2).contiguous()
+        )
         sets[preset] = (hazy, clear)
     return sets
 
 
 @torch.no_grad()
-def evaluate_sets(model: nn.Module | None, sets: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                  chunk: int = 8) -> dict[str, dict[str, float]]:
+def evaluate_sets(
+    model: nn.Module | None, sets: dict[str, tuple[torch.Tensor, torch.Tensor]], chunk: int = 8
+) -> dict[str, dict[str, float]]:
     """Mean PSNR/SSIM per preset; ``model=None`` scores the hazy input itself (the baseline)."""
     from dehazekit.backbones import forward_padded
     from dehazekit.metrics.psnr_ssim import psnr_torch, ssim_torch
@@ -140,7 +156,7 @@ def evaluate_sets(model: nn.Module | None, sets: dict[str, tuple[torch.Tensor, t
     for preset, (hazy, clear) in sets.items():
         psnrs, ssims = [], []
         for i in range(0, len(hazy), chunk):
-            x, y = hazy[i:i + chunk], clear[i:i + chunk]
+            x, y = hazy[i : i + chunk], clear[i : i + chunk]
             pred = x if model is None else forward_padded(model, x).clamp(0, 1)
             psnrs.append(psnr_torch(pred, y))
             ssims.append(ssim_torch(pred, y))
@@ -168,8 +184,9 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt/foreign files
-        raise ModelFileError.build("cannot read training checkpoint", got=f"{path}: {exc}",
-                                   fix="delete it or run without --resume") from exc
+        raise ModelFileError.build(
+            "cannot read training checkpoint", got=f"{path}: {exc}", fix="delete it or run without --resume"
+        ) from exc
 
 
 def _accelerator(cfg: PretrainConfig):
@@ -177,8 +194,11 @@ def _accelerator(cfg: PretrainConfig):
 
     accel = Accelerator.resolve(cfg.device, cfg.precision)
     if accel.device.type != "cpu" and cfg.reweight == "bild":
-        raise ConfigError.build("--reweight bild runs on the CPU only", got=f"--device {accel.device}",
-                                fix="use --device cpu with --reweight bild, or --reweight none on the GPU")
+        raise ConfigError.build(
+            "--reweight bild runs on the CPU only",
+            got=f"--device {accel.device}",
+            fix="use --device cpu with --reweight bild, or --reweight none on the GPU",
+        )
     log.info("pretraining on %s", accel.describe())
     return accel
 
@@ -202,8 +222,12 @@ def _build(cfg: PretrainConfig):
         from dehazekit.train.bild import BildConfig, BildReweighter
 
         outer = PairedHaze(val_files, presets, cfg.crop, cfg.max_side, cfg.depth)
-        reweighter = BildReweighter(BildConfig(lr=cfg.bild_lr, entropy_weight=cfg.bild_entropy), outer,
-                                    cfg.batch_size, seed=cfg.seed + 7)
+        reweighter = BildReweighter(
+            BildConfig(lr=cfg.bild_lr, entropy_weight=cfg.bild_entropy),
+            outer,
+            cfg.batch_size,
+            seed=cfg.seed + 7,
+        )
     return data, val_files, model, opt, sched, reweighter
 
 
@@ -212,8 +236,11 @@ def _load_init(model: nn.Module, cfg: PretrainConfig) -> None:
 
     start = load_model(cfg.init)
     if type(start) is not type(model) or start.state_dict().keys() != model.state_dict().keys():
-        raise ConfigError.build("--init model does not match --backbone", got=str(cfg.init),
-                                expected=f"a {cfg.backbone} model folder")
+        raise ConfigError.build(
+            "--init model does not match --backbone",
+            got=str(cfg.init),
+            expected=f"a {cfg.backbone} model folder",
+        )
     model.load_state_dict(start.state_dict())
     log.info("initialised from %s", cfg.init)
 
@@ -221,8 +248,12 @@ def _load_init(model: nn.Module, cfg: PretrainConfig) -> None:
 def _restore(ck: dict[str, Any], cfg: PretrainConfig, model: nn.Module, opt, sched, rng, reweighter):
     """Load a checkpoint's states in place; returns (step, best, history, wall_s)."""
     if ck["config"]["backbone"] != cfg.backbone:
-        raise ConfigError.build("--resume with a different backbone", got=cfg.backbone,
-                                expected=ck["config"]["backbone"], fix="use another --out")
+        raise ConfigError.build(
+            "--resume with a different backbone",
+            got=cfg.backbone,
+            expected=ck["config"]["backbone"],
+            fix="use another --out",
+        )
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["opt"])
     sched.load_state_dict(ck["sched"])
@@ -233,11 +264,14 @@ def _restore(ck: dict[str, Any], cfg: PretrainConfig, model: nn.Module, opt, sch
     return ck["step"], ck["best"], ck["history"], ck.get("wall_s", 0.0)
 
 
-def _train_step(cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: torch.Tensor,
-                clear: torch.Tensor) -> float:
+def _train_step(
+    cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: torch.Tensor, clear: torch.Tensor
+) -> float:
     """One optimiser step (plain or BILD-reweighted); returns the (weighted) training loss."""
     if reweighter is not None:
-        return reweighter.step(model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight, cfg.colour_weight))
+        return reweighter.step(
+            model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight, cfg.colour_weight)
+        )
     loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight, cfg.colour_weight).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -257,13 +291,17 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
     accel.attach(model)
-    val_sets = {k: (accel.to_device(h), accel.to_device(c)) for k, (h, c) in _val_tensors(cfg, val_files).items()}
+    val_sets = {
+        k: (accel.to_device(h), accel.to_device(c)) for k, (h, c) in _val_tensors(cfg, val_files).items()
+    }
     baseline = evaluate_sets(None, val_sets)
     rng = np.random.default_rng(cfg.seed)
     ckpt_path = cfg.out / "checkpoint.pt"
     step, best, history, wall = 0, {"psnr": -math.inf}, [], 0.0
     if cfg.resume and ckpt_path.is_file():
-        step, best, history, wall = _restore(_load_checkpoint(ckpt_path), cfg, model, opt, sched, rng, reweighter)
+        step, best, history, wall = _restore(
+            _load_checkpoint(ckpt_path), cfg, model, opt, sched, rng, reweighter
+        )
         log.info("resumed from %s at step %d", ckpt_path, step)
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -279,9 +317,16 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
         sched.step()
         step += 1
         if progress is not None:
-            progress({"stage": "pretrain", "step": step, "total": cfg.steps,
-                      "step_s": time.perf_counter() - start, "loss": loss_value,
-                      "lr": float(sched.get_last_lr()[0])})
+            progress(
+                {
+                    "stage": "pretrain",
+                    "step": step,
+                    "total": cfg.steps,
+                    "step_s": time.perf_counter() - start,
+                    "loss": loss_value,
+                    "lr": float(sched.get_last_lr()[0]),
+                }
+            )
         if step % cfg.val_every == 0 or step == cfg.steps:
             scores = evaluate_sets(model, val_sets)
             record = {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
@@ -291,23 +336,47 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
                 best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
                 save_model(model, cfg.out, extra=_provenance(cfg, step, scores, baseline))
         if step % cfg.ckpt_every == 0 or step == end:
-            _save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
-                "best": best, "history": history, "config": cfg.to_dict(), "wall_s": time.perf_counter() - t0,
-                "reweighter": reweighter.state_dict() if reweighter is not None else None})
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step,
+                    "best": best,
+                    "history": history,
+                    "config": cfg.to_dict(),
+                    "wall_s": time.perf_counter() - t0,
+                    "reweighter": reweighter.state_dict() if reweighter is not None else None,
+                },
+            )
     wall = time.perf_counter() - t0
     result = PretrainResult(cfg.out, step, best, baseline, history, wall)
-    atomic_write_text(cfg.out / "history.json", json.dumps(
-        {"best": best, "hazy_input": baseline, "history": history, "wall_s": wall}, indent=2) + "\n")
+    atomic_write_text(
+        cfg.out / "history.json",
+        json.dumps({"best": best, "hazy_input": baseline, "history": history, "wall_s": wall}, indent=2)
+        + "\n",
+    )
     return result
 
 
 def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) -> dict[str, Any]:
-    return {"trained_by": "dehazekit pretrain", "step": step, "presets": cfg.presets, "crop": cfg.crop,
-            "batch_size": cfg.batch_size, "reweight": cfg.reweight, "ssim_weight": cfg.ssim_weight,
-            "colour_weight": cfg.colour_weight, "rotate": cfg.rotate, "init": str(cfg.init) if cfg.init else None,
-            "val": scores, "val_hazy_input": baseline}
+    return {
+        "trained_by": "dehazekit pretrain",
+        "step": step,
+        "presets": cfg.presets,
+        "crop": cfg.crop,
+        "batch_size": cfg.batch_size,
+        "reweight": cfg.reweight,
+        "ssim_weight": cfg.ssim_weight,
+        "colour_weight": cfg.colour_weight,
+        "rotate": cfg.rotate,
+        "init": str(cfg.init) if cfg.init else None,
+        "val": scores,
+        "val_hazy_input": baseline,
+    }
 
 
 def _fmt(scores: dict[str, dict[str, float]]) -> str:

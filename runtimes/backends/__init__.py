@@ -8,6 +8,7 @@ and model folders without the runtime ever importing the layer above it.
 Backend modules are imported only when a model of their kind is opened, so ``import dehazekit.runtimes`` never
 pulls onnxruntime, tensorrt or torch.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -48,8 +49,9 @@ def register_backend(suffix: str, factory: BackendFactory | str, *, override: bo
     """Route files ending in ``suffix`` to ``factory(path, device=..., providers=...)``."""
     suffix = suffix.lower()
     if suffix in _REGISTRY and not override:
-        raise ModelFileError.build(f"a backend for '{suffix}' is already registered",
-                                   fix="pass override=True to replace it")
+        raise ModelFileError.build(
+            f"a backend for '{suffix}' is already registered", fix="pass override=True to replace it"
+        )
     _REGISTRY[suffix] = factory
 
 
@@ -70,20 +72,28 @@ def backend_key(path: Path) -> str:
     if path.is_dir():
         return "<bank>" if (path / "bank.json").is_file() else "<dir>"
     if not path.exists():
-        raise ModelFileError.build("model file not found", got=str(path),
-                                   fix="check the path (pass --model PATH on the command line)")
+        raise ModelFileError.build(
+            "model file not found",
+            got=str(path),
+            fix="check the path (pass --model PATH on the command line)",
+        )
     suffix = path.suffix.lower()
     if suffix not in _REGISTRY:
         close = difflib.get_close_matches(suffix, list(_REGISTRY), n=3)
-        raise UnknownNameError.build(f"no runtime backend for '{suffix}' files", got=path.name,
-                                     expected=registered_suffixes(),
-                                     fix=f"did you mean {', '.join(close)}?" if close
-                                     else "export to ONNX first (.safetensors/.pt models need: pip install 'dehazekit[adapt]')")
+        raise UnknownNameError.build(
+            f"no runtime backend for '{suffix}' files",
+            got=path.name,
+            expected=registered_suffixes(),
+            fix=f"did you mean {', '.join(close)}?"
+            if close
+            else "export to ONNX first (.safetensors/.pt models need: pip install 'dehazekit[adapt]')",
+        )
     return suffix
 
 
-def open_backend(path: str | Path, device: str = "auto", providers: Sequence[str] | None = None,
-                 **kwargs: object) -> Backend:
+def open_backend(
+    path: str | Path, device: str = "auto", providers: Sequence[str] | None = None, **kwargs: object
+) -> Backend:
     """Open a model file with the backend its suffix maps to."""
     path = Path(path)
     factory = _resolve(_REGISTRY[backend_key(path)])

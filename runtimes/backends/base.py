@@ -1,9 +1,10 @@
 """The Backend protocol every runtime backend follows, and the input checks they share.
 
 A backend runs one network on one device. It takes (B, C, H, W) float32 batches already padded to the
-model's multiple (pre/post-processing lives in dehazekit.runtimes.processing, in numpy, never in the graph) and
-returns a batch of the same layout.
+model's multiple (pre/post-processing lives in dehazekit.runtimes.processing, in numpy, never in the
+graph) and returns a batch of the same layout.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,7 +81,9 @@ class BaseBackend:
     def collect(self, ticket: object) -> np.ndarray:
         """The output of a submitted batch, waiting for it if needed."""
         if not isinstance(ticket, _Ready):
-            raise InputError.build("unknown ticket", got=type(ticket).__name__, expected="a ticket from submit()")
+            raise InputError.build(
+                "unknown ticket", got=type(ticket).__name__, expected="a ticket from submit()"
+            )
         return ticket.output
 
     def close(self) -> None:
@@ -99,19 +102,29 @@ class BaseBackend:
     def validate(self, batch: np.ndarray) -> None:
         """Reject what the network would silently misread: wrong type, rank, channels or range."""
         if not isinstance(batch, np.ndarray):
-            raise InputError.build("model input must be a numpy array", got=type(batch).__name__,
-                                   expected="np.ndarray (B, C, H, W) float32")
+            raise InputError.build(
+                "model input must be a numpy array",
+                got=type(batch).__name__,
+                expected="np.ndarray (B, C, H, W) float32",
+            )
         if batch.dtype != np.float32:
-            raise InputError.build("model input has the wrong dtype", got=str(batch.dtype), expected="float32",
-                                   fix="use dehazekit.runtimes.processing.to_model_batch on uint8 frames")
+            raise InputError.build(
+                "model input has the wrong dtype",
+                got=str(batch.dtype),
+                expected="float32",
+                fix="use dehazekit.runtimes.processing.to_model_batch on uint8 frames",
+            )
         if batch.ndim != 4:
-            raise InputError.build("model input has the wrong rank", got=f"shape {batch.shape}",
-                                   expected="4-D (B, C, H, W)")
+            raise InputError.build(
+                "model input has the wrong rank", got=f"shape {batch.shape}", expected="4-D (B, C, H, W)"
+            )
         channel_axis = 3 if self.meta.layout == "NHWC" else 1
         if batch.shape[channel_axis] != self.channels:
-            raise InputError.build("model input has the wrong number of channels",
-                                   got=f"{batch.shape[channel_axis]} (shape {batch.shape})",
-                                   expected=f"{self.channels} ({self.meta.layout})")
+            raise InputError.build(
+                "model input has the wrong number of channels",
+                got=f"{batch.shape[channel_axis]} (shape {batch.shape})",
+                expected=f"{self.channels} ({self.meta.layout})",
+            )
         if 0 in batch.shape:
             raise InputError.build("model input is empty", got=f"shape {batch.shape}")
         self._check_range(batch)
@@ -124,6 +137,9 @@ class BaseBackend:
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise InputError.build("model input contains NaN or Inf", got=f"min {lo}, max {hi}")
         if lo < low - RANGE_TOLERANCE or hi > high + RANGE_TOLERANCE:
-            raise InputError.build("model input is outside the model's value range",
-                                   got=f"[{lo:.4g}, {hi:.4g}]", expected=f"[{low}, {high}]",
-                                   fix="scale uint8 frames by 1/255 (dehazekit.runtimes.processing.to_model_batch)")
+            raise InputError.build(
+                "model input is outside the model's value range",
+                got=f"[{lo:.4g}, {hi:.4g}]",
+                expected=f"[{low}, {high}]",
+                fix="scale uint8 frames by 1/255 (dehazekit.runtimes.processing.to_model_batch)",
+            )

@@ -4,6 +4,7 @@ Two providers of the same few calls: cuda-python (``cuda.bindings.runtime``, or 
 older releases) and polygraphy's ctypes handle on libcudart. Pinned (page-locked) host buffers are
 used so host<->device copies are truly asynchronous on the backend's stream.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -53,7 +54,9 @@ class _CudaPython:
         self._call("cudaFreeHost", self.rt.cudaFreeHost(ptr))
 
     def copy(self, dst: int, src: int, nbytes: int, kind: int, stream: int) -> None:
-        self._call("cudaMemcpyAsync", self.rt.cudaMemcpyAsync(dst, src, nbytes, self.rt.cudaMemcpyKind(kind), stream))
+        self._call(
+            "cudaMemcpyAsync", self.rt.cudaMemcpyAsync(dst, src, nbytes, self.rt.cudaMemcpyKind(kind), stream)
+        )
 
     def sync(self, stream: int) -> None:
         self._call("cudaStreamSynchronize", self.rt.cudaStreamSynchronize(stream))
@@ -111,8 +114,16 @@ class _Polygraphy:
         self._check("cudaFreeHost", self.lib.cudaFreeHost(ctypes.c_void_p(ptr)))
 
     def copy(self, dst: int, src: int, nbytes: int, kind: int, stream: int) -> None:
-        self._check("cudaMemcpyAsync", self.lib.cudaMemcpyAsync(
-            ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(nbytes), kind, ctypes.c_void_p(stream)))
+        self._check(
+            "cudaMemcpyAsync",
+            self.lib.cudaMemcpyAsync(
+                ctypes.c_void_p(dst),
+                ctypes.c_void_p(src),
+                ctypes.c_size_t(nbytes),
+                kind,
+                ctypes.c_void_p(stream),
+            ),
+        )
 
     def sync(self, stream: int) -> None:
         self._check("cudaStreamSynchronize", self.lib.cudaStreamSynchronize(ctypes.c_void_p(stream)))
@@ -124,19 +135,25 @@ class _Polygraphy:
         return self._out_ptr("cudaEventCreate", self.lib.cudaEventCreate)
 
     def record(self, event: int, stream: int) -> None:
-        self._check("cudaEventRecord", self.lib.cudaEventRecord(ctypes.c_void_p(event), ctypes.c_void_p(stream)))
+        self._check(
+            "cudaEventRecord", self.lib.cudaEventRecord(ctypes.c_void_p(event), ctypes.c_void_p(stream))
+        )
 
     def wait(self, stream: int, event: int) -> None:
-        self._check("cudaStreamWaitEvent", self.lib.cudaStreamWaitEvent(
-            ctypes.c_void_p(stream), ctypes.c_void_p(event), ctypes.c_uint(0)))
+        self._check(
+            "cudaStreamWaitEvent",
+            self.lib.cudaStreamWaitEvent(ctypes.c_void_p(stream), ctypes.c_void_p(event), ctypes.c_uint(0)),
+        )
 
     def event_sync(self, event: int) -> None:
         self._check("cudaEventSynchronize", self.lib.cudaEventSynchronize(ctypes.c_void_p(event)))
 
     def elapsed_ms(self, start: int, end: int) -> float:
         ms = ctypes.c_float()
-        self._check("cudaEventElapsedTime", self.lib.cudaEventElapsedTime(
-            ctypes.byref(ms), ctypes.c_void_p(start), ctypes.c_void_p(end)))
+        self._check(
+            "cudaEventElapsedTime",
+            self.lib.cudaEventElapsedTime(ctypes.byref(ms), ctypes.c_void_p(start), ctypes.c_void_p(end)),
+        )
         return float(ms.value)
 
     def destroy_event(self, event: int) -> None:

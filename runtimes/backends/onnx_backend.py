@@ -1,4 +1,5 @@
 """ONNX Runtime backend: TensorRT, CUDA, then CPU execution providers, whichever are installed."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,13 @@ import numpy as np
 from dehazekit.runtimes.backends.base import BaseBackend
 from dehazekit.runtimes.backends.cuda_mem import cuda_runtime
 from dehazekit.runtimes.backends.overlap import OverlappedRunner
-from dehazekit.runtimes.errors import BackendError, ConfigError, DehazeKitError, ModelFileError, missing_dependency
+from dehazekit.runtimes.errors import (
+    BackendError,
+    ConfigError,
+    DehazeKitError,
+    ModelFileError,
+    missing_dependency,
+)
 from dehazekit.runtimes.meta import META_KEY, ModelMeta
 
 log = logging.getLogger(__name__)
@@ -33,7 +40,9 @@ def _import_ort():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise missing_dependency("onnxruntime", "cpu", "the ONNX backend (or 'dehazekit[gpu]' on NVIDIA)") from exc
+        raise missing_dependency(
+            "onnxruntime", "cpu", "the ONNX backend (or 'dehazekit[gpu]' on NVIDIA)"
+        ) from exc
     return onnxruntime
 
 
@@ -42,15 +51,22 @@ def choose_providers(device: str, providers: Sequence[str] | None, available: Se
     if providers:
         missing = [p for p in providers if p not in available]
         if missing:
-            raise BackendError.build("requested ONNX Runtime providers are not available", got=missing,
-                                     expected=list(available), fix="pip install 'dehazekit[gpu]' for CUDA")
+            raise BackendError.build(
+                "requested ONNX Runtime providers are not available",
+                got=missing,
+                expected=list(available),
+                fix="pip install 'dehazekit[gpu]' for CUDA",
+            )
         return list(providers)
     if device not in DEVICE_PROVIDERS:
         raise ConfigError.build("unknown device", got=device, expected=sorted(DEVICE_PROVIDERS))
     chosen = [p for p in DEVICE_PROVIDERS[device] if p in available]
     if device != "auto" and device != "cpu" and chosen[:1] == ["CPUExecutionProvider"]:
-        raise BackendError.build(f"device '{device}' asked for but this onnxruntime has no GPU provider",
-                                 got=list(available), fix="pip install 'dehazekit[gpu]' or use --device cpu")
+        raise BackendError.build(
+            f"device '{device}' asked for but this onnxruntime has no GPU provider",
+            got=list(available),
+            fix="pip install 'dehazekit[gpu]' or use --device cpu",
+        )
     return chosen
 
 
@@ -61,9 +77,12 @@ def read_onnx_meta(path: Path, custom: dict[str, str]) -> ModelMeta:
     sidecar = path.with_suffix(".json")
     if sidecar.is_file():
         return ModelMeta.load(sidecar)
-    raise ModelFileError.build(f"{path.name} carries no dehazekit ModelMeta", got=sorted(custom),
-                               expected=f"metadata_props key '{META_KEY}' or a {sidecar.name} sidecar",
-                               fix="export with `dehazekit export` (or write a ModelMeta JSON beside the file)")
+    raise ModelFileError.build(
+        f"{path.name} carries no dehazekit ModelMeta",
+        got=sorted(custom),
+        expected=f"metadata_props key '{META_KEY}' or a {sidecar.name} sidecar",
+        fix="export with `dehazekit export` (or write a ModelMeta JSON beside the file)",
+    )
 
 
 class OnnxBackend(BaseBackend):
@@ -71,8 +90,14 @@ class OnnxBackend(BaseBackend):
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str = "auto", providers: Sequence[str] | None = None,
-                 threads: int | None = None, io_binding: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "auto",
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        io_binding: bool | None = None,
+    ) -> None:
         ort = _import_ort()
         path = Path(path)
         if not path.is_file():
@@ -90,8 +115,11 @@ class OnnxBackend(BaseBackend):
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise ModelFileError.build(f"cannot load {path.name} as an ONNX model", got=str(exc).splitlines()[0],
-                                       fix="pass a model exported by `dehazekit export`") from exc
+            raise ModelFileError.build(
+                f"cannot load {path.name} as an ONNX model",
+                got=str(exc).splitlines()[0],
+                fix="pass a model exported by `dehazekit export`",
+            ) from exc
         super().__init__(read_onnx_meta(path, self.session.get_modelmeta().custom_metadata_map))
         self._check_io()
         if self.cuda_io is not None:
@@ -126,8 +154,11 @@ class OnnxBackend(BaseBackend):
         try:
             out = self.session.run([self.output_name], {self.input_name: feed})[0]
         except Exception as exc:
-            raise BackendError.build("ONNX Runtime inference failed", got=str(exc).splitlines()[0],
-                                     expected=f"input {self.input_name} of shape {batch.shape}") from exc
+            raise BackendError.build(
+                "ONNX Runtime inference failed",
+                got=str(exc).splitlines()[0],
+                expected=f"input {self.input_name} of shape {batch.shape}",
+            ) from exc
         return out.astype(np.float32, copy=False)
 
     @property
@@ -135,8 +166,12 @@ class OnnxBackend(BaseBackend):
         return list(self.session.get_providers())
 
     def describe(self) -> dict[str, object]:
-        info: dict[str, object] = {"backend": self.name, "providers": self.providers, "backbone": self.meta.backbone,
-                                   "threads": self.threads or "onnxruntime default"}
+        info: dict[str, object] = {
+            "backend": self.name,
+            "providers": self.providers,
+            "backbone": self.meta.backbone,
+            "threads": self.threads or "onnxruntime default",
+        }
         if self.cuda_io is not None:
             info["overlap"] = "CUDA I/O binding, 2 streams, 2 staging slots"
         return info
@@ -178,14 +213,18 @@ class _CudaIO:
         options = {"user_compute_stream": str(self.stream), "do_copy_in_default_stream": "0"}
         return [(p, options) if p == "CUDAExecutionProvider" else p for p in providers]
 
-    def start(self, session: object, input_name: str, output_name: str, input_dtype: np.dtype, ort: object) -> None:
+    def start(
+        self, session: object, input_name: str, output_name: str, input_dtype: np.dtype, ort: object
+    ) -> None:
         self.session, self.input_name, self.output_name = session, input_name, output_name
         self.input_dtype = np.dtype(input_dtype)
         self.run_options = ort.RunOptions()
         self.run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
         out_type = session.get_outputs()[0].type
         out_dtype = np.float16 if "float16" in out_type else np.float32
-        self.runner = OverlappedRunner(self.cuda, self.input_dtype, np.dtype(out_dtype), compute_stream=self.stream)
+        self.runner = OverlappedRunner(
+            self.cuda, self.input_dtype, np.dtype(out_dtype), compute_stream=self.stream
+        )
 
     def launch(self, stream: int, in_ptr: int, shape: tuple[int, ...], out: object):
         binding = self.session.io_binding()
@@ -194,8 +233,11 @@ class _CudaIO:
         try:
             self.session.run_with_iobinding(binding, self.run_options)
         except Exception as exc:
-            raise BackendError.build("ONNX Runtime CUDA inference failed", got=str(exc).splitlines()[0],
-                                     expected=f"input {self.input_name} of shape {shape}") from exc
+            raise BackendError.build(
+                "ONNX Runtime CUDA inference failed",
+                got=str(exc).splitlines()[0],
+                expected=f"input {self.input_name} of shape {shape}",
+            ) from exc
         value = binding.get_outputs()[0]
         return value.data_ptr(), tuple(value.shape()), (binding, value)
 

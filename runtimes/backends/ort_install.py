@@ -13,8 +13,14 @@ from importlib import metadata
 from dehazekit.runtimes.errors import BackendError
 
 # Distributions that all provide the `onnxruntime` module.
-ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino",
-                     "onnxruntime-qnn", "onnxruntime-training")
+ORT_DISTRIBUTIONS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-qnn",
+    "onnxruntime-training",
+)
 
 
 def installed_ort_distributions(version_of: Callable[[str], str] = metadata.version) -> list[str]:

@@ -67,7 +67,11 @@ class OverlappedRunner:
         self.compute_stream = compute_stream if compute_stream is not None else cuda.stream()
         self._own_compute = compute_stream is None
         self.slots = [
-            _Slot(PinnedBuffer(cuda, in_dtype), PinnedBuffer(cuda, out_dtype), {e: cuda.event() for e in self.EVENTS})
+            _Slot(
+                PinnedBuffer(cuda, in_dtype),
+                PinnedBuffer(cuda, out_dtype),
+                {e: cuda.event() for e in self.EVENTS},
+            )
             for _ in range(self.SLOTS)
         ]
         self.times = CopyTimes()
@@ -78,8 +82,12 @@ class OverlappedRunner:
         index = self._next
         slot = self.slots[index]
         if not slot.collected:
-            raise BackendError.build("too many batches in flight", got=f"{self.SLOTS + 1}",
-                                     expected=f"at most {self.SLOTS}", fix="collect a batch before submitting more")
+            raise BackendError.build(
+                "too many batches in flight",
+                got=f"{self.SLOTS + 1}",
+                expected=f"at most {self.SLOTS}",
+                fix="collect a batch before submitting more",
+            )
         self._next = (index + 1) % self.SLOTS
         feed = np.ascontiguousarray(batch, dtype=slot.inp.dtype)
         slot.inp.ensure(feed.nbytes)
@@ -89,14 +97,21 @@ class OverlappedRunner:
         self.cuda.copy(slot.inp.device_ptr, slot.inp.host_ptr, feed.nbytes, H2D, self.copy_stream)
         self.cuda.record(ev["uploaded"], self.copy_stream)
         self.cuda.wait(self.compute_stream, ev["uploaded"])  # compute waits for this upload only
-        out_ptr, out_shape, slot.keepalive = launch(self.compute_stream, slot.inp.device_ptr, feed.shape, slot.out)
+        out_ptr, out_shape, slot.keepalive = launch(
+            self.compute_stream, slot.inp.device_ptr, feed.shape, slot.out
+        )
         nbytes = int(np.prod(out_shape)) * slot.out.dtype.itemsize
         slot.out.ensure(nbytes)
         self.cuda.record(ev["d2h_start"], self.compute_stream)
         self.cuda.copy(slot.out.host_ptr, out_ptr, nbytes, D2H, self.compute_stream)
         self.cuda.record(ev["done"], self.compute_stream)
         self._sequence += 1
-        slot.busy, slot.collected, slot.sequence, slot.out_shape = True, False, self._sequence, tuple(out_shape)
+        slot.busy, slot.collected, slot.sequence, slot.out_shape = (
+            True,
+            False,
+            self._sequence,
+            tuple(out_shape),
+        )
         return Ticket(index, self._sequence)
 
     def collect(self, ticket: Ticket) -> np.ndarray:

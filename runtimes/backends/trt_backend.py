@@ -5,6 +5,7 @@ host buffers, uploads on a copy stream, ``execute_async_v3`` and the download on
 instead of stream-wide syncs, so ``submit`` of batch i+1 overlaps the inference of batch i. Buffers grow
 to the largest shape seen and are reused.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,16 +45,22 @@ class TensorRTBackend(BaseBackend):
             raise ModelFileError.build("TensorRT engine not found", got=str(path))
         sidecar = engine_sidecar(path)
         if not sidecar.is_file():
-            raise ModelFileError.build("TensorRT engine has no ModelMeta sidecar", got=str(path),
-                                       expected=str(sidecar), fix="rebuild with `dehazekit export --trt`")
+            raise ModelFileError.build(
+                "TensorRT engine has no ModelMeta sidecar",
+                got=str(path),
+                expected=str(sidecar),
+                fix="rebuild with `dehazekit export --trt`",
+            )
         super().__init__(ModelMeta.load(sidecar))
         trt = _import_trt()
         self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         self.engine = trt.Runtime(self._logger).deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
-            raise ModelFileError.build(f"TensorRT could not deserialise {path.name}",
-                                       fix="rebuild the engine with this TensorRT version and GPU")
+            raise ModelFileError.build(
+                f"TensorRT could not deserialise {path.name}",
+                fix="rebuild the engine with this TensorRT version and GPU",
+            )
         self.context = self.engine.create_execution_context()
         self._bind_names()
         self.cuda = cuda_runtime()
@@ -75,7 +82,9 @@ class TensorRTBackend(BaseBackend):
         # releases without nptype: the two I/O types dehazekit engines use
         by_name = {"FLOAT": np.float32, "HALF": np.float16}
         if dtype.name not in by_name:
-            raise ModelFileError.build("engine tensor type not supported", got=dtype.name, expected="FLOAT or HALF")
+            raise ModelFileError.build(
+                "engine tensor type not supported", got=dtype.name, expected="FLOAT or HALF"
+            )
         return np.dtype(by_name[dtype.name])
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
@@ -91,9 +100,12 @@ class TensorRTBackend(BaseBackend):
     def _launch(self, stream: int, in_ptr: int, shape: tuple[int, ...], out: PinnedBuffer):
         if not self.context.set_input_shape(self.input_name, tuple(shape)):
             low, _, high = self.engine.get_tensor_profile_shape(self.input_name, 0)
-            raise BackendError.build("input shape outside the engine's optimisation profile",
-                                     got=tuple(shape), expected=f"{tuple(low)} .. {tuple(high)}",
-                                     fix="rebuild the engine with a larger profile or use --tile")
+            raise BackendError.build(
+                "input shape outside the engine's optimisation profile",
+                got=tuple(shape),
+                expected=f"{tuple(low)} .. {tuple(high)}",
+                fix="rebuild the engine with a larger profile or use --tile",
+            )
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
         out.ensure(int(np.prod(out_shape)) * out.dtype.itemsize)
         self.context.set_tensor_address(self.input_name, in_ptr)
@@ -103,8 +115,12 @@ class TensorRTBackend(BaseBackend):
         return out.device_ptr, out_shape, None
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.name, "providers": [f"TensorRT {self._trt.__version__}"],
-                "backbone": self.meta.backbone, "overlap": "2 streams, 2 staging slots"}
+        return {
+            "backend": self.name,
+            "providers": [f"TensorRT {self._trt.__version__}"],
+            "backbone": self.meta.backbone,
+            "overlap": "2 streams, 2 staging slots",
+        }
 
     def close(self) -> None:
         if self._closed:

@@ -1,4 +1,5 @@
 """save_model / load_model round trips and refusals."""
+
 from __future__ import annotations
 
 import pytest

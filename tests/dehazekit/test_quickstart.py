@@ -1,5 +1,6 @@
 """The quickstart flow (samples/quickstart.sh) on the bundled default model and the shipped samples:
 adapt (Python API, weights="default") -> `dehazekit export` -> `dehazekit run`, with tiny step counts."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,18 @@ def test_quickstart_adapt_export_run(tmp_path: Path) -> None:
     from dehazekit.runtimes.meta import ModelMeta
 
     out = tmp_path / "quickstart"
-    result = adapt(IMAGES, backbone="gunet-t", weights="default", objective="dcp", search_steps=2,
-                   finetune_steps=2, size=64, batch_size=2, checkpoint_every=0, out=str(out))
+    result = adapt(
+        IMAGES,
+        backbone="gunet-t",
+        weights="default",
+        objective="dcp",
+        search_steps=2,
+        finetune_steps=2,
+        size=64,
+        batch_size=2,
+        checkpoint_every=0,
+        out=str(out),
+    )
     assert result.backbone == "gunet-t" and len(result.selected_blocks) == 3
     assert ModelMeta.load(out / "model.json").backbone == "gunet-t"
     assert (out / "report" / "before_after.png").stat().st_size > 0

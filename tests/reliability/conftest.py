@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from dehazekit.runtimes.meta import META_KEY, ModelMeta
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
+from dehazekit.runtimes.meta import META_KEY, ModelMeta
 from tests.runtimes.onnx_models import export_tiny
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dehazekit.runtimes.io_utils import stale_temp_files, temp_name_prefix
 from PIL import Image
 
+from dehazekit.runtimes.io_utils import stale_temp_files, temp_name_prefix
 from tests.reliability.conftest import assert_user_error, digest_tree, files_in, invoke, rgb
 from tests.reliability.faults import interrupt_when, run_limited, temps
 from tests.runtimes.media import make_video, probe

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dehazekit.runtimes.media import read_image
 from PIL import Image
 
+from dehazekit.runtimes.media import read_image
 from tests.reliability.conftest import assert_user_error, digest_tree, files_in, invoke
 from tests.reliability.images import broken_files, cases, float_rgb_tiff
 

@@ -1,4 +1,5 @@
 """Fixtures for runtime tests: one tiny exported ONNX model per session, small media per test."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Test media made on the fly: small synthetic videos (optionally with audio) and images."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -18,14 +19,21 @@ def moving_frames(count: int, width: int, height: int, seed: int = 0) -> list[np
     for i in range(count):
         frame = 0.6 * base + 0.3
         x0 = (i * 3) % max(width - 8, 1)
-        frame[4:12, x0:x0 + 8] = 0.95
+        frame[4:12, x0 : x0 + 8] = 0.95
         frame += rng.normal(0, 0.01, frame.shape)
         frames.append((np.clip(frame, 0, 1) * 255).astype(np.uint8))
     return frames
 
 
-def make_video(path: Path, count: int = 12, width: int = 48, height: int = 34, fps: int = 12,
-               audio: bool = False, faststart: bool = True) -> Path:
+def make_video(
+    path: Path,
+    count: int = 12,
+    width: int = 48,
+    height: int = 34,
+    fps: int = 12,
+    audio: bool = False,
+    faststart: bool = True,
+) -> Path:
     """Encode ``count`` frames with libx264 (mp4, moov first so a truncated copy is still readable)."""
     options = {"movflags": "faststart"} if faststart and path.suffix == ".mp4" else {}
     with av.open(str(path), "w", options=options) as out:
@@ -43,11 +51,13 @@ def make_video(path: Path, count: int = 12, width: int = 48, height: int = 34, f
     return path
 
 
-def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:
+def _write_tone(
+    out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float
+) -> None:
     rate, chunk = 16000, 1024
     samples = np.sin(2 * np.pi * 440 * np.arange(int(rate * seconds)) / rate).astype(np.float32)
     for start in range(0, len(samples), chunk):
-        block = samples[start:start + chunk]
+        block = samples[start : start + chunk]
         frame = av.AudioFrame.from_ndarray(block[None, :], format="flt", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
         for packet in stream.encode(frame):
@@ -65,8 +75,13 @@ def probe(path: Path) -> dict:
         time_base = stream.time_base
         size = (stream.codec_context.width, stream.codec_context.height)
     span = float((pts[-1] - pts[0]) * time_base) if len(pts) > 1 else 0.0
-    return {"frames": len(pts), "size": size, "kinds": kinds, "pts": pts,
-            "fps": (len(pts) - 1) / span if span else None}
+    return {
+        "frames": len(pts),
+        "size": size,
+        "kinds": kinds,
+        "pts": pts,
+        "fps": (len(pts) - 1) / span if span else None,
+    }
 
 
 def write_images(folder: Path, count: int, width: int = 40, height: int = 30) -> list[Path]:

@@ -3,6 +3,7 @@
 ``TinyNet`` halves and doubles resolution inside, so its input sides must be even: with
 ``pad_multiple=4`` in its ModelMeta the runtime's padding path is exercised on odd-sized frames.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,9 @@ class TinyNet(nn.Module):
     def __init__(self, width: int = 4, depth: int = 0) -> None:
         super().__init__()
         self.head = nn.Conv2d(3, width, 3, padding=1)
-        self.body = nn.Sequential(*[nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-                                    for _ in range(depth)])
+        self.body = nn.Sequential(
+            *[nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU()) for _ in range(depth)]
+        )
         self.low = nn.Conv2d(width, width, 3, padding=1)
         self.tail = nn.Conv2d(width, 3, 3, padding=1)
 
@@ -33,8 +35,16 @@ class TinyNet(nn.Module):
         return torch.clamp(x + 0.25 * torch.tanh(self.tail(y + z)), 0.0, 1.0)
 
 
-def export_tiny(path: Path, *, width: int = 4, depth: int = 0, seed: int = 0, pad_multiple: int = 4,
-                meta: bool = True, channels: int = 3) -> Path:
+def export_tiny(
+    path: Path,
+    *,
+    width: int = 4,
+    depth: int = 0,
+    seed: int = 0,
+    pad_multiple: int = 4,
+    meta: bool = True,
+    channels: int = 3,
+) -> Path:
     """Export a TinyNet with dynamic batch/height/width, input "hazy", output "clear", ModelMeta inside."""
     torch.manual_seed(seed)
     model = TinyNet(width, depth).eval()
@@ -42,17 +52,25 @@ def export_tiny(path: Path, *, width: int = 4, depth: int = 0, seed: int = 0, pa
         model.head = nn.Conv2d(channels, width, 3, padding=1)
         model.forward = lambda x: torch.relu(model.tail(torch.relu(model.head(x))))  # type: ignore[method-assign]
     dynamic = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(model, (torch.rand(1, channels, 32, 32),), str(path), dynamo=False, opset_version=17,
-                      input_names=["hazy"], output_names=["clear"],
-                      dynamic_axes={"hazy": dynamic, "clear": dynamic})
+    torch.onnx.export(
+        model,
+        (torch.rand(1, channels, 32, 32),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["hazy"],
+        output_names=["clear"],
+        dynamic_axes={"hazy": dynamic, "clear": dynamic},
+    )
     if meta:
         proto = onnx.load(str(path))
-        info = ModelMeta(backbone="tiny-test", config={"width": width, "depth": depth}, pad_multiple=pad_multiple)
+        info = ModelMeta(
+            backbone="tiny-test", config={"width": width, "depth": depth}, pad_multiple=pad_multiple
+        )
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, info.to_json()
         onnx.save(proto, str(path))
     return path
-
 
 
 def export_registered(out_dir: Path, backbone: str = "tiny-gunet") -> tuple[Path, Path]:
@@ -61,8 +79,8 @@ def export_registered(out_dir: Path, backbone: str = "tiny-gunet") -> tuple[Path
     Returns (model folder, .onnx). Needs the dehazekit/exporters packages (other helpers' work).
     """
     from dehazekit.backbones import create_backbone
-    from dehazekit.models import save_model
     from dehazekit.exporters.onnx_export import export_onnx
+    from dehazekit.models import save_model
 
     torch.manual_seed(0)
     model = create_backbone(backbone).eval()

@@ -1,4 +1,5 @@
 """Backends: opening by suffix, real onnxruntime inference, input validation, bad model files."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ from tests.runtimes.onnx_models import export_tiny
 
 def test_onnx_backend_matches_a_plain_session(tiny_onnx):
     x = np.random.default_rng(0).random((2, 3, 24, 36), dtype=np.float32)
-    expected = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(None, {"hazy": x})[0]
+    expected = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(
+        None, {"hazy": x}
+    )[0]
     with open_backend(tiny_onnx, device="cpu") as backend:
         out = backend.infer(x)
         assert backend.meta.pad_multiple == 4 and backend.meta.backbone == "tiny-test"
@@ -32,14 +35,17 @@ def test_onnx_backend_matches_a_plain_session(tiny_onnx):
     assert out.shape == x.shape and out.dtype == np.float32
 
 
-@pytest.mark.parametrize("batch,match", [
-    (np.zeros((1, 3, 8, 8), np.float64), "dtype"),
-    (np.zeros((3, 8, 8), np.float32), "rank"),
-    (np.zeros((1, 4, 8, 8), np.float32), "channels"),
-    (np.full((1, 3, 8, 8), 255.0, np.float32), "value range"),
-    (np.full((1, 3, 8, 8), np.nan, np.float32), "NaN"),
-    ([[1.0]], "numpy array"),
-])
+@pytest.mark.parametrize(
+    "batch,match",
+    [
+        (np.zeros((1, 3, 8, 8), np.float64), "dtype"),
+        (np.zeros((3, 8, 8), np.float32), "rank"),
+        (np.zeros((1, 4, 8, 8), np.float32), "channels"),
+        (np.full((1, 3, 8, 8), 255.0, np.float32), "value range"),
+        (np.full((1, 3, 8, 8), np.nan, np.float32), "NaN"),
+        ([[1.0]], "numpy array"),
+    ],
+)
 def test_invalid_batches_are_rejected_before_inference(tiny_onnx, batch, match):
     with open_backend(tiny_onnx, device="cpu") as backend, pytest.raises(InputError, match=match):
         backend.infer(batch)
@@ -88,8 +94,11 @@ def test_provider_choice_follows_preference_and_availability():
     cpu_only = ["AzureExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers("auto", None, cpu_only) == ["CPUExecutionProvider"]
     full = ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
-    assert choose_providers("auto", None, full) == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
-                                                    "CPUExecutionProvider"]
+    assert choose_providers("auto", None, full) == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
     assert choose_providers("cuda", None, full) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     with pytest.raises(BackendError, match="no GPU provider"):
         choose_providers("cuda", None, cpu_only)
@@ -122,6 +131,7 @@ def test_registry_is_overridable(tmp_path, tiny_onnx):
 def test_engine_without_tensorrt_names_the_extra(tmp_path):
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("tensorrt is installed here; the missing-dependency message cannot be shown")
     except ImportError:
         pass
@@ -136,14 +146,19 @@ def test_engine_without_tensorrt_names_the_extra(tmp_path):
 
 def test_torch_backend_and_onnx_export_of_one_registered_model_agree(tmp_path):
     """Model folder (torch backend, lazy torch) vs its dehazekit.exporters.export_onnx file (onnxruntime)."""
-    pytest.importorskip("dehazekit.exporters.onnx_export", reason="dehazekit.exporters.export_onnx not available")
+    pytest.importorskip(
+        "dehazekit.exporters.onnx_export", reason="dehazekit.exporters.export_onnx not available"
+    )
     from dehazekit.runtimes import Dehazer
     from tests.runtimes.media import moving_frames
     from tests.runtimes.onnx_models import export_registered
 
     folder, onnx_path = export_registered(tmp_path, "tiny-gunet")
     x = np.random.default_rng(0).random((2, 3, 16, 24), dtype=np.float32)
-    with open_backend(folder, device="cpu") as torch_backend, open_backend(onnx_path, device="cpu") as onnx_backend:
+    with (
+        open_backend(folder, device="cpu") as torch_backend,
+        open_backend(onnx_path, device="cpu") as onnx_backend,
+    ):
         assert torch_backend.name == "torch" and torch_backend.meta.backbone == onnx_backend.meta.backbone
         np.testing.assert_allclose(torch_backend.infer(x), onnx_backend.infer(x), atol=1e-5)
         frame = moving_frames(1, 13, 11)[0]  # below min_size 16 and off the pad multiple: padded both ways

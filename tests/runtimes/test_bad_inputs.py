@@ -1,4 +1,5 @@
 """Bad inputs give clear errors or listed skips, and never a partial output."""
+
 from __future__ import annotations
 
 import av

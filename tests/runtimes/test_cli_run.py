@@ -1,4 +1,5 @@
 """`dehazekit run` and `dehazekit bench` through typer's CliRunner."""
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,18 @@ def test_run_default_output_and_side_by_side_folder(tmp_path, tiny_onnx):
 
 def test_run_single_image_with_tiles(tmp_path, tiny_onnx):
     Image.fromarray(np.full((70, 90, 3), 128, np.uint8)).save(tmp_path / "a.jpg")
-    result = invoke("run", tmp_path / "a.jpg", "--model", tiny_onnx, "--tile", 32, "--overlap", 8,
-                    "--out", tmp_path / "b.png")
+    result = invoke(
+        "run",
+        tmp_path / "a.jpg",
+        "--model",
+        tiny_onnx,
+        "--tile",
+        32,
+        "--overlap",
+        8,
+        "--out",
+        tmp_path / "b.png",
+    )
     assert result.exit_code == 0, result.output
     assert np.asarray(Image.open(tmp_path / "b.png")).shape == (70, 90, 3)
 
@@ -71,8 +82,20 @@ def test_run_without_model_needs_the_default_or_says_so(tmp_path):
 
 
 def test_bench_prints_model_only_and_end_to_end_per_backend(tiny_onnx):
-    result = invoke("bench", tiny_onnx, "--size", "64x48", "--batch", "1,2", "--frames", 4, "--seconds", 0.05,
-                    "--device", "cpu")
+    result = invoke(
+        "bench",
+        tiny_onnx,
+        "--size",
+        "64x48",
+        "--batch",
+        "1,2",
+        "--frames",
+        4,
+        "--seconds",
+        0.05,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if "onnxruntime/CPU" in line]
     assert len(rows) == 2
@@ -89,4 +112,6 @@ def test_bgr_flag_changes_the_carrier_order_not_the_result(tmp_path, tiny_onnx):
     for name in ("img_00.png", "img_01.png"):
         rgb = np.asarray(Image.open(tmp_path / "rgb" / name))
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "bgr" / name)), rgb)
-        assert np.abs(rgb.astype(int) - np.asarray(Image.open(tmp_path / "pics" / name)).astype(int)).max() > 0
+        assert (
+            np.abs(rgb.astype(int) - np.asarray(Image.open(tmp_path / "pics" / name)).astype(int)).max() > 0
+        )

@@ -1,4 +1,5 @@
 """Dehazer embedding API: single frames, streams, BGR frames, odd sizes (padding path)."""
+
 from __future__ import annotations
 
 import numpy as np

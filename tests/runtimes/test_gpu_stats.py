@@ -1,4 +1,5 @@
-"""bench's GPU columns: NVML sampling (through a stand-in of the two NVML calls; no GPU here) and copy times."""
+"""bench's GPU columns: NVML sampling (through a stand-in of the two NVML calls; no GPU here) and copy
+times."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """runtimes must import (and later, infer) with torch unimportable: a camera pipeline embeds it alone."""
+
 import subprocess
 import sys
 import textwrap
@@ -8,13 +9,20 @@ from tests.conftest import REPO
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:
     prelude = "import sys\nsys.modules['torch'] = None\n"
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_runtimes_imports_with_torch_blocked():
     proc = run_blocked("""
-        import dehazekit.runtimes, dehazekit.runtimes.errors, dehazekit.runtimes.meta, dehazekit.runtimes.io_utils
+        import dehazekit.runtimes, dehazekit.runtimes.errors, dehazekit.runtimes.meta
+        import dehazekit.runtimes.io_utils
         import dehazekit.runtimes.media, dehazekit.runtimes.budget, dehazekit.runtimes.signals
         runtimes = dehazekit.runtimes
         assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None and m == 'torch']
@@ -43,11 +51,11 @@ def test_onnx_inference_and_video_pipeline_run_with_torch_blocked(tiny_onnx, tmp
     proc = run_blocked(f"""
         import numpy as np
         from dehazekit.runtimes import Dehazer, open_source, open_sink, run_pipeline
-        frame = np.load({str(tmp_path / 'frame.npy')!r})
+        frame = np.load({str(tmp_path / "frame.npy")!r})
         dehazer = Dehazer({str(tiny_onnx)!r}, device="cpu")
-        np.save({str(tmp_path / 'out.npy')!r}, dehazer(frame))
+        np.save({str(tmp_path / "out.npy")!r}, dehazer(frame))
         source = open_source(iter([frame] * 3))
-        report = run_pipeline(source, open_sink({str(tmp_path / 'v.mp4')!r}, source), dehazer)
+        report = run_pipeline(source, open_sink({str(tmp_path / "v.mp4")!r}, source), dehazer)
         loaded = sorted(m for m in ("torch", "onnxruntime", "av") if sys.modules.get(m) is not None)
         print(report.frames, report.backend["backend"], ",".join(loaded))
     """)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from dehazekit.runtimes.budget import inference_threads, parse_memory, plan_tiles
 from dehazekit.runtimes.errors import ConfigError, OutputError
 from dehazekit.runtimes.media import glob_images, is_image, is_video, list_images, refuse_overwriting_inputs

@@ -183,10 +183,20 @@ def test_the_pipeline_submits_the_next_batch_before_collecting_the_last():
     frames = [np.full((6, 8, 3), 10 * i, dtype=np.uint8) for i in range(4)]
     backend, written = DeferredBackend(), []
     source = open_source(iter(frames))
-    report = run_pipeline(source, open_sink(lambda item, frame: written.append(frame), source), Dehazer(backend))
+    report = run_pipeline(
+        source, open_sink(lambda item, frame: written.append(frame), source), Dehazer(backend)
+    )
     assert report.frames == 4
-    assert backend.calls == [("submit", 1), ("submit", 2), ("collect", 1), ("submit", 3), ("collect", 2),
-                             ("submit", 4), ("collect", 3), ("collect", 4)]
+    assert backend.calls == [
+        ("submit", 1),
+        ("submit", 2),
+        ("collect", 1),
+        ("submit", 3),
+        ("collect", 2),
+        ("submit", 4),
+        ("collect", 3),
+        ("collect", 4),
+    ]
     for frame, out in zip(frames, written):
         np.testing.assert_array_equal(out, 255 - frame)
 

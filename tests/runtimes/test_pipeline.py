@@ -1,4 +1,5 @@
 """The threaded pipeline on real media: video round trip, folders, audio, shutdown on failure."""
+
 from __future__ import annotations
 
 import threading
@@ -44,8 +45,11 @@ def test_glob_and_callback_sink(tmp_path, tiny_onnx):
     write_images(tmp_path, 3)
     got = []
     source = open_source(str(tmp_path / "img_0[01].png"))
-    run_pipeline(source, open_sink(lambda item, frame: got.append((item.name, frame.shape)), source),
-                 Dehazer(tiny_onnx))
+    run_pipeline(
+        source,
+        open_sink(lambda item, frame: got.append((item.name, frame.shape)), source),
+        Dehazer(tiny_onnx),
+    )
     assert got == [("img_00.png", (30, 40, 3)), ("img_01.png", (30, 40, 3))]
 
 
@@ -125,6 +129,7 @@ def test_greyscale_and_rgba_images_are_read_as_rgb(tmp_path, tiny_onnx):
     Image.fromarray(np.full((20, 24, 4), 200, np.uint8), mode="RGBA").save(tmp_path / "in" / "rgba.png")
     source = open_source(tmp_path / "in")
     shapes = []
-    report = run_pipeline(source, open_sink(lambda item, frame: shapes.append(frame.shape), source),
-                          Dehazer(tiny_onnx, batch=2))
+    report = run_pipeline(
+        source, open_sink(lambda item, frame: shapes.append(frame.shape), source), Dehazer(tiny_onnx, batch=2)
+    )
     assert report.frames == 2 and shapes == [(20, 24, 3), (20, 24, 3)] and report.skipped == []

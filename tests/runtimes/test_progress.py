@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dehazekit.runtimes.progress import ProgressReporter, StageProgress, format_seconds, parse_duration
 
 

@@ -1,4 +1,5 @@
 """rtsp/camera sources through optional OpenCV, and the clear error when OpenCV is absent."""
+
 from __future__ import annotations
 
 import subprocess
@@ -32,8 +33,9 @@ def test_camera_without_opencv_names_the_package():
             except MissingDependencyError as exc:
                 print(exc)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 2 and all("opencv-python" in line and "pip install" in line for line in lines)

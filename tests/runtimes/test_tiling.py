@@ -1,4 +1,5 @@
 """Tiling: overlapping tiles blended with a raised cosine match whole-frame inference, without seams."""
+
 from __future__ import annotations
 
 import numpy as np

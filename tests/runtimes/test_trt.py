@@ -1,4 +1,5 @@
 """TensorRT backend against onnxruntime on the same tiny model (needs tensorrt + an NVIDIA GPU)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The samples run as scripts; those needing absent components (OpenCV, GStreamer) skip with the reason."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,8 +16,14 @@ SAMPLES = REPO / "samples"
 
 
 def run_sample(name: str, *args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SAMPLES / name), *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, str(SAMPLES / name), *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def load(name: str):
@@ -29,7 +36,9 @@ def load(name: str):
 def test_batch_folder_dehazes_and_lists_skips(tmp_path, sample_model):
     write_images(tmp_path / "in", 3)
     (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    proc = run_sample("batch_folder.py", tmp_path / "in", tmp_path / "out", "--model", sample_model, "--batch", 2)
+    proc = run_sample(
+        "batch_folder.py", tmp_path / "in", tmp_path / "out", "--model", sample_model, "--batch", 2
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img_00.png", "img_01.png", "img_02.png"]
     assert "dehazed 3 images" in proc.stderr and "skipped" in proc.stderr and "broken.jpg" in proc.stderr
@@ -44,8 +53,9 @@ def test_camera_opencv_on_a_video_capture(tmp_path, sample_model):
     pytest.importorskip("cv2", reason="OpenCV not installed (pip install opencv-python)")
     video = make_video(tmp_path / "cam.mp4", count=8, width=48, height=36)
     out = tmp_path / "clear.mp4"
-    proc = run_sample("camera_opencv.py", "--model", sample_model, "--camera", video, "--out", out,
-                      "--max-frames", 5)
+    proc = run_sample(
+        "camera_opencv.py", "--model", sample_model, "--camera", video, "--out", out, "--max-frames", 5
+    )
     assert proc.returncode == 0, proc.stderr
     info = probe(out)
     assert info["frames"] == 5 and info["size"] == (48, 36)
@@ -68,7 +78,8 @@ def test_gstreamer_sample_end_to_end(tmp_path, sample_model):
     gi = pytest.importorskip("gi", reason="GStreamer Python bindings (PyGObject) not installed")
     gi.require_version("Gst", "1.0")
     video = make_video(tmp_path / "in.mp4", count=6, width=48, height=36)
-    proc = run_sample("gstreamer_appsink.py", "--model", sample_model, "--input", video, "--out",
-                      tmp_path / "out.mp4")
+    proc = run_sample(
+        "gstreamer_appsink.py", "--model", sample_model, "--input", video, "--out", tmp_path / "out.mp4"
+    )
     assert proc.returncode == 0, proc.stderr
     assert probe(tmp_path / "out.mp4")["frames"] == 6

@@ -1,4 +1,5 @@
 """Generated hazy-looking images (tiny, seeded) shared by the adapt tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 
 
-def write_hazy_images(folder: Path, count: int, size: tuple[int, int] = (40, 48),
-                      seed: int = 0) -> list[Path]:
+def write_hazy_images(
+    folder: Path, count: int, size: tuple[int, int] = (40, 48), seed: int = 0
+) -> list[Path]:
     """Smooth random scenes under synthetic haze (I = J t + A (1 - t)), saved as PNG."""
     from PIL import Image
 

@@ -1,4 +1,5 @@
 """dehazekit.adapt end to end on a tiny backbone: outputs, merge parity, adapter round trip, resume."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,20 @@ BACKBONE = "tiny-gunet"  # 7 candidate blocks, fast on CPU
 
 
 def _config(out: Path, **changes) -> AdaptConfig:
-    base = dict(objective="dcp", weights="random", search_steps=4, finetune_steps=3, batch_size=2, size=32,
-                seed=0, checkpoint_every=1, preview_count=2, out=str(out), lr_w=1e-3, lr_alpha=1e-2)
+    base = dict(
+        objective="dcp",
+        weights="random",
+        search_steps=4,
+        finetune_steps=3,
+        batch_size=2,
+        size=32,
+        seed=0,
+        checkpoint_every=1,
+        preview_count=2,
+        out=str(out),
+        lr_w=1e-3,
+        lr_alpha=1e-2,
+    )
     return AdaptConfig(**{**base, **changes})
 
 
@@ -27,6 +40,7 @@ def _stop_at(stage: str, step: int):
     def callback(event: dict) -> None:
         if event["stage"] == stage and event["step"] == step:
             raise _Interrupt(f"{stage} {step}")
+
     return callback
 
 
@@ -39,9 +53,17 @@ def test_end_to_end_outputs_and_parity(hazy_dir: Path, tmp_path: Path) -> None:
     events: list[dict] = []
     result = adapt(hazy_dir, BACKBONE, _config(tmp_path / "out"), progress=events.append)
     out = tmp_path / "out"
-    for name in ("adapter.json", "adapter.safetensors", "model.safetensors", "model.json",
-                 "report/summary.json",
-                 "report/gates.png", "report/loss.png", "report/before_after.png", "checkpoint/state.pt"):
+    for name in (
+        "adapter.json",
+        "adapter.safetensors",
+        "model.safetensors",
+        "model.json",
+        "report/summary.json",
+        "report/gates.png",
+        "report/loss.png",
+        "report/before_after.png",
+        "checkpoint/state.pt",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert [e["stage"] for e in events] == ["search"] * 4 + ["finetune"] * 3
     assert len(result.selected_blocks) == 3 and len(result.gates) == 7
@@ -81,8 +103,9 @@ def test_k_larger_than_candidates_fails_before_training(hazy_dir: Path, tmp_path
 
 
 @pytest.mark.parametrize("stage,step", [("search", 3), ("finetune", 2)])
-def test_interrupted_run_resumes_to_the_same_result(hazy_dir: Path, tmp_path: Path, stage: str,
-                                                     step: int) -> None:
+def test_interrupted_run_resumes_to_the_same_result(
+    hazy_dir: Path, tmp_path: Path, stage: str, step: int
+) -> None:
     from safetensors.torch import load_file
 
     full = adapt(hazy_dir, BACKBONE, _config(tmp_path / "full"))
@@ -129,8 +152,11 @@ def test_weights_official_train_form_and_saved_model_folder(hazy_dir: Path, tmp_
 
 @pytest.mark.parametrize("method", ["first-order", "unrolled", "reference"])
 def test_every_hypergradient_option_runs(hazy_dir: Path, tmp_path: Path, method: str) -> None:
-    result = adapt(hazy_dir, BACKBONE, _config(tmp_path / method, hypergrad=method, search_steps=2,
-                                               finetune_steps=1, checkpoint_every=0))
+    result = adapt(
+        hazy_dir,
+        BACKBONE,
+        _config(tmp_path / method, hypergrad=method, search_steps=2, finetune_steps=1, checkpoint_every=0),
+    )
     info = json.loads((tmp_path / method / "adapter.json").read_text())
     assert info["hypergrad"] == method and len(result.selected_blocks) == 3
     assert any(abs(g - 0.5) > 1e-6 for g in result.gates.values())  # the gates did move

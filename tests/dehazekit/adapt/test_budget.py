@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from dehazekit.runtimes.errors import ConfigError
 
 from dehazekit.adapt import AdaptConfig, adapt
 from dehazekit.adapt.budget import Estimate, plan, probe, refit_finetune
+from dehazekit.runtimes.errors import ConfigError
 
 
 def test_plan_keeps_the_default_stage_ratio() -> None:

@@ -1,4 +1,5 @@
 """AdaptConfig validation and the resume fingerprint."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,11 +8,24 @@ from dehazekit.adapt import AdaptConfig
 from dehazekit.runtimes.errors import ConfigError
 
 
-@pytest.mark.parametrize("changes", [
-    {"top_k": 0}, {"top_k": None}, {"gate_threshold": 1.5}, {"hypergrad": "second-order"}, {"size": 8},
-    {"rank": 0}, {"lr_w": 0.0}, {"batch_size": 0}, {"search_steps": 0}, {"seed": -1}, {"objective": " "},
-    {"checkpoint_every": -1}, {"top_k": True},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"top_k": 0},
+        {"top_k": None},
+        {"gate_threshold": 1.5},
+        {"hypergrad": "second-order"},
+        {"size": 8},
+        {"rank": 0},
+        {"lr_w": 0.0},
+        {"batch_size": 0},
+        {"search_steps": 0},
+        {"seed": -1},
+        {"objective": " "},
+        {"checkpoint_every": -1},
+        {"top_k": True},
+    ],
+)
 def test_invalid_values_rejected(changes: dict) -> None:
     with pytest.raises(ConfigError):
         AdaptConfig(backbone="tiny-gunet", **changes)

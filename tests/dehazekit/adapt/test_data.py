@@ -1,4 +1,5 @@
 """UnpairedHazy: splits, digest, samplers, bad inputs (non-images, corrupt, tiny, empty), video."""
+
 from __future__ import annotations
 
 from pathlib import Path

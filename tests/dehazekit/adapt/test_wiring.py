@@ -1,5 +1,6 @@
 """adapt() wiring: the configured method and learning rates reach the real optimisers, and the selection is
 the top-K of the gates it reports. Spies subclass the real search/tuner (they only record the instance)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,10 +32,24 @@ def spies(monkeypatch: pytest.MonkeyPatch) -> dict:
 
 
 @pytest.mark.parametrize("method", ["cg", "first-order"])
-def test_method_and_rates_reach_the_optimisers(hazy_dir: Path, tmp_path: Path, spies: dict, method: str) -> None:
-    config = AdaptConfig(objective="dcp", weights="random", search_steps=2, finetune_steps=1, batch_size=2, size=32,
-                         checkpoint_every=0, preview_count=1, out=str(tmp_path / "out"), hypergrad=method,
-                         lr_w=2.5e-3, lr_alpha=4.5e-2, top_k=2)
+def test_method_and_rates_reach_the_optimisers(
+    hazy_dir: Path, tmp_path: Path, spies: dict, method: str
+) -> None:
+    config = AdaptConfig(
+        objective="dcp",
+        weights="random",
+        search_steps=2,
+        finetune_steps=1,
+        batch_size=2,
+        size=32,
+        checkpoint_every=0,
+        preview_count=1,
+        out=str(tmp_path / "out"),
+        hypergrad=method,
+        lr_w=2.5e-3,
+        lr_alpha=4.5e-2,
+        top_k=2,
+    )
     result = adapt(hazy_dir, "tiny-gunet", config)
     search, tuner = spies["search"], spies["tuner"]
     assert search.config.hypergrad == method and search.step_count == 2

@@ -1,4 +1,5 @@
 """Readers for ../shared/compat fixtures (key lists and strong goldens); see compat/README.md."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,9 @@ def read_keys(compat_dir: Path, file: str) -> dict:
     return json.loads((compat_dir / file).read_text())
 
 
-def golden_weights(compat_dir: Path, stem: str, prefix: str = "model.") -> tuple[dict[str, torch.Tensor], bool]:
+def golden_weights(
+    compat_dir: Path, stem: str, prefix: str = "model."
+) -> tuple[dict[str, torch.Tensor], bool]:
     """Weights of a strong golden: stored ``<prefix><key>`` tensors, else regenerated from the fill table.
 
     Returns (state, complete): complete=False means entries outside the table keep constructor values
@@ -36,7 +39,7 @@ def golden_weights(compat_dir: Path, stem: str, prefix: str = "model.") -> tuple
     """
     info = json.loads((compat_dir / f"{stem}.json").read_text())
     tensors = load_file(str(compat_dir / f"{stem}.safetensors"))
-    stored = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    stored = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     if stored:
         return stored, True
     values = golden_seeded(compat_dir).seeded_values(info["fill_table"])
@@ -55,7 +58,7 @@ def golden_cases(compat_dir: Path, stem: str) -> list[dict]:
         if case.get("output_key"):
             entry["output"] = tensors[case["output_key"]]
         entry["extra"] = [tensors[k] for k in case.get("extra_output_keys") or []]
-        entry["suffix"] = case["input_key"][len("input"):]
+        entry["suffix"] = case["input_key"][len("input") :]
         cases.append(entry)
     return cases, tensors, info
 

@@ -1,4 +1,5 @@
 """Test helpers shared by the per-family backbone tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +12,16 @@ DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
 
 def export_dynamic_onnx(model: nn.Module, path: Path, trace_shape: tuple[int, int, int, int]) -> Path:
     """Trace ``model`` to ONNX (opset 17, TorchScript exporter) with dynamic batch/height/width."""
-    torch.onnx.export(model, (torch.rand(*trace_shape),), str(path), dynamo=False, opset_version=17,
-                      input_names=["hazy"], output_names=["clear"],
-                      dynamic_axes={"hazy": DYNAMIC_AXES, "clear": DYNAMIC_AXES})
+    torch.onnx.export(
+        model,
+        (torch.rand(*trace_shape),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["hazy"],
+        output_names=["clear"],
+        dynamic_axes={"hazy": DYNAMIC_AXES, "clear": DYNAMIC_AXES},
+    )
     return path
 
 

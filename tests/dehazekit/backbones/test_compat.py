@@ -3,6 +3,7 @@
 For every fixture in compat/index.json: our state_dict equals the authors' key/shape/dtype list in
 order, and loading each strong golden's weights reproduces every case within 5e-5 * max|golden|.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,11 @@ from dehazekit.backbones import create_backbone, list_backbones
 from tests.conftest import SHARED
 from tests.dehazekit.backbones import compat
 
-INDEX = json.loads((SHARED / "compat" / "index.json").read_text()) if (SHARED / "compat").is_dir() else {"keys": [], "goldens": []}
+INDEX = (
+    json.loads((SHARED / "compat" / "index.json").read_text())
+    if (SHARED / "compat").is_dir()
+    else {"keys": [], "goldens": []}
+)
 
 
 def _require_registered(name: str) -> None:
@@ -54,7 +59,9 @@ def _run_cases(model, cases, stem):
                 assert float((ours - theirs).abs().max()) <= compat.tolerance(theirs)
 
 
-@pytest.mark.parametrize("entry", [e for e in INDEX["goldens"] if not e.get("reparam")], ids=lambda e: Path(e["file"]).stem)
+@pytest.mark.parametrize(
+    "entry", [e for e in INDEX["goldens"] if not e.get("reparam")], ids=lambda e: Path(e["file"]).stem
+)
 def test_strong_golden_outputs(compat_dir, entry):
     _require_registered(entry["backbone"])
     stem = entry["file"]
@@ -65,7 +72,9 @@ def test_strong_golden_outputs(compat_dir, entry):
     _run_cases(model, cases, stem)
 
 
-@pytest.mark.parametrize("entry", [e for e in INDEX["goldens"] if e.get("reparam")], ids=lambda e: Path(e["file"]).stem)
+@pytest.mark.parametrize(
+    "entry", [e for e in INDEX["goldens"] if e.get("reparam")], ids=lambda e: Path(e["file"]).stem
+)
 def test_reparameterisation_golden(compat_dir, entry):
     _require_registered(entry["backbone"])
     stem = entry["file"]
@@ -85,4 +94,6 @@ def test_reparameterisation_golden(compat_dir, entry):
             y_train, y_deploy = train(case["input"]), deploy(case["input"])
         golden = tensors["output_train" + case["suffix"]]
         assert float((y_train - golden).abs().max()) <= compat.tolerance(golden)
-        assert float((y_deploy - tensors["output_folded" + case["suffix"]]).abs().max()) <= compat.tolerance(golden)
+        assert float((y_deploy - tensors["output_folded" + case["suffix"]]).abs().max()) <= compat.tolerance(
+            golden
+        )

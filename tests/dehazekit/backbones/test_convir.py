@@ -2,6 +2,7 @@
 
 Faithfulness against the authors' numbers lives in test_compat.py (keys + 256x256 strong golden).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -58,7 +59,9 @@ def test_min_size_is_honest():
         assert model(torch.rand(1, 3, spec.min_size, spec.min_size)).shape[-1] == spec.min_size
 
 
-@pytest.mark.parametrize("name, params", [("convir-s", 5_530_505), ("convir-b", 8_630_665), ("convir-l", 14_830_985)])
+@pytest.mark.parametrize(
+    "name, params", [("convir-s", 5_530_505), ("convir-b", 8_630_665), ("convir-l", 14_830_985)]
+)
 def test_parameter_counts_equal_authors(name, params):
     assert count_parameters(name) == params
 
@@ -75,7 +78,9 @@ def test_candidates_are_every_resblock_in_forward_order(name, per_stage):
     exclude = get_spec(name).exclude
     for block in blocks:
         module = model.get_submodule(block)
-        convs = [n for n, m in module.named_modules() if type(m) is nn.Conv2d and not exclude(f"{block}.{n}", m)]
+        convs = [
+            n for n, m in module.named_modules() if type(m) is nn.Conv2d and not exclude(f"{block}.{n}", m)
+        ]
         assert convs, f"{block} has no LoRA-eligible conv"
 
 
@@ -112,7 +117,9 @@ def test_official_wrapped_checkpoint_loads(tmp_path, wrap):
 
 
 def test_wrong_variant_checkpoint_names_keys():
-    small_state = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in create_backbone("convir-s").state_dict().items()}
+    small_state = {
+        k: torch.zeros(v.shape, dtype=v.dtype) for k, v in create_backbone("convir-s").state_dict().items()
+    }
     base = create_backbone("convir-b")
     with pytest.raises(CheckpointMismatchError) as err:
         load_weights(base, small_state)
@@ -122,7 +129,9 @@ def test_wrong_variant_checkpoint_names_keys():
 
 def test_wrong_width_checkpoint_names_shape():
     state = create_backbone("tiny-convir", base_channel=16).state_dict()
-    with pytest.raises(CheckpointMismatchError, match=r"shape mismatch .*Encoder\.0\.layers\.0\.main\.0\.main\.0\.weight"):
+    with pytest.raises(
+        CheckpointMismatchError, match=r"shape mismatch .*Encoder\.0\.layers\.0\.main\.0\.main\.0\.weight"
+    ):
         load_weights(create_backbone("tiny-convir"), state)
 
 

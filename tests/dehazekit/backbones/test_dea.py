@@ -1,4 +1,5 @@
 """DEA-Net: both forms, DEConv on CPU, reparameterisation parity, LoRA candidates, checkpoint loading."""
+
 from __future__ import annotations
 
 import pytest
@@ -87,18 +88,30 @@ def test_every_candidate_keeps_a_wrappable_conv(form):
     blocks = candidate_blocks(model)
     assert len(blocks) == 26 and blocks.index("mix1") < blocks.index("up_level2_block1")
     for block in blocks:
-        kept = [n for n, m in modules[block].named_modules()
-                if isinstance(m, (nn.Conv2d, nn.Linear)) and not spec.exclude(f"{block}.{n}", m)]
+        kept = [
+            n
+            for n, m in modules[block].named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not spec.exclude(f"{block}.{n}", m)
+        ]
         assert kept, block
-        assert all(".conv1_" not in f".{n}" and not n.startswith(("sa", "ca", "pa")) for n in kept), (block, kept)
+        assert all(".conv1_" not in f".{n}" and not n.startswith(("sa", "ca", "pa")) for n in kept), (
+            block,
+            kept,
+        )
 
 
 def test_exclusions_name_the_generators_and_depthwise_convs():
     exclude = get_spec("dea").exclude
     model = create_backbone("tiny-dea", form="train")
     mods = dict(model.named_modules())
-    for name in ("level3_block1.pa.pa2", "level3_block1.sa.sa", "level3_block1.ca.ca.0", "mix2.ca.ca.2",
-                 "down_level1_block1.conv1.conv1_5", "down_level1_block1.conv1.conv1_1.conv"):
+    for name in (
+        "level3_block1.pa.pa2",
+        "level3_block1.sa.sa",
+        "level3_block1.ca.ca.0",
+        "mix2.ca.ca.2",
+        "down_level1_block1.conv1.conv1_5",
+        "down_level1_block1.conv1.conv1_1.conv",
+    ):
         assert exclude(name, mods[name]), name
     for name in ("level3_block1.conv2", "mix1.conv", "up_level1_block4.conv2"):
         assert not exclude(name, mods[name]), name

@@ -1,6 +1,7 @@
 """DeHamer: export-safe pieces against their plain forms, tiny forward, pruning of the never-used
 parameters (count, outputs, gradients), LoRA candidates, checkpoint unwrapping, ONNX parity.
 Full size only on the meta device (its key list is checked in test_compat.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -131,8 +132,11 @@ def test_candidates_resolve_and_hold_lora_layers():
     assert len(blocks) == 4 + 6
     for path in blocks:
         block = model.get_submodule(path)
-        kept = {name for name, m in block.named_modules()
-                if isinstance(m, (nn.Conv2d, nn.Linear)) and not spec.exclude(f"{path}.{name}", m)}
+        kept = {
+            name
+            for name, m in block.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not spec.exclude(f"{path}.{name}", m)
+        }
         if path.startswith("E_block"):
             assert kept == {"0", "2"}
         else:

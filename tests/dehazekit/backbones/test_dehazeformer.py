@@ -1,5 +1,6 @@
 """DehazeFormer: tiny forward at odd sizes, window partition, LoRA candidates, checkpoint unwrapping,
 ONNX export with a dynamic batch (faithfulness to the authors' numbers lives in test_compat.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -47,7 +48,7 @@ def test_batch_items_are_independent():
     x = torch.rand(3, 3, 24, 40)
     with torch.no_grad():
         together = model(x)
-        alone = torch.cat([model(x[i:i + 1]) for i in range(3)])
+        alone = torch.cat([model(x[i : i + 1]) for i in range(3)])
     assert torch.allclose(together, alone, atol=1e-5)
 
 
@@ -84,8 +85,11 @@ def test_candidates_and_exclusions():
     assert blocks[0] == "layer1.blocks.0" and blocks[-1] == "layer5.blocks.1"
     for block_path in blocks:
         block = model.get_submodule(block_path)
-        kept = {name for name, m in block.named_modules()
-                if isinstance(m, (nn.Conv2d, nn.Linear)) and not spec.exclude(f"{block_path}.{name}", m)}
+        kept = {
+            name
+            for name, m in block.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not spec.exclude(f"{block_path}.{name}", m)
+        }
         expected = {"attn.V", "attn.proj", "mlp.mlp.0", "mlp.mlp.2"}
         if block.use_attn:
             expected.add("attn.QK")

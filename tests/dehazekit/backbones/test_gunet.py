@@ -1,4 +1,5 @@
 """gUNet family: shapes, LoRA candidates/exclusions, official checkpoint wrappers, mismatch errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -89,7 +90,9 @@ def test_wrong_checkpoint_names_keys(tmp_path):
     with torch.device("meta"):
         small = create_backbone("gunet-t")
     path = tmp_path / "t.pth"
-    torch.save({"state_dict": {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in small.state_dict().items()}}, path)
+    torch.save(
+        {"state_dict": {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in small.state_dict().items()}}, path
+    )
     with torch.device("meta"):
         bigger = create_backbone("gunet-s")
     with pytest.raises(CheckpointMismatchError, match=r"missing \d+: layers\.0\.blocks\.2\.norm\.weight"):

@@ -1,4 +1,5 @@
 """Every backbone's forward takes [0, 1]; those whose authors used another range wrap forward_raw."""
+
 import pytest
 import torch
 
@@ -7,8 +8,10 @@ from dehazekit.backbones import create_backbone
 CASES = {
     "tiny-gunet": lambda x: x * 2 - 1,
     "tiny-dehazeformer": lambda x: x * 2 - 1,
-    "tiny-dehamer": lambda x: (x - torch.tensor([0.64, 0.6, 0.58]).view(1, 3, 1, 1))
-    / torch.tensor([0.14, 0.15, 0.152]).view(1, 3, 1, 1),
+    "tiny-dehamer": lambda x: (
+        (x - torch.tensor([0.64, 0.6, 0.58]).view(1, 3, 1, 1))
+        / torch.tensor([0.14, 0.15, 0.152]).view(1, 3, 1, 1)
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 Faithfulness against the authors' numbers lives in test_compat.py (keys + strong golden).
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,12 +71,15 @@ def test_candidates_every_residual_block_in_forward_order(name, trunk):
     blocks = candidate_blocks(model)
     assert len(blocks) == 24 + trunk
     assert blocks[:3] == ["dense0.0", "dense0.1", "dense0.2"] and blocks[-1] == "dense_1.2"
-    assert blocks[12:12 + trunk] == [f"dehaze.res{i}" for i in range(trunk)]
+    assert blocks[12 : 12 + trunk] == [f"dehaze.res{i}" for i in range(trunk)]
     assert set(blocks) == {n for n, m in model.named_modules() if isinstance(m, ResidualBlock)}
     exclude = get_spec(name).exclude
     for block in blocks:
-        convs = [n for n, m in model.get_submodule(block).named_modules()
-                 if type(m) is nn.Conv2d and not exclude(f"{block}.{n}", m)]
+        convs = [
+            n
+            for n, m in model.get_submodule(block).named_modules()
+            if type(m) is nn.Conv2d and not exclude(f"{block}.{n}", m)
+        ]
         assert convs == ["conv1.conv2d", "conv2.conv2d"], block
 
 

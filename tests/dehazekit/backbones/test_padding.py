@@ -4,8 +4,10 @@ import torch
 from dehazekit.backbones.padding import pad_to_multiple, padded_size
 
 
-@pytest.mark.parametrize("size,multiple,min_size,expected", [(30, 16, 1, 32), (32, 16, 1, 32), (200, 32, 256, 256),
-                                                             (1, 4, 1, 4), (257, 32, 256, 288)])
+@pytest.mark.parametrize(
+    "size,multiple,min_size,expected",
+    [(30, 16, 1, 32), (32, 16, 1, 32), (200, 32, 256, 256), (1, 4, 1, 4), (257, 32, 256, 288)],
+)
 def test_padded_size(size, multiple, min_size, expected):
     assert padded_size(size, multiple, min_size) == expected
 

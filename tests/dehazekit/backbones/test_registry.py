@@ -54,8 +54,14 @@ def test_unknown_name_suggests_close_matches(toy_registered):
 def test_family_names_resolve_to_their_default_variant():
     from dehazekit.catalog import FAMILIES
 
-    expected = {"convir": "convir-s", "dea-net": "dea", "gunet": "gunet-t", "dehazeformer": "dehazeformer-t",
-                "msbdn": "msbdn", "dehamer": "dehamer"}
+    expected = {
+        "convir": "convir-s",
+        "dea-net": "dea",
+        "gunet": "gunet-t",
+        "dehazeformer": "dehazeformer-t",
+        "msbdn": "msbdn",
+        "dehamer": "dehamer",
+    }
     for alias, variant in expected.items():
         assert get_spec(alias).name == variant
     assert create_backbone("gunet").backbone_name == "gunet-t"  # saved models record the real name

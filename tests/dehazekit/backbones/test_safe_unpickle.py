@@ -1,4 +1,6 @@
-"""The tensor-only unpickler: whole pickled modules load without importing their code; hostile pickles do nothing."""
+"""The tensor-only unpickler: whole pickled modules load without importing their code; hostile pickles do
+nothing."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +17,7 @@ from dehazekit.backbones import read_state_dict
 from dehazekit.backbones.weights import load_tensors_only
 from dehazekit.runtimes.errors import ModelFileError
 
-_THROWAWAY = textwrap.dedent('''
+_THROWAWAY = textwrap.dedent("""
     import torch
     from torch import nn
 
@@ -30,7 +32,7 @@ _THROWAWAY = textwrap.dedent('''
 
         def __setstate__(self, state):
             raise RuntimeError("the checkpoint's own class code ran")
-''')
+""")
 
 
 @pytest.fixture()
@@ -57,7 +59,10 @@ def whole_module_checkpoint(tmp_path):
     for file in src_dir.rglob("*"):
         if file.is_file():
             file.unlink()
-    return {False: (name, tmp_path / "whole.pth", expected), True: (name, tmp_path / "whole_legacy.pth", expected)}
+    return {
+        False: (name, tmp_path / "whole.pth", expected),
+        True: (name, tmp_path / "whole_legacy.pth", expected),
+    }
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
@@ -109,8 +114,15 @@ def test_module_wrapped_in_dict_and_data_parallel_prefix(tmp_path):
 
 def test_legacy_shared_storage_and_dtypes(tmp_path):
     base = torch.arange(12, dtype=torch.float64)
-    payload = {"state_dict": {"a": base[:6].view(2, 3), "b": base[6:], "c": torch.tensor([True, False]),
-                              "d": torch.arange(4, dtype=torch.int64)}, "extra": _Evil(tmp_path / "x")}
+    payload = {
+        "state_dict": {
+            "a": base[:6].view(2, 3),
+            "b": base[6:],
+            "c": torch.tensor([True, False]),
+            "d": torch.arange(4, dtype=torch.int64),
+        },
+        "extra": _Evil(tmp_path / "x"),
+    }
     path = tmp_path / "legacy_dict.pth"
     torch.save(payload, path, _use_new_zipfile_serialization=False)
     got = load_tensors_only(path)

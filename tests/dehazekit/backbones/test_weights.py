@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -68,7 +67,9 @@ def test_non_strict_loads_what_matches():
     assert torch.equal(dst[0].weight, src["0.weight"])
 
 
-@pytest.mark.parametrize("content,suffix", [(b"garbage", ".pth"), (b"garbage", ".safetensors"), (b"x", ".bin")])
+@pytest.mark.parametrize(
+    "content,suffix", [(b"garbage", ".pth"), (b"garbage", ".safetensors"), (b"x", ".bin")]
+)
 def test_unreadable_files_are_model_file_errors(tmp_path, content, suffix):
     path = tmp_path / f"bad{suffix}"
     path.write_bytes(content)

@@ -1,4 +1,5 @@
 """Hypergradient formulas: rank1 against a hand computation, 'reference' vs rank1, unrolled vs autograd."""
+
 from __future__ import annotations
 
 import pytest

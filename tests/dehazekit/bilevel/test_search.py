@@ -1,4 +1,5 @@
 """Bilevel search and fine-tune on a real (tiny) backbone: parameter split, updates, resume."""
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,10 @@ def _model(seed: int = 0) -> torch.nn.Module:
 
 def _batches(n: int, seed: int = 0, size: int = 16):
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.rand(2, 3, size, size, generator=gen), torch.rand(2, 3, size, size, generator=gen))
-            for _ in range(n)]
+    return [
+        (torch.rand(2, 3, size, size, generator=gen), torch.rand(2, 3, size, size, generator=gen))
+        for _ in range(n)
+    ]
 
 
 def test_alpha_never_in_w_optimizer() -> None:
@@ -53,10 +56,13 @@ def test_search_then_finetune_changes_only_lora_and_gates(method: str) -> None:
     model = _model()
     base = {k.replace(".base_layer", ""): v.clone() for k, v in model.state_dict().items() if "lora" not in k}
     seen = []
-    search = BilevelSearch(model, objective, SearchConfig(hypergrad=method, lr_w=1e-3, lr_alpha=0.05),
-                           callback=seen.append)
+    search = BilevelSearch(
+        model, objective, SearchConfig(hypergrad=method, lr_w=1e-3, lr_alpha=0.05), callback=seen.append
+    )
     history = search.run(iter(_batches(3)), steps=3)
-    assert len(history) == len(seen) == 3 and all(torch.isfinite(torch.tensor(h["lower_loss"])) for h in history)
+    assert len(history) == len(seen) == 3 and all(
+        torch.isfinite(torch.tensor(h["lower_loss"])) for h in history
+    )
     gates = search.gate_values()
     assert len(set(gates.values())) > 1, "the hypergradient must move the gates apart"
     selected = select_top_k(gates, k=2)
@@ -67,7 +73,9 @@ def test_search_then_finetune_changes_only_lora_and_gates(method: str) -> None:
     losses = [tuner.step(b[1])["loss"] for b in _batches(3, seed=1)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert {b: float(g.value()) for b, g in gates_of(model).items()} == frozen_gates
-    assert all(n.split(".lora_")[0].startswith(tuple(s + "." for s in selected)) for n in lora_parameters(model))
+    assert all(
+        n.split(".lora_")[0].startswith(tuple(s + "." for s in selected)) for n in lora_parameters(model)
+    )
     assert any(not torch.equal(p, searched_w[n]) for n, p in lora_parameters(model).items())
     for k, v in model.state_dict().items():  # base weights never change
         if "lora" not in k:
@@ -109,9 +117,17 @@ def test_search_refuses_models_without_gates_and_bad_batches() -> None:
         SearchConfig(lr_w=0)
 
 
-@pytest.mark.parametrize(("method", "reuse", "calls"), [("rank1", True, 2), ("rank1", False, 3),
-                                                        ("first-order", True, 2), ("unrolled", True, 4),
-                                                        ("cg", True, 2), ("cg", False, 3)])
+@pytest.mark.parametrize(
+    ("method", "reuse", "calls"),
+    [
+        ("rank1", True, 2),
+        ("rank1", False, 3),
+        ("first-order", True, 2),
+        ("unrolled", True, 4),
+        ("cg", True, 2),
+        ("cg", False, 3),
+    ],
+)
 def test_objective_evaluations_per_step(method: str, reuse: bool, calls: int) -> None:
     count = []
 

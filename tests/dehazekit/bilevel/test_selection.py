@@ -1,4 +1,5 @@
 """Top-K selection: ordering, ties, threshold, exact names, bad K."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """What actually reaches the optimisers: each test recomputes the expected quantity on its own, from F on
 batch_alpha and f on batch_w, and compares it with what upper_step/lower_step/FineTuner hand to torch."""
+
 from __future__ import annotations
 
 import copy
@@ -58,8 +59,9 @@ def _sum_sq_b(model: torch.nn.Module) -> torch.Tensor:
     return sum(p.square().sum() for n, p in lora_parameters(model).items() if n.endswith(".lora_B"))
 
 
-def _expected_hypergradient(model, method: str, batch_alpha, batch_w, config: SearchConfig,
-                            wd: float = WD) -> torch.Tensor:
+def _expected_hypergradient(
+    model, method: str, batch_alpha, batch_w, config: SearchConfig, wd: float = WD
+) -> torch.Tensor:
     """The hypergradient written out from scratch for this model (no dehazekit.bilevel code)."""
     alpha, w = list(gate_parameters(model).values()), list(lora_parameters(model).values())
     for p in alpha + w:
@@ -145,8 +147,11 @@ def test_finetune_starts_from_the_searched_weights_and_gates() -> None:
     search.run(iter([(_batch(i), _batch(10 + i)) for i in range(3)]), 3)
     gates = search.gate_values()
     selected = select_top_k(gates, k=2)
-    kept = {n: p.detach().clone() for n, p in lora_parameters(model).items()
-            if n.startswith(tuple(b + "." for b in selected))}
+    kept = {
+        n: p.detach().clone()
+        for n, p in lora_parameters(model).items()
+        if n.startswith(tuple(b + "." for b in selected))
+    }
     tuner = FineTuner(model, objective, selected, FinetuneConfig(lr=1e-3, grad_clip=1e-3))
     assert sorted(lora_parameters(model)) == sorted(kept)
     for name, p in lora_parameters(model).items():
@@ -198,7 +203,9 @@ def test_cg_warm_starts_from_the_previous_solution() -> None:
 
 
 def test_patience_one_stops_at_the_first_repeat() -> None:
-    search = BilevelSearch(_model(), objective, SearchConfig(lr_w=1e-3, lr_alpha=0.05, stop_top_k=2, stop_patience=1))
+    search = BilevelSearch(
+        _model(), objective, SearchConfig(lr_w=1e-3, lr_alpha=0.05, stop_top_k=2, stop_patience=1)
+    )
     tops = []
     for i in range(12):
         search.step(_batch(i), _batch(10 + i))
@@ -210,8 +217,18 @@ def test_patience_one_stops_at_the_first_repeat() -> None:
     assert search.converged
 
 
-@pytest.mark.parametrize("bad", [{"cg_iters": 0}, {"cg_iters": True}, {"cg_iters": 1.5}, {"stop_top_k": 0},
-                                 {"stop_patience": -1}, {"weight_decay_w": -1e-3}, {"cg_damping": -1.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"cg_iters": 0},
+        {"cg_iters": True},
+        {"cg_iters": 1.5},
+        {"stop_top_k": 0},
+        {"stop_patience": -1},
+        {"weight_decay_w": -1e-3},
+        {"cg_damping": -1.0},
+    ],
+)
 def test_search_config_rejects(bad: dict) -> None:
     from dehazekit.runtimes.errors import ConfigError
 
@@ -219,8 +236,9 @@ def test_search_config_rejects(bad: dict) -> None:
         SearchConfig(**bad)
 
 
-@pytest.mark.parametrize("bad", [torch.rand(2, 3, 16), torch.randint(0, 255, (2, 3, 16, 16)), [[0.5]],
-                                 torch.rand(2, 4, 16, 16)])
+@pytest.mark.parametrize(
+    "bad", [torch.rand(2, 3, 16), torch.randint(0, 255, (2, 3, 16, 16)), [[0.5]], torch.rand(2, 4, 16, 16)]
+)
 def test_batches_are_checked_before_any_work(bad) -> None:
     from dehazekit.runtimes.errors import InputError
 

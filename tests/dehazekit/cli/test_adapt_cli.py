@@ -1,4 +1,5 @@
 """`dehazekit adapt` through typer's CliRunner: tiny backbone + tiny CLIP, a handful of generated images."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,26 @@ runner = CliRunner()
 
 
 def _args(images: Path, out: Path, *extra: str) -> list[str]:
-    return ["adapt", "--images", str(images), "--backbone", "tiny-gunet", "--weights", "random",
-            "--search-steps", "3", "--finetune-steps", "2", "--batch-size", "2", "--size", "32", "--out", str(out), *extra]
+    return [
+        "adapt",
+        "--images",
+        str(images),
+        "--backbone",
+        "tiny-gunet",
+        "--weights",
+        "random",
+        "--search-steps",
+        "3",
+        "--finetune-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--size",
+        "32",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_adapt_cli_h2c_with_tiny_clip(tmp_path: Path) -> None:
@@ -23,17 +42,39 @@ def test_adapt_cli_h2c_with_tiny_clip(tmp_path: Path) -> None:
     write_hazy_images(images, 5)
     (images / "notes.md").write_text("not an image")
     out = tmp_path / "out"
-    result = runner.invoke(app, _args(images, out, "--objective", "h2c+dcp", "--clip", str(TINY_CLIP),
-                                      "--clip-pretrained", "none", "--prompt", "a foggy road|a clear road",
-                                      "--top-k", "2", "--checkpoint-every", "2"))
+    result = runner.invoke(
+        app,
+        _args(
+            images,
+            out,
+            "--objective",
+            "h2c+dcp",
+            "--clip",
+            str(TINY_CLIP),
+            "--clip-pretrained",
+            "none",
+            "--prompt",
+            "a foggy road|a clear road",
+            "--top-k",
+            "2",
+            "--checkpoint-every",
+            "2",
+        ),
+    )
     assert result.exit_code == 0, result.output
     assert "search" in result.output and "step/s" in result.output and "ETA" in result.output
     assert "selected" in result.output and "notes.md" in result.output
     info = json.loads((out / "adapter.json").read_text())
     assert info["objective"] == "h2c+dcp" and info["prompts"] == [["a foggy road", "a clear road"]]
     assert len(info["blocks"]) == 2
-    for name in ("model.safetensors", "model.json", "report/gates.png", "report/loss.png",
-                 "report/before_after.png", "report/summary.json"):
+    for name in (
+        "model.safetensors",
+        "model.json",
+        "report/gates.png",
+        "report/loss.png",
+        "report/before_after.png",
+        "report/summary.json",
+    ):
         assert (out / name).is_file(), name
 
 
@@ -42,24 +83,31 @@ def test_adapt_cli_errors_are_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, _args(tmp_path / "empty", tmp_path / "o1", "--objective", "dcp"))
     assert result.exit_code == 2 and "no usable image" in result.output
     write_hazy_images(tmp_path / "hazy", 3)
-    result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o2", "--objective", "dcp",
-                                      "--top-k", "9"))
+    result = runner.invoke(
+        app, _args(tmp_path / "hazy", tmp_path / "o2", "--objective", "dcp", "--top-k", "9")
+    )
     assert result.exit_code == 2 and "top-k" in result.output and "Traceback" not in result.output
-    result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o3", "--objective", "dcp",
-                                      "--prompt", "no separator"))
+    result = runner.invoke(
+        app, _args(tmp_path / "hazy", tmp_path / "o3", "--objective", "dcp", "--prompt", "no separator")
+    )
     assert result.exit_code == 2 and "--prompt" in result.output
     result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o4", "--objective", "dcp", "--resume"))
     assert result.exit_code == 2 and "no checkpoint" in result.output
-    result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "o5", "--objective", "dcp",
-                                      "--gate-threshold", "0.99"))
+    result = runner.invoke(
+        app, _args(tmp_path / "hazy", tmp_path / "o5", "--objective", "dcp", "--gate-threshold", "0.99")
+    )
     assert result.exit_code == 2 and "threshold" in result.output
 
 
 def test_adapt_cli_gate_threshold_without_cap(tmp_path: Path) -> None:
     write_hazy_images(tmp_path / "hazy", 4)
     out = tmp_path / "out"
-    result = runner.invoke(app, _args(tmp_path / "hazy", out, "--objective", "dcp", "--gate-threshold", "0.4",
-                                      "--checkpoint-every", "0"))
+    result = runner.invoke(
+        app,
+        _args(
+            tmp_path / "hazy", out, "--objective", "dcp", "--gate-threshold", "0.4", "--checkpoint-every", "0"
+        ),
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((out / "adapter.json").read_text())
     assert len(info["blocks"]) == 7  # every gate is near 0.5 after 3 steps: all pass 0.4, no top-k cap

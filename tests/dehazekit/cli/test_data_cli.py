@@ -1,4 +1,5 @@
 """`dehazekit synth`, `pretrain`, `eval` end to end through typer's CliRunner (tiny backbone, few steps)."""
+
 from __future__ import annotations
 
 import json
@@ -31,19 +32,71 @@ def _ok(result):
 
 def test_synth_pretrain_eval_end_to_end(clear_dir, tmp_path, shared_dir_or_none):
     evalset = tmp_path / "evalset"
-    _ok(runner.invoke(app, ["synth", "--clear", str(clear_dir), "--out", str(evalset), "--haze-preset", "realistic",
-                            "--count", "3", "--size", "40"]))
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "synth",
+                "--clear",
+                str(clear_dir),
+                "--out",
+                str(evalset),
+                "--haze-preset",
+                "realistic",
+                "--count",
+                "3",
+                "--size",
+                "40",
+            ],
+        )
+    )
     assert len(list((evalset / "hazy").glob("*.png"))) == 3
     model_dir = tmp_path / "model"
-    out = _ok(runner.invoke(app, ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--out",
-                                  str(model_dir), "--haze-preset", "homogeneous+realistic", "--steps", "8", "--crop", "32",
-                                  "--batch-size", "2", "--val-every", "4", "--val-count", "2", "--val-size", "32",
-                                  "--max-side", "64", "--no-progress"]))
+    out = _ok(
+        runner.invoke(
+            app,
+            [
+                "pretrain",
+                "--clear",
+                str(clear_dir),
+                "--backbone",
+                "tiny-gunet",
+                "--out",
+                str(model_dir),
+                "--haze-preset",
+                "homogeneous+realistic",
+                "--steps",
+                "8",
+                "--crop",
+                "32",
+                "--batch-size",
+                "2",
+                "--val-every",
+                "4",
+                "--val-count",
+                "2",
+                "--val-size",
+                "32",
+                "--max-side",
+                "64",
+                "--no-progress",
+            ],
+        )
+    )
     assert "homogeneous" in out and "realistic" in out
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "model.json").is_file()
     report_dir = tmp_path / "report"
-    args = ["eval", "--model", str(model_dir), "--hazy", str(evalset / "hazy"), "--clear", str(evalset / "clear"),
-            "--out", str(report_dir)]
+    args = [
+        "eval",
+        "--model",
+        str(model_dir),
+        "--hazy",
+        str(evalset / "hazy"),
+        "--clear",
+        str(evalset / "clear"),
+        "--out",
+        str(report_dir),
+    ]
     fade_dir = shared_dir_or_none / "metrics" / "fade" if shared_dir_or_none else None
     if fade_dir is not None and fade_dir.is_dir():
         args += ["--fade-params", str(fade_dir)]
@@ -59,9 +112,30 @@ def test_synth_pretrain_eval_end_to_end(clear_dir, tmp_path, shared_dir_or_none)
 
 
 def test_pretrain_resume_via_cli(clear_dir, tmp_path):
-    base = ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--out", str(tmp_path / "m"),
-            "--crop", "32", "--batch-size", "2", "--val-every", "2", "--ckpt-every", "2", "--val-count", "2",
-            "--val-size", "32", "--max-side", "64", "--no-progress"]
+    base = [
+        "pretrain",
+        "--clear",
+        str(clear_dir),
+        "--backbone",
+        "tiny-gunet",
+        "--out",
+        str(tmp_path / "m"),
+        "--crop",
+        "32",
+        "--batch-size",
+        "2",
+        "--val-every",
+        "2",
+        "--ckpt-every",
+        "2",
+        "--val-count",
+        "2",
+        "--val-size",
+        "32",
+        "--max-side",
+        "64",
+        "--no-progress",
+    ]
     _ok(runner.invoke(app, base + ["--steps", "2"]))
     out = _ok(runner.invoke(app, base + ["--steps", "4", "--resume"]))
     assert "best step" in out
@@ -72,7 +146,9 @@ def test_pretrain_resume_via_cli(clear_dir, tmp_path):
 def test_user_errors_exit_2(clear_dir, tmp_path):
     res = runner.invoke(app, ["synth", "--clear", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
-    res = runner.invoke(app, ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--reweight", "x"])
+    res = runner.invoke(
+        app, ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--reweight", "x"]
+    )
     assert res.exit_code == 2
     res = runner.invoke(app, ["eval", "--hazy", str(clear_dir), "--metrics", "fade,bogus"])
     assert res.exit_code == 2
@@ -86,12 +162,46 @@ def shared_dir_or_none():
 
 
 def test_pretrain_recalibration_flags_reach_the_run(clear_dir, tmp_path):
-    common = ["pretrain", "--clear", str(clear_dir), "--backbone", "tiny-gunet", "--crop", "32",
-              "--batch-size", "2", "--val-every", "2", "--val-count", "2", "--val-size", "32", "--max-side", "64",
-              "--no-progress", "--steps", "2", "--haze-preset", "outdoor"]
+    common = [
+        "pretrain",
+        "--clear",
+        str(clear_dir),
+        "--backbone",
+        "tiny-gunet",
+        "--crop",
+        "32",
+        "--batch-size",
+        "2",
+        "--val-every",
+        "2",
+        "--val-count",
+        "2",
+        "--val-size",
+        "32",
+        "--max-side",
+        "64",
+        "--no-progress",
+        "--steps",
+        "2",
+        "--haze-preset",
+        "outdoor",
+    ]
     _ok(runner.invoke(app, common + ["--out", str(tmp_path / "start")]))
-    _ok(runner.invoke(app, common + ["--out", str(tmp_path / "re"), "--init", str(tmp_path / "start"),
-                                     "--colour-weight", "0.5", "--rotate"]))
+    _ok(
+        runner.invoke(
+            app,
+            common
+            + [
+                "--out",
+                str(tmp_path / "re"),
+                "--init",
+                str(tmp_path / "start"),
+                "--colour-weight",
+                "0.5",
+                "--rotate",
+            ],
+        )
+    )
     extra = json.loads((tmp_path / "re" / "model.json").read_text())["extra"]
     assert extra["init"] == str(tmp_path / "start")
     assert extra["colour_weight"] == 0.5 and extra["rotate"] is True

@@ -176,9 +176,9 @@ def test_backbones_listing_hides_test_configs_and_fits_80_columns(monkeypatch) -
 
 def test_objective_clip_suggests_h2c() -> None:
     import pytest
-    from dehazekit.runtimes.errors import UnknownNameError
 
     from dehazekit.objectives import create_objective
+    from dehazekit.runtimes.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="did you mean h2c"):
         create_objective("clip")

@@ -1,4 +1,5 @@
 """Paired on-the-fly data, held-out split, and the seeded evaluation-set writer."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Haze synthesis: the scattering formula, seeding, presets, pseudo-depth, Make3D depth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -69,8 +70,10 @@ def test_realistic_airlight_is_tinted_homogeneous_is_grey():
 def test_outdoor_airlight_is_bluish_on_average_and_sometimes_warm():
     clear = _clear()
     rng = np.random.default_rng(2)
-    blue_red = [a[2] - a[0] for a in (synthesize(clear, rng, PRESETS["outdoor"]).params["airlight"]
-                                     for _ in range(200))]
+    blue_red = [
+        a[2] - a[0]
+        for a in (synthesize(clear, rng, PRESETS["outdoor"]).params["airlight"] for _ in range(200))
+    ]
     # Range (-0.05, 0.2) plus a +-0.03 per-channel tint: mostly blue, a few warm.
     assert 0.05 < np.mean(blue_red) < 0.1 and min(blue_red) < 0 and max(blue_red) > 0.15
     rng = np.random.default_rng(2)
@@ -108,8 +111,13 @@ def test_linear_light_haze_lifts_shadows_more_than_srgb_blending():
 
 def test_new_fields_off_leave_the_old_presets_streams_unchanged():
     clear = _clear()
-    old = HazeConfig(**{k: v for k, v in PRESETS["realistic"].to_dict().items()
-                        if k not in ("airlight_blue", "depth_layers", "linear_light")})
+    old = HazeConfig(
+        **{
+            k: v
+            for k, v in PRESETS["realistic"].to_dict().items()
+            if k not in ("airlight_blue", "depth_layers", "linear_light")
+        }
+    )
     a = synthesize(clear, np.random.default_rng(9), old).hazy
     b = synthesize(clear, np.random.default_rng(9), PRESETS["realistic"]).hazy
     np.testing.assert_array_equal(a, b)

@@ -1,4 +1,5 @@
 """samples/: the shipped hazy images and video exist, decode, and stay small."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Adapter files: round trip, digest, gate values, backbone check."""
+
 from __future__ import annotations
 
 import json
@@ -37,15 +38,27 @@ def test_adapter_round_trip(tmp_path, toy_backbone: str) -> None:
     model = _adapted(toy_backbone)
     searched = {"x1": 0.8, "x2": 0.5, "x3": 0.1, "x4": 0.3}
     remove_lora(model, keep=["x1", "x4"])
-    save_adapter(model, tmp_path, {"objective": "dcp", "prompts": [["hazy", "clear"]], "data_digest": "abc",
-                                   "seed": 7, "gates": searched, "steps": 12})
+    save_adapter(
+        model,
+        tmp_path,
+        {
+            "objective": "dcp",
+            "prompts": [["hazy", "clear"]],
+            "data_digest": "abc",
+            "seed": 7,
+            "gates": searched,
+            "steps": 12,
+        },
+    )
     info = json.loads((tmp_path / "adapter.json").read_text())
     assert info["backbone"] == toy_backbone and info["backbone_config"] == {"channels": 4, "depth": 4}
     assert info["rank"] == 2 and info["lora_alpha"] == 5.0 and info["blocks"] == ["x1", "x4"]
     assert info["objective"] == "dcp" and info["seed"] == 7 and info["steps"] == 12
     assert info["format_version"] == 1  # the file format readers rely on; bump only with a migration
     # all searched gates kept; the model's own (current) values win for its blocks
-    assert info["gates"]["x3"] == 0.1 and info["gates"]["x1"] == pytest.approx(torch.sigmoid(torch.tensor(1.5)).item())
+    assert info["gates"]["x3"] == 0.1 and info["gates"]["x1"] == pytest.approx(
+        torch.sigmoid(torch.tensor(1.5)).item()
+    )
     assert info["digest"] == adapter_digest(tmp_path) == adapter_digest(tmp_path / "adapter.safetensors")
     assert read_adapter_info(tmp_path)["blocks"] == ["x1", "x4"]
 
@@ -96,7 +109,9 @@ def test_adapter_without_gates_round_trips(tmp_path, toy_backbone: str) -> None:
     info = read_adapter_info(tmp_path)
     assert info["blocks"] == ["x1", "x2", "x4"] and sorted(info["gated"]) == ["x2", "x4"]
     fresh = create_backbone(toy_backbone, channels=4, depth=4)
-    fresh.load_state_dict({k.replace(".base_layer", ""): v for k, v in model.state_dict().items() if "lora" not in k})
+    fresh.load_state_dict(
+        {k.replace(".base_layer", ""): v for k, v in model.state_dict().items() if "lora" not in k}
+    )
     load_adapter(fresh, tmp_path)
     assert sorted(gates_of(fresh)) == ["x2", "x4"]
     x = torch.rand(1, 3, 16, 16)

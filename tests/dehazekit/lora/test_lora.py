@@ -1,4 +1,5 @@
 """LoRA layers, gates, injection, parameter selection, merge/unmerge parity and safe merge."""
+
 from __future__ import annotations
 
 import copy
@@ -185,7 +186,9 @@ def test_gate_values_and_frozen_gates_get_no_grad(toy_backbone: str) -> None:
 TINY = [n for n in list_backbones() if n.startswith("tiny-")]
 
 
-@pytest.mark.parametrize("name", TINY or [pytest.param("none", marks=pytest.mark.skip("no tiny-* backbone yet"))])
+@pytest.mark.parametrize(
+    "name", TINY or [pytest.param("none", marks=pytest.mark.skip("no tiny-* backbone yet"))]
+)
 def test_tiny_backbones_merged_matches_unmerged(name: str) -> None:
     from dehazekit.backbones import forward_padded, get_spec
 

@@ -1,5 +1,6 @@
 """Small networks for LoRA/bilevel tests: every conv flavour LoRA must support, and a registered toy
 backbone whose block names include 'x1' and 'x10' (exact-name matching must keep them apart)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -71,8 +72,13 @@ def toy_backbone_registered() -> Iterator[str]:
     """Register the toy backbone only while a test needs it, so suites listing every backbone never see it."""
     registry._ensure_families_loaded()
     registry.register_backbone(
-        TOY_BACKBONE, family="toy", pad_multiple=4, min_size=8, tiny=True,
-        candidates=lambda m: [f"x{i}" for i in range(1, m.depth + 1)], exclude=_is_depthwise,
+        TOY_BACKBONE,
+        family="toy",
+        pad_multiple=4,
+        min_size=8,
+        tiny=True,
+        candidates=lambda m: [f"x{i}" for i in range(1, m.depth + 1)],
+        exclude=_is_depthwise,
         description="test-only residual chain",
     )(ToyChain)
     try:

@@ -1,4 +1,5 @@
 """FADE against the reference scores of LIVE's FADE.m (run in GNU Octave): ../shared/metrics/fade."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,14 @@ from dehazekit.metrics.fade import FadeParams, fade
 from dehazekit.runtimes.errors import InputError, ModelFileError
 
 # A quick subset for the default suite (small images, both tolerances); the full table runs with -m slow.
-QUICK = {"reference_images/live_test_image1.png", "reference_images/kodak24_kodim01.png",
-         "reference_images/synth_kodim01_uniform_t0.2_A230.png", "reference_images/synth_kodim23_uniform_t0.4_A230.png",
-         # flat regions make this one sensitive to the MSCN filter's rounding (see fade._filter_replicate)
-         "reference_images/sunhays80_img_010_SRF_8_HR.png"}
+QUICK = {
+    "reference_images/live_test_image1.png",
+    "reference_images/kodak24_kodim01.png",
+    "reference_images/synth_kodim01_uniform_t0.2_A230.png",
+    "reference_images/synth_kodim23_uniform_t0.4_A230.png",
+    # flat regions make this one sensitive to the MSCN filter's rounding (see fade._filter_replicate)
+    "reference_images/sunhays80_img_010_SRF_8_HR.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,11 @@ def fade_dir(shared_dir):
 
 
 def _rows(fade_dir):
-    lines = [ln.rstrip("\n").split("\t") for ln in (fade_dir / "reference_values.tsv").read_text().splitlines()
-             if ln and not ln.startswith("#")]
+    lines = [
+        ln.rstrip("\n").split("\t")
+        for ln in (fade_dir / "reference_values.tsv").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
     header, body = lines[0], lines[1:]
     return [dict(zip(header, row)) for row in body]
 

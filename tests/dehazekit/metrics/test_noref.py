@@ -1,4 +1,5 @@
 """No-reference scores: defining properties and their response to synthetic haze."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """PSNR/SSIM: standard definitions, cross-checked against scikit-image."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,15 @@ def _pair(seed: int = 0):
 def test_ssim_matches_skimage_gaussian():
     for seed in range(3):
         a, b = _pair(seed)
-        ref = skimage_metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
-                                                    use_sample_covariance=False, data_range=1.0, channel_axis=2)
+        ref = skimage_metrics.structural_similarity(
+            a,
+            b,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=2,
+        )
         assert ssim(a, b) == pytest.approx(ref, abs=1e-6)
 
 

@@ -1,4 +1,5 @@
 """Tiny open_clip model (random weights, 32 px) shared by the objective tests: never a download."""
+
 from __future__ import annotations
 
 from pathlib import Path

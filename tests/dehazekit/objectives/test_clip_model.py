@@ -1,4 +1,5 @@
 """CLIP loading: local configs and checkpoints, fast offline failure (for real, no mocks)."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """DCP objective: dark channel against brute force, term behaviour, preference for dehazed output."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ def _brute_dark(image: np.ndarray, patch: int) -> np.ndarray:
     out = np.empty_like(per_pixel)
     for y in range(h):
         for x in range(w):
-            out[y, x] = per_pixel[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].min()
+            out[y, x] = per_pixel[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1].min()
     return out
 
 
@@ -52,7 +53,7 @@ def test_terms_zero_where_expected() -> None:
     assert grey_world(grey).item() == 0.0
     cast = grey.clone()
     cast[:, 2] = 0.8
-    assert grey_world(cast).item() == pytest.approx(2 * 0.5 ** 2)
+    assert grey_world(cast).item() == pytest.approx(2 * 0.5**2)
 
 
 def test_output_clamped_and_gradient_flows() -> None:

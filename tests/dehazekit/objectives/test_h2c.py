@@ -1,4 +1,5 @@
 """H2C objective: the issue's formula, single normalisation, clamping, frozen CLIP, prompt handling."""
+
 from __future__ import annotations
 
 import pytest
@@ -124,11 +125,19 @@ def test_pretrained_clip_prefers_dehazed_over_hazier(shared_data) -> None:
     import numpy as np
     from PIL import Image
 
-    obj = make_h2c(clip=os.environ.get("DEHAZEKIT_CLIP_MODEL", "ViT-B-32"),
-                   weights=os.environ["DEHAZEKIT_CLIP_WEIGHTS"])
+    obj = make_h2c(
+        clip=os.environ.get("DEHAZEKIT_CLIP_MODEL", "ViT-B-32"), weights=os.environ["DEHAZEKIT_CLIP_WEIGHTS"]
+    )
     files = sorted((shared_data / "clear" / "kodak24").glob("*"))[:4]
-    clear = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize((224, 224))).copy())
-                         .permute(2, 0, 1).float() / 255 for f in files])
+    clear = torch.stack(
+        [
+            torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize((224, 224))).copy())
+            .permute(2, 0, 1)
+            .float()
+            / 255
+            for f in files
+        ]
+    )
     hazy = 0.6 * clear + 0.4 * 0.9
     hazier = 0.3 * clear + 0.7 * 0.9
     assert obj(hazy, clear) < obj(hazy, hazier)

@@ -1,4 +1,6 @@
-"""Small contracts of the objectives that the behavioural tests did not pin (found by benchmarks/mutants.py)."""
+"""Small contracts of the objectives that the behavioural tests did not pin (found by
+benchmarks/mutants.py)."""
+
 from __future__ import annotations
 
 import logging
@@ -46,9 +48,15 @@ def test_open_clip_info_lines_are_dropped_and_others_kept() -> None:
     assert drop.filter(record("/site-packages/dehazekit/objectives/h2c.py", logging.INFO))
 
 
-@pytest.mark.parametrize(("raised", "reachable"), [
-    (urllib.error.HTTPError("https://x", 404, "nope", None, None), True),  # a server answered
-    (urllib.error.URLError("no route"), False), (OSError("down"), False), (None, True)])
+@pytest.mark.parametrize(
+    ("raised", "reachable"),
+    [
+        (urllib.error.HTTPError("https://x", 404, "nope", None, None), True),  # a server answered
+        (urllib.error.URLError("no route"), False),
+        (OSError("down"), False),
+        (None, True),
+    ],
+)
 def test_network_probe(monkeypatch: pytest.MonkeyPatch, raised, reachable: bool) -> None:
     # No network here: urlopen stands in for the server's answer (or its absence).
     import contextlib
@@ -64,7 +72,9 @@ def test_network_probe(monkeypatch: pytest.MonkeyPatch, raised, reachable: bool)
     assert clip_model._probe() is reachable
 
 
-@pytest.mark.parametrize("prompts", [[("   ", "a clear photo")], [("a hazy photo", "")], [("a hazy photo", 3)]])
+@pytest.mark.parametrize(
+    "prompts", [[("   ", "a clear photo")], [("a hazy photo", "")], [("a hazy photo", 3)]]
+)
 def test_blank_or_non_text_prompts_are_refused(prompts) -> None:
     from dehazekit.objectives.h2c import resolve_prompts
     from dehazekit.runtimes.errors import ConfigError

@@ -1,4 +1,5 @@
 """BILD: the finite-difference directional terms equal per-patch gradient inner products; a run works."""
+
 from __future__ import annotations
 
 import numpy as np

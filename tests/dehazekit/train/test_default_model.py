@@ -1,4 +1,5 @@
 """The bundled default model loads through importlib.resources and removes synthetic haze."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,5 +40,6 @@ def test_default_model_beats_hazy_input_on_homogeneous_haze(model):
             out = forward_padded(model, torch.from_numpy(hazy).permute(2, 0, 1)[None]).clamp(0, 1)
         out = out[0].permute(1, 2, 0).numpy()
         gains.append(psnr(out, clear) - psnr(hazy, clear))
-    # The benchmark on the held-out validation set reports the real margin; this guards against a broken asset.
+    # The benchmark on the held-out validation set reports the real margin; this guards against a broken
+    # asset.
     assert np.mean(gains) > 3.0, gains

@@ -1,4 +1,5 @@
 """Pretraining loop: runs, keeps the best model, resumes to the same weights; BILD's parts are honest."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from dehazekit.data.images import write_image
-from dehazekit.train.pretrain import PretrainConfig, per_patch_loss, pretrain
 from dehazekit.runtimes.errors import ConfigError
+from dehazekit.train.pretrain import PretrainConfig, per_patch_loss, pretrain
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,22 @@ def clear_dir(tmp_path_factory):
 
 
 def _cfg(clear_dir, out, **kw):
-    base = dict(clear=clear_dir, backbone="tiny-gunet", out=out, steps=6, crop=32, batch_size=2, lr=2e-3,
-                val_every=3, ckpt_every=3, val_count=2, val_size=32, max_side=64, progress=False, val_fraction=0.3)
+    base = dict(
+        clear=clear_dir,
+        backbone="tiny-gunet",
+        out=out,
+        steps=6,
+        crop=32,
+        batch_size=2,
+        lr=2e-3,
+        val_every=3,
+        ckpt_every=3,
+        val_count=2,
+        val_size=32,
+        max_side=64,
+        progress=False,
+        val_fraction=0.3,
+    )
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -144,7 +159,12 @@ def test_core_never_imports_the_cli():
         if "cli" in path.relative_to(root).parts or path.name == "__main__.py":  # the CLI and its entry point
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.startswith("dehazekit.cli")]
     assert offenders == []
