@@ -99,6 +99,14 @@ def export(
 
         raise ConfigError.build("--onnx is the old name of --out", got="both", fix="give only --out")
     target, flag = (onnx, "--onnx") if onnx is not None else (out, "--out")
+    bundled = None
+    if model is None and target is None:  # the bundled model: its exports live in the user cache, where
+        # `dehazekit run` finds them (the package folder may be read-only and is no place for outputs)
+        from dehazekit.cli.run_model import cache_target
+        from dehazekit.models import default_model_path
+
+        bundled = default_model_path()
+        target = cache_target(bundled) / "model.onnx"
     if target is not None:  # named by the flag the user typed; the library checks every file it writes
         guard_outputs([target], [*model_files(model), options.get("verify_images")], flag)
     result = run_export(
@@ -110,6 +118,10 @@ def export(
         **options,
     )
     clean_stale_temporaries(result.onnx.parent)  # what a killed earlier export left beside the model
+    if bundled is not None and result.parity.passed:
+        from dehazekit.cli.run_model import stamp_verified
+
+        stamp_verified(result.onnx.parent, bundled / "model.safetensors")
     _serving(result.onnx, triton, deepstream, deepstream_size, engine=result.engine)
     _report(result)
 

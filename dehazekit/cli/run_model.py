@@ -77,27 +77,37 @@ def verified_onnx(folder: Path, weights: Path | None = None) -> Path | None:
     return None
 
 
+def cache_target(folder: Path) -> Path:
+    """Where the default model's ONNX lives: the user cache, one folder per weights digest."""
+    return cache_dir() / "onnx" / sha256(folder / WEIGHTS)[:16]
+
+
+def stamp_verified(target: Path, weights: Path) -> None:
+    """Record that ``target/model.onnx`` passed parity against ``weights`` (what `run` checks)."""
+    from dehazekit.runtimes.io_utils import atomic_write_text
+
+    stamp = {
+        "weights": str(weights),
+        "weights_sha256": sha256(weights),
+        "onnx_sha256": sha256(target / ONNX),
+        "parity_passed": True,
+    }
+    atomic_write_text(target / STAMP, json.dumps(stamp, indent=2) + "\n")
+
+
 def build_cached_onnx(folder: Path) -> Path:
     """Export ``folder``'s model to ONNX once, check parity against PyTorch, cache it by weights digest."""
     from dehazekit.exporters import export
-    from dehazekit.runtimes.io_utils import atomic_write_text
 
     weights = folder / WEIGHTS
-    digest = sha256(weights)
-    target = cache_dir() / "onnx" / digest[:16]
+    target = cache_target(folder)
     cached = verified_onnx(target, weights)
     if cached is not None:
         return cached
     log.info("building the fast ONNX model for %s once (cached in %s)", folder, target)
     # the same verify-then-keep gate as `dehazekit export`: a model that fails parity is never cached
     export(folder, "onnx", out=target / ONNX, progress=lambda event: log.debug("%s", event))
-    stamp = {
-        "weights": str(weights),
-        "weights_sha256": digest,
-        "onnx_sha256": sha256(target / ONNX),
-        "parity_passed": True,
-    }
-    atomic_write_text(target / STAMP, json.dumps(stamp, indent=2) + "\n")
+    stamp_verified(target, weights)
     return target / ONNX
 
 
