@@ -100,6 +100,11 @@ def clip_unavailable(name: str, tag: str | None) -> OfflineError | None:
         return None
     if os.environ.get("HF_HUB_OFFLINE") != "1" and _reachable():
         return None
+    return offline_error(name, tag)
+
+
+def offline_error(name: str, tag: str) -> OfflineError:
+    """The one message for CLIP weights that can be neither found nor fetched (here and in clip_model)."""
     return OfflineError.build(
         f"CLIP weights {name}/{tag} are not cached and the network is unreachable",
         got="no cached file",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,7 @@ class Dehazer:
 
     def process_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Same-size uint8 (H, W, 3) frames -> dehazed frames of the same size."""
-        try:
+        with self._memory_errors(frames):
             batch = to_model_batch(list(frames), self.meta, self.bgr)
             b, _, height, width = batch.shape
             tiles = self.tiles or self._auto_tiles(b, height, width)
@@ -121,6 +122,12 @@ class Dehazer:
             else:
                 out = self._run_padded(batch)
             return from_model_batch(out, self.meta, self.bgr)
+
+    @contextmanager
+    def _memory_errors(self, frames: Sequence[np.ndarray]) -> Iterator[None]:
+        """An allocation failure becomes one line suggesting --tile."""
+        try:
+            yield
         except MemoryError as exc:
             raise self._too_large(frames, str(exc) or "MemoryError") from exc
         except BackendError as exc:
@@ -166,14 +173,8 @@ class Dehazer:
             return PendingBatch(ticket=None, pad=None, done=self.process_batch(frames))
         batch = to_model_batch(list(frames), self.meta, self.bgr)
         pad = plan_padding(height, width, self.meta)
-        try:
+        with self._memory_errors(frames):
             return PendingBatch(ticket=submit(to_layout(pad_batch(batch, pad), self.meta)), pad=pad)
-        except MemoryError as exc:
-            raise self._too_large(frames, str(exc) or "MemoryError") from exc
-        except BackendError as exc:
-            if not _is_allocation_failure(str(exc)):
-                raise
-            raise self._too_large(frames, str(exc)) from exc
 
     def collect_batch(self, pending: PendingBatch) -> list[np.ndarray]:
         if pending.done is not None:

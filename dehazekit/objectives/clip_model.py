@@ -117,13 +117,9 @@ def _network_reachable() -> bool:
 
 
 def _offline_error(name: str, tag: str) -> OfflineError:
-    return OfflineError.build(
-        f"CLIP weights {name}/{tag} are not cached and the network is unreachable",
-        got="no cached file",
-        expected="a cached or downloadable open_clip checkpoint",
-        fix=f"pass a local checkpoint with --clip-weights PATH (same architecture as --clip {name}), "
-        "or use the CLIP-free objective: --objective offline",
-    )
+    from dehazekit.preflight import offline_error
+
+    return offline_error(name, tag)
 
 
 def resolve_pretrained(name: str, tag: str) -> str:
