@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ SHARED = Path(os.environ.get("DEHAZEKIT_SHARED", REPO.parent / "shared"))
 # 52-244 s with 2 threads vs 10 s with 1). Pin one thread unless the caller chose a count; the
 # environment variable also reaches subprocesses started by the tests.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The suite never writes into the user's real cache (the default model's ONNX, built by `run`/`export`); one
+# throw-away cache for the session, inherited by the CLI subprocesses the tests start.
+os.environ["DEHAZEKIT_CACHE"] = tempfile.mkdtemp(prefix="dehazekit-test-cache-")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -100,8 +100,9 @@ def export(
         raise ConfigError.build("--onnx is the old name of --out", got="both", fix="give only --out")
     target, flag = (onnx, "--onnx") if onnx is not None else (out, "--out")
     bundled = None
-    if model is None and target is None:  # the bundled model: its exports live in the user cache, where
-        # `dehazekit run` finds them (the package folder may be read-only and is no place for outputs)
+    if model is None and backbone is None and target is None:
+        # the bundled model: its exports go to the user cache, where `dehazekit run` finds them (the package
+        # folder may be read-only and is no place for outputs)
         from dehazekit.cli.run_model import cache_target
         from dehazekit.models import default_model_path
 
