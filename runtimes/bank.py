@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from dehazekit.runtimes.backends.onnx_backend import OnnxBackend, _import_ort
-from dehazekit.runtimes.errors import BackendError, ModelFileError, UnknownNameError
+from dehazekit.runtimes.errors import ModelFileError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -176,17 +176,8 @@ class OnnxBankBackend(OnnxBackend):
             log.debug("bank: adapter %s -> %s", self.adapter, name)
         self.adapter = name
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        feed = {self.input_name: batch.astype(self.input_dtype, copy=False), **self._feeds}
-        try:
-            out = self.session.run([self.output_name], feed)[0]
-        except Exception as exc:
-            raise BackendError.build(
-                "ONNX Runtime inference failed",
-                got=str(exc).splitlines()[0],
-                expected=f"input {self.input_name} of shape {batch.shape}",
-            ) from exc
-        return out.astype(np.float32, copy=False)
+    def extra_feeds(self) -> dict[str, np.ndarray]:
+        return self._feeds
 
     def describe(self) -> dict[str, object]:
         return {

@@ -150,9 +150,9 @@ class OnnxBackend(BaseBackend):
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         if self.cuda_io is not None:
             return self.cuda_io.runner.collect(self.cuda_io.runner.submit(batch, self.cuda_io.launch))
-        feed = batch.astype(self.input_dtype, copy=False)
+        feed = {self.input_name: batch.astype(self.input_dtype, copy=False), **self.extra_feeds()}
         try:
-            out = self.session.run([self.output_name], {self.input_name: feed})[0]
+            out = self.session.run([self.output_name], feed)[0]
         except Exception as exc:
             raise BackendError.build(
                 "ONNX Runtime inference failed",
@@ -160,6 +160,10 @@ class OnnxBackend(BaseBackend):
                 expected=f"input {self.input_name} of shape {batch.shape}",
             ) from exc
         return out.astype(np.float32, copy=False)
+
+    def extra_feeds(self) -> dict[str, np.ndarray]:
+        """Inputs fed beside the image on every run (an adapter bank's overridable weights); none here."""
+        return {}
 
     @property
     def providers(self) -> list[str]:
