@@ -33,7 +33,7 @@ import onnx
 from onnx import numpy_helper
 
 from dehazekit.runtimes.bank import BANK_FORMAT, MANIFEST, adapter_file
-from dehazekit.runtimes.errors import ConfigError, DehazeKitError, ExportError, ModelFileError
+from dehazekit.runtimes.errors import ConfigError, DehazeKitError, ExportError, ModelFileError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,7 @@ def build_bank(
         raise ConfigError.build("bank folder exists", got=str(out), fix="pass --force or another --out")
     named = parse_named(adapters)
     base_path = default_model_path() if str(base) == "default" else Path(base)
+    _refuse_replacing_inputs(out, [folder for _, folder in named] + [base_path])
     base_model = load_model(base_path)
     base_state = _state(base_model)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -194,6 +195,19 @@ def build_bank(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return out
+
+
+def _refuse_replacing_inputs(out: Path, inputs: Sequence[Path]) -> None:
+    """``--force`` replaces the whole ``out`` folder: it must be neither an input nor hold one."""
+    real_out = out.resolve()
+    for given in inputs:
+        real = Path(given).resolve()
+        if real == real_out or real.is_relative_to(real_out):
+            raise OutputError.build(
+                "the bank folder would replace an input",
+                got=f"--out {out} holds {given}",
+                fix="choose another --out (inputs are never overwritten)",
+            )
 
 
 def _write_bank(

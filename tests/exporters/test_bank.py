@@ -98,6 +98,20 @@ def test_tampered_adapter_file_is_refused(bank_setup, tmp_path):
         Bank(copy)
 
 
+@pytest.mark.parametrize("where", ["adapter", "parent"])
+def test_force_never_replaces_an_input_folder(bank_setup, where):
+    """--force deletes the old bank folder: pointing --out at an adapter (or above it) must be refused."""
+    from dehazekit.exporters.bank import build_bank
+    from dehazekit.runtimes.errors import OutputError
+
+    night = bank_setup["adapters"]["night"]
+    out = night if where == "adapter" else night.parent
+    before = sorted(p.name for p in night.iterdir())
+    with pytest.raises(OutputError, match="would replace an input"):
+        build_bank([f"night={night}"], out, base=bank_setup["root"] / "base", force=True)
+    assert sorted(p.name for p in night.iterdir()) == before
+
+
 def test_unknown_adapter_suggests_close_names(bank_setup):
     from dehazekit.runtimes import Dehazer
     from dehazekit.runtimes.errors import UnknownNameError
