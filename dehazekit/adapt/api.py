@@ -496,19 +496,17 @@ def _finish(
     from dehazekit.lora import ADAPTER_JSON, ADAPTER_TENSORS, adapter_digest, save_adapter
 
     out_dir = config.out_dir
+    common = {
+        "out_dir": out_dir,
+        "backbone": str(config.backbone),
+        "selected_blocks": list(selected),
+        "gates": dict(search_gates),
+        "losses": run.history,
+        "data_digest": data.digest,
+        "resumed_from": resumed,
+    }
     if not run.dist.is_main:  # rank 0 alone writes adapter, model and report
-        return AdaptResult(
-            out_dir=out_dir,
-            backbone=str(config.backbone),
-            selected_blocks=list(selected),
-            gates=dict(search_gates),
-            losses=run.history,
-            timings=dict(run.timings),
-            paths={},
-            merge_max_abs_diff=float("nan"),
-            data_digest=data.digest,
-            resumed_from=resumed,
-        )
+        return AdaptResult(**common, timings=dict(run.timings), paths={}, merge_max_abs_diff=float("nan"))
     t_save = time.perf_counter()
     save_adapter(
         run.model,
@@ -544,18 +542,12 @@ def _finish(
     timings["total"] = time.perf_counter() - t0
     log.info("adaptation done in %.1f s; outputs in %s", timings["total"], out_dir)
     return AdaptResult(
-        out_dir=out_dir,
-        backbone=str(config.backbone),
-        selected_blocks=list(selected),
-        gates=dict(search_gates),
-        losses=run.history,
+        **common,
         timings=timings,
         paths=paths,
         merge_max_abs_diff=diff,
-        data_digest=data.digest,
         skipped=list(data.report.skipped),
         upscaled=list(data.report.upscaled),
-        resumed_from=resumed,
         guard=guard,
     )
 
