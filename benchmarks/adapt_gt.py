@@ -74,6 +74,26 @@ MODES = {
 }
 
 
+def product_mode() -> dict:
+    """The default mode's tasks with `dehazekit adapt`'s own defaults (AdaptConfig: steps, crop size,
+    learning rates), `--objective offline` only: what a user gets. Sized for a GPU."""
+    import dataclasses
+
+    from dehazekit.adapt import AdaptConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(AdaptConfig)}
+    return {
+        **MODES["default"],
+        "search": defaults["search_steps"],
+        "finetune": defaults["finetune_steps"],
+        "size": defaults["size"],
+        "methods": ("lora:offline",),
+        "extra_methods": (),
+        "extra_dcp_on": (),
+        "adapt_overrides": {},
+    }
+
+
 def build_tasks(mode: dict, only: list[str] | None) -> list[tasks_mod.Task]:
     def wanted(prefix: str) -> bool:
         return not only or any(o in prefix or prefix in o for o in only)
@@ -181,7 +201,7 @@ def run_lora(task, objective: str, mode: dict, seed: int) -> dict:
         paths = _write_pngs(task.adapt, Path(tmp) / "images")
         config = AdaptConfig(
             backbone="gunet-t",
-            weights="default",
+            weights=mode.get("model") or "default",
             objective=objective,
             size=mode["size"],
             search_steps=mode["search"],
@@ -231,7 +251,7 @@ def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-
     from dehazekit.objectives import attach_network, create_objective
 
     torch.manual_seed(seed)
-    model = load_model(None, backbone="gunet-t").eval()
+    model = load_model(mode.get("model"), backbone="gunet-t").eval()
     obj = None
     if objective is not None:
         obj = create_objective(objective)
@@ -251,7 +271,7 @@ def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-
 def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> dict:
     from dehazekit.models import load_model
 
-    base = load_model(None, backbone="gunet-t")
+    base = load_model(mode.get("model"), backbone="gunet-t")
     record = {
         "task": task.name,
         "family": task.family,
@@ -300,6 +320,7 @@ def _worker_init() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--product", action="store_true", help="the adapt command's default settings (GPU)")
     ap.add_argument("--only", nargs="*", help="substrings of task names to run")
     ap.add_argument("--methods", nargs="*", help="override the mode's methods, e.g. lora:offline full:dcp l1")
     ap.add_argument("--out", type=Path, default=None)
@@ -308,6 +329,7 @@ def main() -> None:
         "--from-json", type=Path, nargs="*", help="only re-render the markdown of finished runs' JSON"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", type=Path, default=None, help="base model folder (default: the bundled one)")
     ap.add_argument(
         "--jobs", type=int, default=1, help="tasks run in parallel processes (1 torch thread each)"
     )
@@ -320,11 +342,12 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("dehazekit").setLevel(logging.ERROR)
-    name = "quick" if args.quick else "default"
-    mode = dict(MODES[name])
+    name = "quick" if args.quick else "product" if args.product else "default"
+    mode = product_mode() if args.product else dict(MODES[name])
     for item in args.set:
         key, _, value = item.partition("=")
         mode[key] = json.loads(value)
+    mode["model"] = str(args.model.resolve()) if args.model else None
     fade_params = None
     if not args.no_fade and (tasks_mod.SHARED / "metrics" / "fade").is_dir():
         from dehazekit.metrics.fade import FadeParams
@@ -342,7 +365,9 @@ def main() -> None:
         extra += ["full:dcp"] if any(k in task.name for k in mode.get("extra_dcp_on", ())) else []
         jobs.append((task, mode, args.methods or list(mode["methods"]) + extra, fade_params, args.seed))
     jobs.sort(key=lambda job: _priority(job[0].name))
-    out = args.out or RESULTS / ("adapt_gt_quick" if args.quick else "adapt_gt")
+    out = args.out or RESULTS / {"quick": "adapt_gt_quick", "product": "adapt_gt_product"}.get(
+        name, "adapt_gt"
+    )
     command = "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/adapt_gt.py", *sys.argv[1:]])
     records: list[dict] = []
 

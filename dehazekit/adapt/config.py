@@ -167,21 +167,9 @@ class AdaptConfig:
     def _check_budget(self) -> None:
         if self.time_budget is None:
             return
-        if isinstance(self.time_budget, str):
-            from dehazekit.runtimes.progress import parse_duration
+        from dehazekit.runtimes.progress import parse_time_budget
 
-            try:
-                self.time_budget = parse_duration(self.time_budget)
-            except ValueError:
-                raise ConfigError.build(
-                    "bad --time-budget", got=self.time_budget, expected="a duration such as 90s, 10m, 1h30m"
-                ) from None
-        if (
-            isinstance(self.time_budget, bool)
-            or not isinstance(self.time_budget, (int, float))
-            or not self.time_budget > 0
-        ):
-            raise ConfigError.build("--time-budget must be > 0", got=self.time_budget, expected="e.g. 10m")
+        self.time_budget = parse_time_budget(self.time_budget)
         if self.resume:
             raise ConfigError.build(
                 "--time-budget picks the step counts of a new run; it cannot resume one",
