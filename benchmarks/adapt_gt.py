@@ -175,7 +175,8 @@ def dehaze(model: torch.nn.Module, img: np.ndarray) -> np.ndarray:
     from dehazekit.backbones import forward_padded
 
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    return forward_padded(model.eval(), x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    x = x.to(next(model.parameters()).device)
+    return forward_padded(model.eval(), x).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
 
 
 def evaluate(model, task: tasks_mod.Task, fade_params) -> list[dict]:

@@ -2,7 +2,7 @@
 # One lent GPU, one call (`device` tool): retrain the bundled default model at GPU scale, judge the
 # candidates on ground truth with the rule fixed beforehand (benchmarks/default_model_pick.py), and run
 # the adaptation benchmark with the adapt command's own defaults (benchmarks/adapt_gt.py --product) on
-# the bundled model and on the picked candidate. Every stage has its own time limit and leaves its
+# the bundled model and on the picked candidate; beside them, benchmarks/ablation.py at a GPU size. Every stage has its own time limit and leaves its
 # results in OUT even when a later one fails.
 #
 #   bash benchmarks/default_model_gpu.sh OUT [TRAIN_SECONDS] [ADAPT_END_SECONDS]
@@ -18,7 +18,7 @@ log() { echo "[$(($(date +%s) - T0))s] $*"; }
 left() { echo $((END_S - ($(date +%s) - T0))); }
 
 CLEAR=../shared/data/clear
-BATCH=16 CROP=256 WORKERS=3 JOBS_BUNDLED=5 JOBS_PICKED=10 EVAL_THREADS=3
+BATCH=16 CROP=256 WORKERS=3 JOBS_BUNDLED=4 JOBS_PICKED=10 EVAL_THREADS=3
 if [ "${DRY:-0}" = 1 ]; then BATCH=2 CROP=64 WORKERS=1 JOBS_BUNDLED=1 JOBS_PICKED=1 EVAL_THREADS=1; fi
 ONLY=() EVAL_ARGS=()
 if [ "${DRY:-0}" = 1 ]; then
@@ -41,6 +41,16 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > 
 timeout $(($(left) - 5)) python3 benchmarks/adapt_gt.py --product --no-fade --jobs $JOBS_BUNDLED "${ONLY[@]}" \
   --out "$OUT/adapt_gt_product_bundled" > "$OUT/logs/adapt_bundled.log" 2>&1 &
 ADAPT_BUNDLED=$!
+
+# Stage 1b: issue 13's layer-placement ablation at a GPU size (supervised L1 on two synthetic domains).
+ABL=(--device cuda --side 256 --size 128 --batch 4 --search 60 --finetune 180 --curve-every 20 --lr-full 2e-5)
+if [ "${DRY:-0}" = 1 ]; then
+  ABL=(--side 64 --size 32 --search 2 --finetune 4 --random-draws 1 --curve-every 2 --n-adapt 2 --n-eval 1)
+fi
+for domain in dense patchy; do
+  timeout $(($(left) - 5)) python3 benchmarks/ablation.py "${ABL[@]}" --domain $domain \
+    --out "$OUT/ablation_gpu_$domain.json" > "$OUT/logs/ablation_$domain.log" 2>&1 &
+done
 
 # Stage 2: the candidates, trained in parallel for TRAIN_S seconds each.
 PIDS=()
