@@ -56,7 +56,7 @@ done
 PIDS=()
 for name in "${!VARIANTS[@]}"; do
   # shellcheck disable=SC2086
-  timeout $((TRAIN_S + 90)) dehazekit pretrain --clear "$CLEAR" --backbone gunet-t ${VARIANTS[$name]} \
+  timeout $((TRAIN_S + 90)) python3 -m dehazekit pretrain --clear "$CLEAR" --backbone gunet-t ${VARIANTS[$name]} \
     --crop $CROP --batch-size $BATCH --lr 1e-3 --max-side 512 --steps 1000000 --time-budget "${TRAIN_S}s" \
     --val-every 500 --ckpt-every 1000000 --val-count 24 --val-size 128 --workers $WORKERS --no-progress \
     --out "$OUT/runs/$name" > "$OUT/logs/pretrain_$name.log" 2>&1 &

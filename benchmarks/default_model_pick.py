@@ -36,9 +36,7 @@ def summary(result: dict) -> dict[str, float]:
         "crops_psnr": _mean(crops, "psnr"),
         "synth_psnr": _mean(synth, "psnr"),
         "ohaze_luma_err": abs(_mean(ohaze, "luma") - _mean(ohaze, "luma", "gt")),
-        "crops_luma_err": float(
-            np.mean([abs(_mean([b], "luma") - _mean([b], "luma", "gt")) for b in crops])
-        ),
+        "crops_luma_err": float(np.mean([abs(_mean([b], "luma") - _mean([b], "luma", "gt")) for b in crops])),
         "clip": _mean(ohaze + crops, "clip"),
     }
 

@@ -121,7 +121,7 @@ def pretrain_cmd(
         None, "--workers", help="Haze-synthesis processes (default: 0 on CPU, half the cores on a GPU)."
     ),
     time_budget: str | None = typer.Option(
-        None, "--time-budget", help="Fit --steps and the lr schedule to this wall time, e.g. 20m."
+        None, "--time-budget", help="Whole-run wall time, e.g. 20m: fits the steps and the lr schedule."
     ),
 ) -> None:
     """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on

@@ -306,6 +306,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     """
     from dehazekit.models import save_model
 
+    started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
@@ -330,7 +331,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     if progress is None and cfg.progress:
         progress = StageProgress(metrics=("loss", "lr"))
     next_batch = _batch_source(cfg, data, rng, step, accel.device)
-    budget = StepBudget(cfg.time_budget_s, cfg.steps) if cfg.time_budget_s and step == 0 else None
+    budget = StepBudget(cfg.time_budget_s, cfg.steps, started) if cfg.time_budget_s and step == 0 else None
     while step < (total if cfg.stop_after is None else min(total, cfg.stop_after)):
         start = time.perf_counter()
         hazy, clear = next_batch()

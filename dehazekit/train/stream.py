@@ -68,9 +68,10 @@ class StepBudget:
     included); the total becomes what fits the remaining budget, never more than ``max_steps``.
     """
 
-    def __init__(self, budget_s: float, max_steps: int) -> None:
+    def __init__(self, budget_s: float, max_steps: int, started: float | None = None) -> None:
+        """``started``: perf_counter() when the run began (setup counts against the budget)."""
         self.budget_s, self.max_steps = float(budget_s), int(max_steps)
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() if started is None else started
         self._probe_start: float | None = None
 
     def after_step(self, step: int) -> int | None:
