@@ -31,16 +31,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import adapt_gt_tasks as tasks_mod
 from adapt_gt_report import write_outputs
 
+from dehazekit.adapt.config import schedule_for
 from dehazekit.metrics.psnr_ssim import ssim_torch
 
 log = logging.getLogger("adapt_gt")
 RESULTS = Path(__file__).resolve().parent / "results"
 SHIFT = 6
+# `dehazekit adapt --objective offline` as a user runs it: the CLIP-free default schedule (one source:
+# dehazekit.adapt.config.SCHEDULES); its LoRA learning rate comes from there too (no adapt_overrides).
+_OFFLINE = schedule_for("offline")
+_PRODUCT = {"search": _OFFLINE.search_steps, "finetune": _OFFLINE.finetune_steps, "size": _OFFLINE.size}
 MODES = {
     "quick": {
-        "search": 4,
-        "finetune": 12,
-        "size": 96,
+        **_PRODUCT,
         "side": 192,
         "synth": ("patchy",),
         "synth_n": (4, 2),
@@ -51,12 +54,9 @@ MODES = {
         "transductive": False,
         "bedde": False,
         "folds": 1,
-        "adapt_overrides": {"lr_w": 1e-3},
     },
     "default": {
-        "search": 4,
-        "finetune": 12,
-        "size": 96,
+        **_PRODUCT,
         "side": 256,
         "synth": ("patchy", "dust", "dense", "depth"),
         "synth_n": (6, 3),
@@ -69,29 +69,8 @@ MODES = {
         "crops_transductive": False,
         "bedde": True,
         "folds": 2,
-        "adapt_overrides": {"lr_w": 1e-3},
     },
 }
-
-
-def product_mode() -> dict:
-    """The default mode's tasks with `dehazekit adapt`'s own defaults (AdaptConfig: steps, crop size,
-    learning rates), `--objective offline` only: what a user gets. Sized for a GPU."""
-    import dataclasses
-
-    from dehazekit.adapt import AdaptConfig
-
-    defaults = {f.name: f.default for f in dataclasses.fields(AdaptConfig)}
-    return {
-        **MODES["default"],
-        "search": defaults["search_steps"],
-        "finetune": defaults["finetune_steps"],
-        "size": defaults["size"],
-        "methods": ("lora:offline",),
-        "extra_methods": (),
-        "extra_dcp_on": (),
-        "adapt_overrides": {},
-    }
 
 
 def build_tasks(mode: dict, only: list[str] | None) -> list[tasks_mod.Task]:
@@ -321,7 +300,6 @@ def _worker_init() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--product", action="store_true", help="the adapt command's default settings (GPU)")
     ap.add_argument("--only", nargs="*", help="substrings of task names to run")
     ap.add_argument("--methods", nargs="*", help="override the mode's methods, e.g. lora:offline full:dcp l1")
     ap.add_argument("--out", type=Path, default=None)
@@ -343,8 +321,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("dehazekit").setLevel(logging.ERROR)
-    name = "quick" if args.quick else "product" if args.product else "default"
-    mode = product_mode() if args.product else dict(MODES[name])
+    name = "quick" if args.quick else "default"
+    mode = dict(MODES[name])
     for item in args.set:
         key, _, value = item.partition("=")
         mode[key] = json.loads(value)
@@ -366,9 +344,7 @@ def main() -> None:
         extra += ["full:dcp"] if any(k in task.name for k in mode.get("extra_dcp_on", ())) else []
         jobs.append((task, mode, args.methods or list(mode["methods"]) + extra, fade_params, args.seed))
     jobs.sort(key=lambda job: _priority(job[0].name))
-    out = args.out or RESULTS / {"quick": "adapt_gt_quick", "product": "adapt_gt_product"}.get(
-        name, "adapt_gt"
-    )
+    out = args.out or RESULTS / ("adapt_gt_quick" if args.quick else "adapt_gt")
     command = "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/adapt_gt.py", *sys.argv[1:]])
     records: list[dict] = []
 

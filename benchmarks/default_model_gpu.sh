@@ -6,7 +6,7 @@
 #   wall time), judge them on ground truth with the rule fixed beforehand (default_model_pick.py); beside
 #   that, benchmarks/ablation.py at a GPU size on two synthetic domains, and the adaptation benchmark with
 #   the adapt command's own defaults on O-HAZE leave-one-out (checks the CUDA path, times one task).
-# Part 2 (adapt): benchmarks/adapt_gt.py --product on every task, for MODEL (default: the bundled one).
+# Part 2 (adapt): benchmarks/adapt_gt.py (lora:offline, the adapt defaults) on every task, for MODEL (default: the bundled one).
 #
 #   bash benchmarks/default_model_gpu.sh train OUT [END_SECONDS] [TRAIN_SECONDS]
 #   bash benchmarks/default_model_gpu.sh adapt OUT [END_SECONDS] [MODEL_DIR] [JOBS]
@@ -28,7 +28,7 @@ adapt_gt() {  # NAME JOBS [adapt_gt args...]: the product-settings benchmark unt
   local name=$1 jobs=$2
   local dry=()
   [ "$DRY" = 1 ] && dry=(--only ohaze:eval35 --set search=2 finetune=3 size=64) && jobs=1
-  timeout $(($(left) - 5)) python3 benchmarks/adapt_gt.py --product --no-fade --jobs "$jobs" "${@:3}" "${dry[@]}" \
+  timeout $(($(left) - 5)) python3 benchmarks/adapt_gt.py --methods lora:offline --no-fade --jobs "$jobs" "${@:3}" "${dry[@]}" \
     --out "$OUT/adapt_gt_product_$name" > "$OUT/logs/adapt_$name.log" 2>&1
 }
 
