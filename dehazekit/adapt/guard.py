@@ -12,6 +12,20 @@ Measured on the held-out images (never trained on), adapted output vs the base m
   (colour casts, washed-out or over-saturated output).
 - ``dehaze``: how much of the base's haze removal is kept, as the drop of the mean dark channel from
   the input: adapted / base below ``min_dehaze_kept`` rejects (an "improvement" that un-hazes nothing).
+- ``structure_db``: how far the adapted output departs from the base output beyond exposure and white
+  balance: PSNR of the adapted output, after its best per-channel gain, against the base output
+  (``structure_db``); below ``min_structure_db`` rejects. Why: the harmful run the bounds above let
+  through (issue 17, ``synth:patchy``, -0.93 dB at lr_w 1e-3 ``--quick``, -0.86 dB at 2e-3, code of
+  7ae82a4) brightened the held-out image by only 3% and kept 96% of the haze removal, and its GT PSNR
+  after a per-channel gain fell more than its plain PSNR (-1.41 vs -0.93 dB): a structure loss (a faint
+  veil over the haze patches), not an exposure error. No no-reference statistic tried told its direction
+  from that of good runs (local contrast, local-affine residual against the input, dark-channel haze
+  give-back: all move the same way in runs that gain), so this bound is a trust region on how far any
+  run may move the base's structure. Chosen with benchmarks/adapt_gt_guard_probe.py (GT PSNR at every
+  check of 24 LoRA ``offline`` runs at lr_w 1e-3/2e-3/8e-3 plus the two failing runs): at 44 dB the
+  worst shipped loss is 0.12 dB (the -0.93 dB run is already -0.12 dB at its first check) and the sum of
+  shipped gains 2.8 dB; at 36 dB they are 0.86 and 4.7 dB; unbounded 0.93 and 5.9 dB. At the
+  benchmark's lr_w 1e-3 the 12 fine-tune steps stayed above 48 dB (O-HAZE 27/35), so nothing is cut there.
 
 Selection: fine-tuning checkpoints are checked in order; training stops at the first failure after a
 pass, and the last passing checkpoint is kept. If none passes, the run is marked not recommended.
@@ -40,7 +54,7 @@ class GuardBounds:
     max_clip_increase: float = 0.01
     max_colour: float = 1.25
     min_dehaze_kept: float = 0.5
-    min_structure_db: float = 36.0  # chosen on the GT benchmark: see the module docstring
+    min_structure_db: float = 44.0  # chosen on the GT benchmark: see the module docstring
 
 
 @dataclass
