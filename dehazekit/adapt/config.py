@@ -74,6 +74,13 @@ class AdaptConfig:
         metadata=_help("Stop the search once the top-K set is unchanged this many steps (0: never)."),
     )
     finetune_steps: int = field(default=600, metadata=_help("Stage 2 (top-K fine-tune) steps."))
+    fixed_crops: int = field(
+        default=0,
+        metadata=_help(
+            "Stage 2 trains on this many crops drawn once (whole batches), and runs the frozen layers "
+            "before the first selected block once per crop (0: fresh random crops every step)."
+        ),
+    )
     batch_size: int = field(default=4, metadata=_help("Crops per batch."))
     size: int = field(default=224, metadata=_help("Crop side in pixels."))
     seed: int = field(default=0, metadata=_help("Seed of the split, the crops and LoRA init."))
@@ -146,6 +153,7 @@ class AdaptConfig:
             "search_steps": 1,
             "search_patience": 0,
             "finetune_steps": 0,
+            "fixed_crops": 0,
             "batch_size": 1,
             "size": 16,
             "checkpoint_every": 0,
