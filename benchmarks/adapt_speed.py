@@ -1,0 +1,246 @@
+"""Time to quality: PSNR against ground truth vs training wall time, BiLaLoRA vs full fine-tuning.
+
+One task of the ground-truth benchmark (benchmarks/adapt_gt_tasks.py, e.g. ohaze:eval35: adapt on the
+unlabeled halves of O-HAZE 27, score O-HAZE 35 against its GT), the bundled gunet-t, the CLIP-free
+objective `offline`, the product's data pipeline (UnpairedHazy samplers) and optimisers. Only the
+optimisation steps are timed (evaluation, set-up and LoRA injection are not); PSNR is measured every
+``--eval-every`` steps. Runs, all from the same weights and crops:
+  full                  Adam (lr 2e-5, adapt_gt's) on every weight, fresh random crops each step
+  lora                  BiLaLoRA: S search steps (first-order) + F top-K fine-tune steps, random crops
+  lora+stop             the same, search stopped once the top-K set is unchanged for --patience steps
+  lora+fixed            Stage 2 on a fixed set of --fixed-crops crops, full network every step
+  lora+fixed+cache      the same with the frozen prefix replayed (PrefixCache)
+  lora+stop+fixed+cache every lever
+Then a per-phase profile of one step of each kind (network forward, objective incl. rehaze's second pass,
+backward, optimiser) and, with --clip, the h2c input-embedding memo on a random-weight ViT-B-32 (same cost
+as the real one).
+
+    OMP_NUM_THREADS=1 python benchmarks/adapt_speed.py            # -> results/adapt_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import adapt_gt_tasks as tasks_mod
+from adapt_gt import evaluate
+
+from dehazekit.backbones import forward_padded
+from dehazekit.bilevel import (
+    BilevelSearch,
+    FinetuneConfig,
+    FineTuner,
+    PrefixCache,
+    SearchConfig,
+    select_top_k,
+)
+from dehazekit.lora import inject_lora
+from dehazekit.objectives import attach_network, create_objective, remember_inputs
+
+log = logging.getLogger("adapt_speed")
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = {  # name: (early stop, fixed crops, prefix cache)
+    "lora": (False, False, False),
+    "lora+stop": (True, False, False),
+    "lora+fixed": (False, True, False),
+    "lora+fixed+cache": (False, True, True),
+    "lora+stop+fixed+cache": (True, True, True),
+}
+
+
+def load_task(name: str, side: int, synth_n: tuple[int, int]) -> tasks_mod.Task:
+    if name.startswith("synth:"):
+        return tasks_mod.synthetic(name.split(":")[1], *synth_n, size=side)
+    return next(t for t in tasks_mod.ohaze(side) if t.name == name)
+
+
+def psnr(model: torch.nn.Module, task) -> float:
+    return float(np.mean([r["psnr"] for r in evaluate(model, task, None)]))
+
+
+class Curve:
+    """Training seconds (timed steps only) and PSNR every ``every`` steps."""
+
+    def __init__(self, model, task, every: int) -> None:
+        self.model, self.task, self.every = model, task, every
+        self.train_s, self.step, self.points = 0.0, 0, [(0, 0.0, psnr(model, task))]
+
+    def timed(self, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.train_s += time.perf_counter() - start
+        self.step += 1
+        if self.step % self.every == 0:
+            self.points.append((self.step, self.train_s, psnr(self.model, self.task)))
+        return out
+
+    def close(self) -> list[tuple[int, float, float]]:
+        if self.points[-1][0] != self.step:
+            self.points.append((self.step, self.train_s, psnr(self.model, self.task)))
+        return self.points
+
+
+def run_full(base, objective_name, data, task, args) -> dict:
+    model = copy.deepcopy(base)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    objective = create_objective(objective_name)
+    attach_network(objective, model)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr_full)
+    batches = data.sampler("all", args.batch_size)
+    curve = Curve(model, task, args.eval_every)
+
+    def step() -> None:
+        hazy = next(batches)
+        loss = objective(hazy, forward_padded(model, hazy))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for _ in range(args.full_steps):
+        curve.timed(step)
+    return {"curve": curve.close(), "train_s": curve.train_s, "steps": curve.step}
+
+
+def run_lora(base, objective_name, data, task, args, stop: bool, fixed: bool, cache: bool) -> dict:
+    from dehazekit.adapt.api import candidate_list
+
+    model = copy.deepcopy(base)
+    torch.manual_seed(args.seed)
+    inject_lora(model, candidate_list(model, "auto"), rank=8, lora_alpha=16.0, gated=True)
+    objective = create_objective(objective_name)
+    attach_network(objective, model)
+    config = SearchConfig(
+        lr_w=args.lr_lora, stop_top_k=args.top_k, stop_patience=args.patience if stop else 0
+    )
+    search = BilevelSearch(model, objective, config)
+    alpha_s, w_s = data.sampler("alpha", args.batch_size), data.sampler("w", args.batch_size)
+    curve = Curve(model, task, args.eval_every)
+    while search.step_count < args.search_steps and not search.converged:
+        curve.timed(lambda: search.step(next(alpha_s), next(w_s)))
+    search_steps, search_s = search.step_count, curve.train_s
+    selected = select_top_k(search.gate_values(), args.top_k)
+    tuner = FineTuner(model, objective, selected, FinetuneConfig(lr=args.lr_lora))
+    prefix = None
+    if fixed:
+        fresh = data.sampler("all", args.batch_size)  # as adapt/run.py: the first N crops of Stage 2
+        batches = [next(fresh) for _ in range(-(-args.fixed_crops // args.batch_size))]
+        remember_inputs(objective, batches)
+        prefix = PrefixCache(model, batches)
+        if not cache:
+            prefix._disable("benchmark: cache off on purpose")
+    all_s = data.sampler("all", args.batch_size)
+    for i in range(args.finetune_steps):
+        if prefix is None:
+            curve.timed(lambda: tuner.step(next(all_s)))
+        else:
+            curve.timed(lambda: tuner.step_fixed(prefix, i % len(prefix.batches)))
+    return {
+        "curve": curve.close(),
+        "train_s": curve.train_s,
+        "steps": curve.step,
+        "search_steps": search_steps,
+        "search_s": search_s,
+        "finetune_s": curve.train_s - search_s,
+        "selected": selected,
+        "prefix_cache": None if prefix is None else prefix.summary(),
+    }
+
+
+def time_to(curve: list, target: float) -> float | None:
+    return next((t for _, t, p in curve if p >= target - 1e-9), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="ohaze:eval35")
+    ap.add_argument("--side", type=int, default=256)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--objective", default="offline")
+    ap.add_argument("--full-steps", type=int, default=60)
+    ap.add_argument("--search-steps", type=int, default=20)
+    ap.add_argument("--finetune-steps", type=int, default=60)
+    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--fixed-crops", type=int, default=16)
+    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--lr-full", type=float, default=2e-5)
+    ap.add_argument("--lr-lora", type=float, default=1e-3)
+    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--profile-steps", type=int, default=5)
+    ap.add_argument("--clip", action="store_true", help="also profile h2c's input memo (ViT-B-32, random)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=RESULTS / "adapt_speed.json")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(1)
+    from adapt_speed_profile import profile_steps
+
+    from dehazekit.adapt import AdaptConfig
+    from dehazekit.adapt.api import load_backbone
+    from dehazekit.adapt.data import UnpairedHazy
+    from dehazekit.data.images import write_image
+
+    task = load_task(args.task, args.side, (6, 3))
+    base = load_backbone(AdaptConfig(backbone="gunet-t", weights="default"))
+    record: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "command": _command(), "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [write_image(Path(tmp) / f"{i:03d}.png", img) for i, img in enumerate(task.adapt)]
+        data = UnpairedHazy(paths, size=args.size, seed=args.seed)
+    record["base_psnr"] = psnr(base, task)
+    runs = record["runs"]
+    runs["full"] = run_full(base, args.objective, data, task, args)
+    log.info("full: %.1f s, PSNR %.2f", runs["full"]["train_s"], runs["full"]["curve"][-1][2])
+    _write(args.out, record, args)
+    for name in args.variants:
+        runs[name] = run_lora(base, args.objective, data, task, args, *VARIANTS[name])
+        log.info("%s: %.1f s, PSNR %.2f", name, runs[name]["train_s"], runs[name]["curve"][-1][2])
+        _write(args.out, record, args)
+    selected = next((r["selected"] for r in runs.values() if "selected" in r), None)
+    record["profile"] = profile_steps(base, data, args, selected)
+    _write(args.out, record, args)
+    print(f"wrote {args.out}")
+
+
+def _summary(record: dict) -> dict:
+    full = record["runs"]["full"]
+    target, best = full["curve"][-1][2], max(p for _, _, p in full["curve"])
+    rows = {}
+    for name, run in record["runs"].items():
+        reach = time_to(run["curve"], target)
+        rows[name] = {
+            "train_s": run["train_s"],
+            "final_psnr": run["curve"][-1][2],
+            "best_psnr": max(p for _, _, p in run["curve"]),
+            "time_to_full_final_s": reach,
+            "ratio_to_full": None if reach is None else reach / full["train_s"],
+            "s_per_step": run["train_s"] / max(1, run["steps"]),
+            **{k: run[k] for k in ("search_s", "finetune_s", "search_steps") if k in run},
+        }
+    return {"target_psnr": target, "full_best_psnr": best, "rows": rows}
+
+
+def _write(path: Path, record: dict, args) -> None:
+    record["summary"] = _summary(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=float))
+
+
+def _command() -> str:
+    return "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/adapt_speed.py", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()
