@@ -1,0 +1,53 @@
+"""adapt(fixed_crops=N): Stage 2 on a fixed crop set with the frozen prefix replayed gives the same model
+as the full network on the same crops, reports its cache, and resumes onto the same crop set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dehazekit.adapt import adapt
+from dehazekit.bilevel import PrefixCache
+from tests.dehazekit.adapt.test_adapt import BACKBONE, _config, _Interrupt, _stop_at
+
+
+def _fixed(out: Path, **changes):
+    return _config(out, objective="offline", fixed_crops=4, finetune_steps=4, **changes)
+
+
+def _same_model(a: Path, b: Path, atol: float) -> bool:
+    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return x.keys() == y.keys() and all(torch.allclose(x[k], y[k], atol=atol, rtol=0) for k in x)
+
+
+def test_replayed_prefix_gives_the_same_adapted_model(
+    hazy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached = adapt(hazy_dir, BACKBONE, _fixed(tmp_path / "cached", checkpoint_every=0))
+    summary = json.loads((tmp_path / "cached" / "report" / "summary.json").read_text())
+    cache = summary["prefix_cache"]
+    assert cache["enabled"] and cache["replayed"] >= 2 and cache["batches"] == 2
+    with monkeypatch.context() as patch:  # the reference: same fixed crops, full network every step
+        patch.setattr(PrefixCache, "_verify", lambda self, index: self._disable("test reference"))
+        full = adapt(hazy_dir, BACKBONE, _fixed(tmp_path / "full", checkpoint_every=0))
+    assert full.selected_blocks == cached.selected_blocks
+    assert _same_model(tmp_path / "cached", tmp_path / "full", atol=1e-6)
+    losses = [h["loss"] for h in cached.losses["finetune"]]
+    assert losses == pytest.approx([h["loss"] for h in full.losses["finetune"]], abs=1e-6)
+    # and the fixed set is not the random stream: without --fixed-crops the run trains on other crops
+    fresh = adapt(hazy_dir, BACKBONE, _config(tmp_path / "fresh", objective="offline", finetune_steps=4))
+    assert [h["loss"] for h in fresh.losses["finetune"]][2:] != losses[2:]
+
+
+def test_resumed_fine_tune_keeps_the_same_fixed_crops(hazy_dir: Path, tmp_path: Path) -> None:
+    full = adapt(hazy_dir, BACKBONE, _fixed(tmp_path / "full"))
+    with pytest.raises(_Interrupt):
+        adapt(hazy_dir, BACKBONE, _fixed(tmp_path / "cut"), progress=_stop_at("finetune", 3))
+    resumed = adapt(hazy_dir, BACKBONE, _fixed(tmp_path / "cut", resume=True))
+    assert resumed.resumed_from == {"stage": "finetune", "step": 2}
+    assert [h["loss"] for h in resumed.losses["finetune"]] == [h["loss"] for h in full.losses["finetune"]]
+    assert _same_model(tmp_path / "full", tmp_path / "cut", atol=1e-7)
