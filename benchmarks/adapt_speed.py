@@ -183,7 +183,13 @@ def main() -> None:
     ap.add_argument("--clip", action="store_true", help="also profile h2c's input memo (ViT-B-32, random)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "adapt_speed.json")
+    ap.add_argument("--report", type=Path, help="print the markdown table of a finished run's JSON")
     args = ap.parse_args()
+    if args.report:
+        record = json.loads(args.report.read_text())
+        record["summary"] = _summary(record)
+        print(markdown(record))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     from adapt_speed_profile import profile_steps
@@ -214,22 +220,63 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+GAINS = (0.25, 0.5, 0.75, 1.0)  # dB over the base model: the time-to-quality levels of the table
+
+
 def _summary(record: dict) -> dict:
+    """Per run: time to reach full fine-tuning's best and final PSNR, and each GAINS level, and ratios."""
     full = record["runs"]["full"]
-    target, best = full["curve"][-1][2], max(p for _, _, p in full["curve"])
+    base = record["base_psnr"]
+    best = max(p for _, _, p in full["curve"])
+    final = full["curve"][-1][2]
+    full_best_s = time_to(full["curve"], best)
     rows = {}
     for name, run in record["runs"].items():
-        reach = time_to(run["curve"], target)
+        reach_best, reach_final = time_to(run["curve"], best), time_to(run["curve"], final)
         rows[name] = {
+            "steps": run["steps"],
             "train_s": run["train_s"],
+            "s_per_step": run["train_s"] / max(1, run["steps"]),
             "final_psnr": run["curve"][-1][2],
             "best_psnr": max(p for _, _, p in run["curve"]),
-            "time_to_full_final_s": reach,
-            "ratio_to_full": None if reach is None else reach / full["train_s"],
-            "s_per_step": run["train_s"] / max(1, run["steps"]),
-            **{k: run[k] for k in ("search_s", "finetune_s", "search_steps") if k in run},
+            "time_to_full_best_s": reach_best,
+            "ratio_full_best": None if reach_best is None else reach_best / full_best_s,
+            "time_to_full_final_s": reach_final,
+            "ratio_full_final": None if reach_final is None else reach_final / full["train_s"],
+            "time_to_gain_s": {str(g): time_to(run["curve"], base + g) for g in GAINS},
+            **{k: run[k] for k in ("search_s", "finetune_s", "search_steps", "selected") if k in run},
         }
-    return {"target_psnr": target, "full_best_psnr": best, "rows": rows}
+    return {"base_psnr": base, "full_best_psnr": best, "full_final_psnr": final, "rows": rows}
+
+
+def markdown(record: dict) -> str:
+    """The README table of one run."""
+    s = record["summary"]
+    lines = [
+        f"base {s['base_psnr']:.2f} dB; full FT best {s['full_best_psnr']:.2f}, "
+        f"final {s['full_final_psnr']:.2f}",
+        "",
+        "| run | steps (search) | train s | s/step | best PSNR | final PSNR | to full's best (ratio) "
+        "| to full's final (ratio) | " + " | ".join(f"to +{g} dB" for g in GAINS) + " |",
+        "|---" * (8 + len(GAINS)) + "|",
+    ]
+
+    def t(x):
+        return "never" if x is None else f"{x:.1f}"
+
+    def r(x):
+        return "" if x is None else f" ({x:.2f}x)"
+
+    for name, row in s["rows"].items():
+        steps = f"{row['steps']} ({row['search_steps']})" if "search_steps" in row else str(row["steps"])
+        lines.append(
+            f"| {name} | {steps} | {row['train_s']:.1f} | {row['s_per_step']:.2f} | {row['best_psnr']:.2f} "
+            f"| {row['final_psnr']:.2f} | {t(row['time_to_full_best_s'])}{r(row['ratio_full_best'])} "
+            f"| {t(row['time_to_full_final_s'])}{r(row['ratio_full_final'])} | "
+            + " | ".join(t(row["time_to_gain_s"][str(g)]) for g in GAINS)
+            + " |"
+        )
+    return "\n".join(lines)
 
 
 def _write(path: Path, record: dict, args) -> None:
