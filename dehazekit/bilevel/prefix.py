@@ -115,6 +115,9 @@ class PrefixCache:
             self.stats["full"] += 1
             return self.run(self.model, batch)
         self._check_state()
+        if not self.enabled:  # switched to train mode since the last call
+            self.stats["full"] += 1
+            return self.run(self.model, batch)
         entry = self.entries.get(index)
         if entry is not None and entry.version != batch._version:
             log.warning("prefix cache: batch %d was modified in place after caching; re-recording", index)

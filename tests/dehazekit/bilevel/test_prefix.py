@@ -203,3 +203,13 @@ def test_finetuner_on_a_fixed_set_matches_the_uncached_steps() -> None:
         finals.append([p.detach().clone() for p in tuner.w.values()])
         assert cache.enabled is replay
     assert max(float((a - b).abs().max()) for a, b in zip(*finals)) <= TOL
+
+
+def test_switching_to_train_mode_after_caching_stops_the_replay() -> None:
+    model, _ = _stage2_model("tiny-gunet", "middle")
+    batches = [torch.rand(2, 3, 32, 32)]
+    cache = PrefixCache(model, batches)
+    cache(0)
+    model.train()
+    assert torch.allclose(cache(0), forward_padded(model, batches[0]), atol=TOL, rtol=0)
+    assert not cache.enabled and "train mode" in cache.reason and not cache.entries
