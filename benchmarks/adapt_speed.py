@@ -184,11 +184,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "adapt_speed.json")
     ap.add_argument("--report", type=Path, help="print the markdown table of a finished run's JSON")
+    ap.add_argument(
+        "--costs-into",
+        type=Path,
+        nargs="*",
+        help="measure interleaved per-step costs (--cost-rounds) and add them, with modelled-time tables, "
+        "to these finished runs' JSON (same task, sizes and objective)",
+    )
+    ap.add_argument("--cost-rounds", type=int, default=8)
     args = ap.parse_args()
     if args.report:
         record = json.loads(args.report.read_text())
-        record["summary"] = _summary(record)
-        print(markdown(record))
+        for key in ("summary", "modelled"):
+            if key in record:
+                print(f"{key}:\n{markdown(record, key)}\n")
+        return
+    if args.costs_into:
+        _add_costs(args)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -196,15 +208,11 @@ def main() -> None:
 
     from dehazekit.adapt import AdaptConfig
     from dehazekit.adapt.api import load_backbone
-    from dehazekit.adapt.data import UnpairedHazy
-    from dehazekit.data.images import write_image
 
     task = load_task(args.task, args.side, (6, 3))
     base = load_backbone(AdaptConfig(backbone="gunet-t", weights="default"))
     record: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "command": _command(), "runs": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = [write_image(Path(tmp) / f"{i:03d}.png", img) for i, img in enumerate(task.adapt)]
-        data = UnpairedHazy(paths, size=args.size, seed=args.seed)
+    data = _data(task, args)
     record["base_psnr"] = psnr(base, task)
     runs = record["runs"]
     runs["full"] = run_full(base, args.objective, data, task, args)
@@ -223,8 +231,34 @@ def main() -> None:
 GAINS = (0.25, 0.5, 0.75, 1.0)  # dB over the base model: the time-to-quality levels of the table
 
 
-def _summary(record: dict) -> dict:
-    """Per run: time to reach full fine-tuning's best and final PSNR, and each GAINS level, and ratios."""
+def modelled(record: dict) -> dict[str, list]:
+    """Curves on a load-independent clock: each step costs the interleaved median of its kind
+    (``record["costs"]``); a fixed-crop run adds its first epoch's extra (recording, check) once."""
+    costs, one_off = record["costs"]["median_s"], record["costs"]["one_off_s"]
+    n = -(-int(record["args"]["fixed_crops"]) // int(record["args"]["batch_size"]))
+    out = {}
+    for name, run in record["runs"].items():
+        if name == "full":
+            out[name] = [(k, k * costs["full"], p) for k, _, p in run["curve"]]
+            continue
+        kind = "stage2:" + (
+            "random" if "fixed" not in name else "fixed+cache" if "cache" in name else "fixed"
+        )
+        extra = max(0.0, one_off.get(f"{kind}:first_epoch", 0.0) - n * costs[kind])
+        points = []
+        for k, _, p in run["curve"]:
+            search, tune = min(k, run["search_steps"]), max(0, k - run["search_steps"])
+            points.append((k, search * costs["search"] + tune * costs[kind] + (extra if tune else 0.0), p))
+        out[name] = points
+    return out
+
+
+def _summary(record: dict, curves: dict[str, list] | None = None) -> dict:
+    """Per run: time to reach full fine-tuning's best and final PSNR, and each GAINS level, and ratios.
+    ``curves``: {run: [(step, seconds, PSNR)]} on another clock (default: the measured wall time)."""
+    curves = curves or {name: run["curve"] for name, run in record["runs"].items()}
+    runs = {k: {**v, "curve": curves[k], "train_s": curves[k][-1][1]} for k, v in record["runs"].items()}
+    record = {**record, "runs": runs}
     full = record["runs"]["full"]
     base = record["base_psnr"]
     best = max(p for _, _, p in full["curve"])
@@ -249,9 +283,9 @@ def _summary(record: dict) -> dict:
     return {"base_psnr": base, "full_best_psnr": best, "full_final_psnr": final, "rows": rows}
 
 
-def markdown(record: dict) -> str:
-    """The README table of one run."""
-    s = record["summary"]
+def markdown(record: dict, key: str = "summary") -> str:
+    """The README table of one run (``key``: "summary" = wall time, "modelled" = interleaved step costs)."""
+    s = record[key]
     lines = [
         f"base {s['base_psnr']:.2f} dB; full FT best {s['full_best_psnr']:.2f}, "
         f"final {s['full_final_psnr']:.2f}",
@@ -279,8 +313,39 @@ def markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+def _add_costs(args) -> None:
+    from adapt_speed_profile import interleaved_costs
+
+    from dehazekit.adapt import AdaptConfig
+    from dehazekit.adapt.api import load_backbone
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(1)
+    records = [json.loads(p.read_text()) for p in args.costs_into]
+    selected = records[0]["runs"]["lora"]["selected"]
+    base = load_backbone(AdaptConfig(backbone="gunet-t", weights="default"))
+    task = load_task(args.task, args.side, (6, 3))
+    costs = interleaved_costs(base, _data(task, args), args, selected, args.cost_rounds)
+    costs.update(selected=selected, command=_command())
+    log.info("interleaved step costs: %s", costs["median_s"])
+    for path, record in zip(args.costs_into, records):
+        record["costs"] = costs
+        _write(path, record, args)
+
+
+def _data(task, args):
+    from dehazekit.adapt.data import UnpairedHazy
+    from dehazekit.data.images import write_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [write_image(Path(tmp) / f"{i:03d}.png", img) for i, img in enumerate(task.adapt)]
+        return UnpairedHazy(paths, size=args.size, seed=args.seed)
+
+
 def _write(path: Path, record: dict, args) -> None:
     record["summary"] = _summary(record)
+    if "costs" in record:
+        record["modelled"] = _summary(record, modelled(record))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, default=float))
 

@@ -151,3 +151,61 @@ def _rehaze_parts(model, objective, data, args) -> dict[str, float]:
         rehazed = clock("rehaze_total", objective.rehaze, hazy, target)
         clock("second_forward", forward_padded, model, rehazed)
     return clock.medians()
+
+
+def interleaved_costs(base, data, args, selected: list[str], rounds: int) -> dict:
+    """Median seconds of one step of each kind, measured round-robin (one of each per round) so that the
+    load of a shared machine hits every kind alike; plus the one-off cost of the cache's first epoch."""
+    fresh = data.sampler("all", args.batch_size)
+    batches = [next(fresh) for _ in range(-(-args.fixed_crops // args.batch_size))]
+    steppers, one_off = {"full": _full_stepper(base, data, args)}, {}
+    model, _ = _lora_model(base, args)
+    objective = create_objective(args.objective)
+    attach_network(objective, model)
+    search = BilevelSearch(model, objective, SearchConfig(lr_w=args.lr_lora))
+    alpha_s, w_s = data.sampler("alpha", args.batch_size), data.sampler("w", args.batch_size)
+    steppers["search"] = lambda: search.step(next(alpha_s), next(w_s))
+    for mode in ("random", "fixed", "fixed+cache"):
+        model, _ = _lora_model(base, args)
+        objective = create_objective(args.objective)
+        attach_network(objective, model)
+        tuner = FineTuner(model, objective, selected, FinetuneConfig(lr=args.lr_lora))
+        if mode == "random":
+            sampler = data.sampler("all", args.batch_size)
+            steppers["stage2:random"] = lambda t=tuner, s=sampler: t.step(next(s))
+            continue
+        prefix = PrefixCache(model, batches)
+        if mode == "fixed":
+            prefix._disable("benchmark: cache off on purpose")
+        start = time.perf_counter()
+        for i in range(len(batches)):  # first epoch: records the cache (and runs its check)
+            tuner.step_fixed(prefix, i)
+        one_off[f"stage2:{mode}:first_epoch"] = time.perf_counter() - start
+        counter = iter(range(10**9))
+        steppers[f"stage2:{mode}"] = lambda t=tuner, p=prefix, c=counter: t.step_fixed(
+            p, next(c) % len(batches)
+        )
+    clock = _Clock()
+    for _ in range(rounds + 1):
+        for name, step in steppers.items():
+            clock(name, step)
+    return {"rounds": rounds, "median_s": clock.medians(), "one_off_s": one_off}
+
+
+def _full_stepper(base, data, args):
+    model = copy.deepcopy(base)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    objective = create_objective(args.objective)
+    attach_network(objective, model)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr_full)
+    sampler = data.sampler("all", args.batch_size)
+
+    def step() -> None:
+        hazy = next(sampler)
+        loss = objective(hazy, forward_padded(model, hazy))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
