@@ -51,3 +51,34 @@ def test_resumed_fine_tune_keeps_the_same_fixed_crops(hazy_dir: Path, tmp_path: 
     assert resumed.resumed_from == {"stage": "finetune", "step": 2}
     assert [h["loss"] for h in resumed.losses["finetune"]] == [h["loss"] for h in full.losses["finetune"]]
     assert _same_model(tmp_path / "full", tmp_path / "cut", atol=1e-7)
+
+
+def test_h2c_embeds_each_fixed_crop_once(
+    hazy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dehazekit.objectives.h2c import H2CObjective
+    from tests.dehazekit.objectives.conftest import TINY_CLIP
+
+    inputs = []  # every CLIP embedding of an input batch (misses of the memo)
+    real = H2CObjective.image_features
+
+    def spy(self, image):
+        inputs.append(image.shape[0])
+        return real(self, image)
+
+    monkeypatch.setattr(H2CObjective, "image_features", spy)
+    config = _config(
+        tmp_path / "out",
+        objective="h2c",
+        clip=str(TINY_CLIP),
+        clip_pretrained="none",
+        fixed_crops=4,
+        search_steps=1,
+        finetune_steps=6,
+        checkpoint_every=0,
+        guard=False,
+    )
+    adapt(hazy_dir, BACKBONE, config)
+    # search: 1 step = 2 objective calls (2 input + 2 output embeddings); fine-tune: 6 steps on
+    # 2 fixed batches = 6 output embeddings + 2 input embeddings (one per fixed batch, not 6)
+    assert len(inputs) == 2 * 2 + 6 + 2
