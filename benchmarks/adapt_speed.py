@@ -11,11 +11,15 @@ optimisation steps are timed (evaluation, set-up and LoRA injection are not); PS
   lora+fixed            Stage 2 on a fixed set of --fixed-crops crops, full network every step
   lora+fixed+cache      the same with the frozen prefix replayed (PrefixCache)
   lora+stop+fixed+cache every lever
-Then a per-phase profile of one step of each kind (network forward, objective incl. rehaze's second pass,
-backward, optimiser) and, with --clip, the h2c input-embedding memo on a random-weight ViT-B-32 (same cost
-as the real one).
+On a shared machine the load drifts during a run, so a second invocation (--costs-into) measures every
+step kind round-robin (one of each per round, medians; benchmarks/adapt_speed_profile.py) and adds
+"modelled" curves (each step at its kind's median cost) and a per-phase profile (network forward,
+objective incl. rehaze's second pass, backward, optimiser; with --clip also h2c with a random-weight
+ViT-B-32, which costs what the real one costs).
 
-    OMP_NUM_THREADS=1 python benchmarks/adapt_speed.py            # -> results/adapt_speed.json
+    OMP_NUM_THREADS=1 python benchmarks/adapt_speed.py                       # -> results/adapt_speed.json
+    OMP_NUM_THREADS=1 python benchmarks/adapt_speed.py --costs-into benchmarks/results/adapt_speed.json --clip
+    python benchmarks/adapt_speed.py --report benchmarks/results/adapt_speed.json   # markdown tables
 """
 
 from __future__ import annotations
@@ -204,8 +208,6 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
-    from adapt_speed_profile import profile_steps
-
     from dehazekit.adapt import AdaptConfig
     from dehazekit.adapt.api import load_backbone
 
@@ -222,10 +224,7 @@ def main() -> None:
         runs[name] = run_lora(base, args.objective, data, task, args, *VARIANTS[name])
         log.info("%s: %.1f s, PSNR %.2f", name, runs[name]["train_s"], runs[name]["curve"][-1][2])
         _write(args.out, record, args)
-    selected = next((r["selected"] for r in runs.values() if "selected" in r), None)
-    record["profile"] = profile_steps(base, data, args, selected)
-    _write(args.out, record, args)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}; per-step costs and profile: --costs-into {args.out}")
 
 
 GAINS = (0.25, 0.5, 0.75, 1.0)  # dB over the base model: the time-to-quality levels of the table
@@ -314,7 +313,7 @@ def markdown(record: dict, key: str = "summary") -> str:
 
 
 def _add_costs(args) -> None:
-    from adapt_speed_profile import interleaved_costs
+    from adapt_speed_profile import interleaved_costs, profile_steps
 
     from dehazekit.adapt import AdaptConfig
     from dehazekit.adapt.api import load_backbone
@@ -325,11 +324,17 @@ def _add_costs(args) -> None:
     selected = records[0]["runs"]["lora"]["selected"]
     base = load_backbone(AdaptConfig(backbone="gunet-t", weights="default"))
     task = load_task(args.task, args.side, (6, 3))
-    costs = interleaved_costs(base, _data(task, args), args, selected, args.cost_rounds)
+    data = _data(task, args)
+    costs = interleaved_costs(base, data, args, selected, args.cost_rounds)
     costs.update(selected=selected, command=_command())
     log.info("interleaved step costs: %s", costs["median_s"])
     for path, record in zip(args.costs_into, records):
         record["costs"] = costs
+        _write(path, record, args)
+    profile = profile_steps(base, data, args, selected, args.profile_steps)
+    profile["command"] = _command()
+    for path, record in zip(args.costs_into, records):
+        record["profile"] = profile
         _write(path, record, args)
 
 

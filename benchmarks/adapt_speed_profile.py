@@ -1,9 +1,10 @@
-"""Per-phase wall time of one optimisation step of each kind (benchmarks/adapt_speed.py's profile).
+"""Per-phase wall time of one optimisation step of each kind, and per-step costs (benchmarks/adapt_speed.py).
 
 A step is split into: network forward on the crops (``fwd``), the objective (for `offline`: the airlight
 estimate, the re-hazing and a second forward of the network on the re-hazed crops), the backward and the
-optimiser update. Medians over ``--profile-steps`` steps after one warm-up step; the Stage 2 steps use the
-same FineTuner/PrefixCache objects as the product, timed from outside.
+optimiser update. Every kind runs one step per round, round-robin, so the load of a shared machine hits
+all kinds alike; medians over the rounds after one warm-up round (fixed-crop kinds also run one untimed
+epoch first, which records their caches). Stage 2 steps use the product's FineTuner/PrefixCache objects.
 """
 
 from __future__ import annotations
@@ -45,112 +46,136 @@ def _lora_model(base, args):
     return model, candidates
 
 
-def _finetune_phases(tuner, objective, batch_of, forward, steps: int, warmup: int = 1) -> dict[str, float]:
-    clock = _Clock()
+def _phases(clock: _Clock, tuner, objective, batch, forward) -> None:
+    """One Stage 2 step, split into network forward / objective / backward / optimiser."""
     params = list(tuner.w.values())
-    for i in range(steps + warmup):
-        batch = batch_of(i)
-        out = clock("fwd", forward, i, batch)
-        loss = clock("objective", objective, batch, out)
-        grads = clock("backward", torch.autograd.grad, loss, params)
-        for p, g in zip(params, grads):
-            p.grad = g
+    out = clock("fwd", forward, batch)
+    loss = clock("objective", objective, batch, out)
+    grads = clock("backward", torch.autograd.grad, loss, params)
+    for p, g in zip(params, grads):
+        p.grad = g
 
-        def update() -> None:
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            tuner.opt.step()
-            tuner.opt.zero_grad(set_to_none=True)
+    def update() -> None:
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        tuner.opt.step()
+        tuner.opt.zero_grad(set_to_none=True)
 
-        clock("opt", update)
-    return clock.medians(skip=warmup)
+    clock("opt", update)
 
 
-def profile_steps(base, data, args, selected: list[str] | None) -> dict:
-    result: dict = {}
-    objective = create_objective(args.objective)
-    # full fine-tuning
+def profile_steps(base, data, args, selected: list[str], rounds: int) -> dict:
+    """Per-phase medians of every step kind, measured round-robin (one step of each kind per round)."""
+    from dehazekit.adapt.api import candidate_list
+
+    deepest = candidate_list(base, "auto")[-args.top_k :]
+    steppers = {
+        "full": _full_phases(base, data, args),
+        "search": _search_phases(base, data, args),
+        "rehaze_parts": _rehaze_parts(base, data, args),
+    }
+    jobs = [("offline", selected, args.objective, False), ("offline-deepest", deepest, args.objective, False)]
+    if args.clip:
+        jobs.append(("h2c", selected, "h2c", True))
+    for tag, blocks, objective_name, clip in jobs:
+        for mode in ("random", "fixed", "fixed+cache"):
+            steppers[f"{tag}:stage2:{mode}"] = _stage2_phases(
+                base, data, args, blocks, objective_name, mode, clip
+            )
+    clocks = {name: _Clock() for name in steppers}
+    for _ in range(rounds + 1):
+        for name, step in steppers.items():
+            step(clocks[name])
+    result: dict = {name: clock.medians() for name, clock in clocks.items()}
+    caches = {n: s.prefix.summary() for n, s in steppers.items() if getattr(s, "prefix", None) is not None}
+    return {**result, "rounds": rounds, "selected": selected, "deepest": deepest, "caches": caches}
+
+
+def _full_phases(base, data, args):
     model = copy.deepcopy(base)
     for p in model.parameters():
         p.requires_grad_(True)
+    objective = create_objective(args.objective)
     attach_network(objective, model)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr_full)
-    sampler, clock = data.sampler("all", args.batch_size), _Clock()
-    for _ in range(args.profile_steps + 1):
+    sampler = data.sampler("all", args.batch_size)
+
+    def step(clock: _Clock) -> None:
         hazy = next(sampler)
         out = clock("fwd", forward_padded, model, hazy)
         loss = clock("objective", objective, hazy, out)
         clock("backward", loss.backward)
         clock("opt", lambda: (opt.step(), opt.zero_grad()))
-    result["full"] = clock.medians()
-    result["rehaze_parts"] = _rehaze_parts(model, objective, data, args)
-    # search
-    model, candidates = _lora_model(base, args)
+
+    return step
+
+
+def _search_phases(base, data, args):
+    model, _ = _lora_model(base, args)
+    objective = create_objective(args.objective)
     attach_network(objective, model)
     search = BilevelSearch(model, objective, SearchConfig(lr_w=args.lr_lora))
-    alpha_s, w_s, clock = data.sampler("alpha", args.batch_size), data.sampler("w", args.batch_size), _Clock()
-    for _ in range(args.profile_steps + 1):
-        bw = next(w_s)
-        clock("upper", search.upper_step, next(alpha_s), bw)
-        clock("lower", search.lower_step, bw)
-    result["search"] = clock.medians()
-    # the searched blocks, and the deepest K (the most a prefix cache can skip)
-    selected = selected or candidates[len(candidates) // 2 : len(candidates) // 2 + args.top_k]
-    deepest = candidates[-args.top_k :]
-    result["selected"], result["deepest"] = selected, deepest
-    result.update(_stage2(base, data, args, selected, args.objective, "offline"))
-    result.update(_stage2(base, data, args, deepest, args.objective, "offline-deepest"))
-    if args.clip:
-        result.update(_stage2(base, data, args, selected, "h2c", "h2c", clip=True))
-    return result
+    alpha_s, w_s = data.sampler("alpha", args.batch_size), data.sampler("w", args.batch_size)
+
+    def step(clock: _Clock) -> None:
+        batch_w = next(w_s)
+        clock("upper", search.upper_step, next(alpha_s), batch_w)
+        clock("lower", search.lower_step, batch_w)
+
+    return step
 
 
-def _stage2(base, data, args, selected, objective_name, tag, clip: bool = False) -> dict:
-    """Stage 2 steps: random crops, fixed crops (full network), fixed crops with the prefix replayed."""
-    out = {}
+def _stage2_phases(base, data, args, selected, objective_name, mode: str, clip: bool):
+    """A Stage 2 stepper: random crops, fixed crops (full network), or fixed crops with the prefix
+    replayed and per-input objective work remembered; fixed ones run one untimed epoch first."""
+    model, _ = _lora_model(base, args)
+    options = {"h2c": {"clip": "ViT-B-32", "pretrained": "none"}} if clip else None
+    objective = create_objective(objective_name, options)
+    attach_network(objective, model)
+    tuner = FineTuner(model, objective, selected, FinetuneConfig(lr=args.lr_lora))
+    if mode == "random":
+        sampler = data.sampler("all", args.batch_size)
+
+        def step(clock: _Clock) -> None:
+            _phases(clock, tuner, objective, next(sampler), lambda b: forward_padded(model, b))
+
+        return step
     fresh = data.sampler("all", args.batch_size)
     batches = [next(fresh) for _ in range(-(-args.fixed_crops // args.batch_size))]
-    for mode in ("random", "fixed", "fixed+cache"):
-        model, _ = _lora_model(base, args)
-        options = {"h2c": {"clip": "ViT-B-32", "pretrained": "none"}} if clip else None
-        objective = create_objective(objective_name, options)
-        attach_network(objective, model)
-        tuner = FineTuner(model, objective, selected, FinetuneConfig(lr=args.lr_lora))
-        if mode == "random":
-            sampler = data.sampler("all", args.batch_size)
-            out[f"{tag}:stage2:{mode}"] = _finetune_phases(
-                tuner,
-                objective,
-                lambda i: next(sampler),
-                lambda i, b: forward_padded(model, b),
-                args.profile_steps,
-            )
-            continue
-        if mode == "fixed+cache":
-            remember_inputs(objective, batches)
-        prefix = PrefixCache(model, batches)
-        if mode == "fixed":
-            prefix._disable("benchmark: cache off on purpose")
-        n = len(batches)  # the first epoch records the caches: warm-up, then the steady state is timed
-        out[f"{tag}:stage2:{mode}"] = _finetune_phases(
-            tuner, objective, lambda i: batches[i % n], lambda i, b: prefix(i % n), args.profile_steps, n
-        )
-        out[f"{tag}:stage2:{mode}"]["cache"] = prefix.summary()
-    return out
+    if mode == "fixed+cache":
+        remember_inputs(objective, batches)
+    prefix = PrefixCache(model, batches)
+    if mode == "fixed":
+        prefix._disable("benchmark: cache off on purpose")
+    for i in range(len(batches)):
+        tuner.step_fixed(prefix, i)
+    counter = iter(range(10**9))
+
+    def fixed_step(clock: _Clock) -> None:
+        i = next(counter) % len(batches)
+        _phases(clock, tuner, objective, batches[i], lambda b: prefix(i))
+
+    fixed_step.prefix = prefix
+    return fixed_step
 
 
-def _rehaze_parts(model, objective, data, args) -> dict[str, float]:
+def _rehaze_parts(base, data, args):
     """Inside the offline objective: airlight estimate (depends on the crop only) vs the second pass."""
     from dehazekit.objectives.rehaze import estimate_airlight
 
-    clock, sampler = _Clock(), data.sampler("all", args.batch_size)
-    for _ in range(args.profile_steps + 1):
+    model = copy.deepcopy(base)
+    objective = create_objective(args.objective)
+    attach_network(objective, model)
+    sampler = data.sampler("all", args.batch_size)
+
+    def step(clock: _Clock) -> None:
         hazy = next(sampler)
         clock("airlight", estimate_airlight, hazy)
         with torch.no_grad():
             target = forward_padded(model, hazy).clamp(0, 1)
         rehazed = clock("rehaze_total", objective.rehaze, hazy, target)
         clock("second_forward", forward_padded, model, rehazed)
-    return clock.medians()
+
+    return step
 
 
 def interleaved_costs(base, data, args, selected: list[str], rounds: int) -> dict:
