@@ -183,7 +183,7 @@ def main() -> None:
     ap.add_argument("--lr-lora", type=float, default=1e-3)
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    ap.add_argument("--profile-steps", type=int, default=5)
+    ap.add_argument("--profile-steps", type=int, default=5, help="profile rounds (0: no profile)")
     ap.add_argument("--clip", action="store_true", help="also profile h2c's input memo (ViT-B-32, random)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "adapt_speed.json")
@@ -331,6 +331,8 @@ def _add_costs(args) -> None:
     for path, record in zip(args.costs_into, records):
         record["costs"] = costs
         _write(path, record, args)
+    if args.profile_steps == 0:
+        return
     profile = profile_steps(base, data, args, selected, args.profile_steps)
     profile["command"] = _command()
     for path, record in zip(args.costs_into, records):
