@@ -74,7 +74,9 @@ def test_replayed_prefix_gives_the_same_loss_and_gradients(backbone: str, pick: 
             _assert_same(cached, full)
     summary = cache.summary()
     assert summary["enabled"], summary["reason"]
-    assert summary["cached_calls"] > 0 and summary["replayed"] >= 2
+    assert summary["cached_calls"] > 0
+    # batch 0: recorded, checked, replayed; batch 1: recorded; then both replayed
+    assert (summary["recorded"], summary["replayed"], summary["full"]) == (2, 3, 0)
     # recording and replay patch module forwards only while they run: the model is left as it was
     assert not [name for name, m in model.named_modules() if "forward" in m.__dict__]
 
@@ -172,7 +174,7 @@ def test_train_mode_norms_fall_back_to_the_full_network() -> None:
     model.train()  # BatchNorm on batch statistics: a crop's features depend on its batch
     batches = [torch.rand(2, 3, 32, 32)]
     cache = PrefixCache(model, batches)
-    assert not cache.enabled and "train mode" in cache.reason
+    assert not cache.enabled and "train mode" in cache.reason and "<root>, inconv" in cache.reason
     expected = forward_padded(model, batches[0])
     assert torch.allclose(cache(0), expected, atol=TOL)
     assert cache.stats["full"] == 1
