@@ -107,6 +107,13 @@ class AdaptConfig:
     finetune_steps: int | None = field(
         default=None, metadata=_help(f"Stage 2 (top-K fine-tune) steps ({_by_objective('finetune_steps')}).")
     )
+    fixed_crops: int = field(
+        default=0,
+        metadata=_help(
+            "Stage 2 trains on this many crops drawn once (whole batches), and runs the frozen layers "
+            "before the first selected block once per crop (0: fresh random crops every step)."
+        ),
+    )
     batch_size: int = field(default=4, metadata=_help("Crops per batch."))
     size: int | None = field(default=None, metadata=_help(f"Crop side in pixels ({_by_objective('size')})."))
     seed: int = field(default=0, metadata=_help("Seed of the split, the crops and LoRA init."))
@@ -180,6 +187,7 @@ class AdaptConfig:
             "search_steps": 1,
             "search_patience": 0,
             "finetune_steps": 0,
+            "fixed_crops": 0,
             "batch_size": 1,
             "size": 16,
             "checkpoint_every": 0,

@@ -9,6 +9,7 @@ from dehazekit.objectives.base import (
     list_objectives,
     parse_objective_spec,
     register_objective,
+    remember_inputs,
 )
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "list_objectives",
     "parse_objective_spec",
     "register_objective",
+    "remember_inputs",
 ]
