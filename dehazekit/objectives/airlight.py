@@ -47,7 +47,9 @@ def _luma(x: Tensor) -> Tensor:
 class AirlightConsistency(nn.Module):
     """forward(hazy, out) -> contrast-weighted mean |local mean of out - airlight-consistent target|."""
 
-    def __init__(self, window: int = 15, max_gain: float = 10.0, air_top: float = 0.01) -> None:
+    def __init__(
+        self, window: int = 15, max_gain: float = 10.0, air_top: float = 0.01, joint: bool = False
+    ) -> None:
         super().__init__()
         if not (window >= 3 and window % 2 == 1 and max_gain >= 1.0 and 0.0 < air_top <= 0.5):
             raise ConfigError.build(
@@ -55,12 +57,15 @@ class AirlightConsistency(nn.Module):
                 got={"window": window, "max_gain": max_gain, "air_top": air_top},
             )
         self.window, self.max_gain, self.air_top = int(window), float(max_gain), float(air_top)
+        self.joint = bool(
+            joint
+        )  # True: the gain keeps its gradient (contrast may move instead of brightness)
 
     def target(self, hazy: Tensor, out: Tensor) -> tuple[Tensor, Tensor]:
-        """(target local mean of out, per-window weight), both without gradient."""
+        """(target local mean of out, per-window weight); the target has no gradient unless ``joint``."""
         from dehazekit.objectives.rehaze import estimate_airlight
 
-        hazy, out = hazy.clamp(0, 1), out.detach().clamp(0, 1)
+        hazy, out = hazy.clamp(0, 1), (out if self.joint else out.detach()).clamp(0, 1)
         air = estimate_airlight(hazy, self.air_top)[..., None, None]
         mean_in = _box(hazy, self.window)
         _, std_in = _mean_std(_luma(hazy), self.window)
@@ -79,3 +84,9 @@ class AirlightConsistency(nn.Module):
 @register_objective("aircons")
 def make_aircons(window: int = 15, max_gain: float = 10.0, air_top: float = 0.01) -> AirlightConsistency:
     return AirlightConsistency(window=window, max_gain=max_gain, air_top=air_top)
+
+
+@register_objective("airjoint")
+def make_airjoint(window: int = 15, max_gain: float = 10.0, air_top: float = 0.01) -> AirlightConsistency:
+    """aircons whose contrast gain also takes gradient (a variant tried on the benchmark)."""
+    return AirlightConsistency(window=window, max_gain=max_gain, air_top=air_top, joint=True)

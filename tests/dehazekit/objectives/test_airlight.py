@@ -24,30 +24,40 @@ def _scene() -> tuple[torch.Tensor, torch.Tensor]:
     return hazy, clear
 
 
-def _loss(hazy: torch.Tensor, out: torch.Tensor) -> float:
-    return float(AirlightConsistency(window=7)(hazy, out))
+JOINT = pytest.mark.parametrize("joint", [False, True], ids=["aircons", "airjoint"])
 
 
-def test_physically_consistent_output_scores_near_zero_and_uniform_darkening_is_penalised() -> None:
+def _loss(hazy: torch.Tensor, out: torch.Tensor, joint: bool) -> float:
+    return float(AirlightConsistency(window=7, joint=joint)(hazy, out))
+
+
+@JOINT
+def test_physically_consistent_output_scores_near_zero_and_uniform_darkening_is_penalised(
+    joint: bool,
+) -> None:
     hazy, clear = _scene()
-    right = _loss(hazy, clear)
+    right = _loss(hazy, clear, joint)
     assert right < 0.01
     for gain in (0.8, 0.6):  # a uniformly darkened dehazing: contrast kept, brightness lost
-        assert _loss(hazy, gain * clear) > right + 0.03, gain
+        assert _loss(hazy, gain * clear, joint) > right + 0.03, gain
 
 
-def test_brighter_but_still_hazy_output_is_not_preferred() -> None:
+@JOINT
+def test_brighter_but_still_hazy_output_is_not_preferred(joint: bool) -> None:
     hazy, clear = _scene()
-    right = _loss(hazy, clear)
+    right = _loss(hazy, clear, joint)
     for out in (hazy + 0.1, 0.5 * (hazy + clear) + 0.1):  # lifted haze, half-dehazed and lifted
-        assert _loss(hazy, out.clamp(0, 1)) > right + 0.03
+        assert _loss(hazy, out.clamp(0, 1), joint) > right + 0.03
 
 
+@JOINT
 @pytest.mark.parametrize(("scale", "sign"), [(0.7, 1.0), (1.25, -1.0)])
-def test_gradient_is_finite_and_moves_brightness_towards_consistency(scale: float, sign: float) -> None:
+def test_gradient_is_finite_and_moves_brightness_towards_consistency(
+    scale: float, sign: float, joint: bool
+) -> None:
     hazy, clear = _scene()
     out = (clear * scale).requires_grad_(True)
-    AirlightConsistency(window=7)(hazy, out).backward()
+    AirlightConsistency(window=7, joint=joint)(hazy, out).backward()
     assert torch.isfinite(out.grad).all()
     step = -out.grad[..., SKY + 4 :, :].sum()  # gradient descent's move of the scene's (non-sky) brightness
     assert float(step) * sign > 0, float(step)
