@@ -1,5 +1,5 @@
 """Unsupervised objectives (h2c: CLIP haze-to-clear; offline = rehaze: re-haze self-training; dcp: dark
-channel)."""
+channel; aircons / airjoint: airlight-consistent brightness, a term to mix with rehaze)."""
 
 # Built-ins register themselves on import (open_clip itself is imported only when h2c is built).
 from dehazekit.objectives import airlight, dcp, h2c, offline, rehaze  # noqa: F401

@@ -16,6 +16,15 @@ compares each window's mean with that target; g is measured on luma (haze is nea
 for the three channels) and held fixed (no gradient), so the term moves brightness, not contrast. A is
 estimated from the input (dehazekit.objectives.rehaze.estimate_airlight). No ground truth, no CLIP,
 no no-reference score we evaluate with.
+
+Two registered forms, meant to be mixed with rehaze (``rehaze+3*airjoint``; neither removes haze by
+itself: the input returned unchanged satisfies both):
+  aircons   g held fixed: only brightness moves. On the bundled model the target overshoots (the model
+            restores less contrast than its darkening implies: O-HAZE target luma ~127 vs GT ~101).
+  airjoint  g keeps its gradient: the network may restore contrast instead of (or with) brightness.
+Benchmark (benchmarks/README.md, "Brightness"): both lift O-HAZE 27/35 by ~0.5 dB more than rehaze
+alone, but neither is the default ``offline``: aircons lost up to 0.31 dB on figure crops, airjoint
+0.31 dB on BeDDE, and brightness moved only a few luma points in the benchmark's 16 steps.
 """
 
 from __future__ import annotations

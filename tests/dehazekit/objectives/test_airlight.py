@@ -1,4 +1,4 @@
-"""aircons (airlight-consistent brightness), alone and inside `offline`: tiny inputs, no network needed."""
+"""aircons / airjoint (airlight-consistent brightness), alone and mixed with rehaze: tiny inputs."""
 
 from __future__ import annotations
 
@@ -63,21 +63,21 @@ def test_gradient_is_finite_and_moves_brightness_towards_consistency(
     assert float(step) * sign > 0, float(step)
 
 
-def test_offline_adds_the_brightness_term_to_rehaze() -> None:
-    """If `offline` loses aircons (back to rehaze alone), darkening costs it nothing extra: red."""
+def test_the_mix_adds_the_brightness_term_to_rehaze() -> None:
+    """If the term stops counting in a mix (``rehaze+3*airjoint``), darkening costs nothing extra: red."""
     from dehazekit.objectives.rehaze import RehazeObjective
 
     hazy, clear = _scene()
     net = torch.nn.Identity()
-    offline, rehaze = create_objective("offline"), RehazeObjective()
-    for obj in (offline, rehaze):
+    mix, rehaze = create_objective("rehaze+3*airjoint"), RehazeObjective()
+    for obj in (mix, rehaze):
         for term in obj.modules():
             if hasattr(term, "attach"):
                 term.attach(net)
     extra = {}
     for name, out in {"right": clear, "dark": 0.7 * clear}.items():
         torch.manual_seed(1)
-        a = float(offline(hazy, out))
+        a = float(mix(hazy, out))
         torch.manual_seed(1)
         extra[name] = a - float(rehaze(hazy, out))
     assert extra["dark"] > extra["right"] + 0.01
