@@ -22,9 +22,10 @@ itself: the input returned unchanged satisfies both):
   aircons   g held fixed: only brightness moves. On the bundled model the target overshoots (the model
             restores less contrast than its darkening implies: O-HAZE target luma ~127 vs GT ~101).
   airjoint  g keeps its gradient: the network may restore contrast instead of (or with) brightness.
-Benchmark (benchmarks/README.md, "Brightness"): both lift O-HAZE 27/35 by ~0.5 dB more than rehaze
-alone, but neither is the default ``offline``: aircons lost up to 0.31 dB on figure crops, airjoint
-0.31 dB on BeDDE, and brightness moved only a few luma points in the benchmark's 16 steps.
+Benchmark (benchmarks/README.md, "Brightness"): both lift O-HAZE 27/35 more than rehaze alone, but
+neither is the default ``offline``: aircons lost up to 0.31 dB on figure crops, airjoint loses on
+NH-HAZE (already too bright) in every seed, and brightness moved only a few luma points in the
+benchmark's 16 steps.
 """
 
 from __future__ import annotations
