@@ -1,4 +1,4 @@
-"""README.md's Python API block runs as written, on tiny inputs (sample photos, tiny step counts)."""
+"""README.md's Python API block runs as written, on the sample photos (downscaled)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _real_folder(tmp_path: Path) -> None:
     real = tmp_path / "real"
     real.mkdir()
     for path in sorted((ROOT / "samples" / "images").glob("*.jpg")):
-        Image.open(path).convert("RGB").resize((96, 64)).save(real / path.name)
+        Image.open(path).convert("RGB").resize((160, 120)).save(real / path.name)
     shutil.copy(min(real.glob("*.jpg")), real / "photo.jpg")
 
 
@@ -37,20 +37,9 @@ def _run(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return namespace
 
 
-def test_readme_python_api_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code = python_api_block()
-    # Only the step counts and crop size shrink; every call, name and path is the README's own.
-    tiny = re.sub(r"search_steps=\d+", "search_steps=2", code)
-    tiny = re.sub(r"finetune_steps=\d+", "finetune_steps=1", tiny)
-    tiny = re.sub(r"size=\d+", "size=32", tiny)
-    assert tiny != code, "the README snippet no longer sets step counts; update this test"
-    ns = _run(tiny, tmp_path, monkeypatch)
+def test_readme_python_api_runs_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLIP-free default schedule is short enough to run the block exactly as written.
+    ns = _run(python_api_block(), tmp_path, monkeypatch)
     assert ns["clear"].shape == ns["frame"].shape and ns["clear"].dtype.name == "uint8"
     assert (tmp_path / "photo_dehazed.jpg").is_file() and (tmp_path / "adapt_out" / "model.onnx").is_file()
     assert ns["result"].backbone == "gunet-t"
-
-
-@pytest.mark.slow
-def test_readme_python_api_runs_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ns = _run(python_api_block(), tmp_path, monkeypatch)
-    assert ns["clear"].shape == ns["frame"].shape

@@ -10,7 +10,6 @@ Flow (each stage checkpointed atomically so ``resume=True`` continues an interru
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -190,7 +189,7 @@ def _resolve_config(
         overrides = {"backbone": backbone, **overrides}
     elif isinstance(backbone, nn.Module):
         overrides = {"backbone": getattr(backbone, "backbone_name", None), **overrides}
-    config = dataclasses.replace(config, **overrides) if overrides else config
+    config = config.replace(**overrides) if overrides else config
     if not config.backbone:
         raise ConfigError.build("no backbone given", fix="pass backbone='dea' (or --backbone NAME)")
     if config.weights == DEFAULT_WEIGHTS:

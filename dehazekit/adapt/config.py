@@ -33,6 +33,9 @@ class Schedule:
 SCHEDULES = {"h2c": Schedule(300, 600, 224, 1e-4), "clip-free": Schedule(4, 12, 96, 1e-3)}
 
 
+_SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(Schedule))
+
+
 def schedule_for(objective: str) -> Schedule:
     """The default schedule of an objective spec such as 'offline' or '0.5*h2c+offline'."""
     terms = [t.split("*")[-1].strip() for t in str(objective).split("+")]
@@ -148,6 +151,10 @@ class AdaptConfig:
     )
     guard_holdout: float = field(default=0.2, metadata=_help("Share of the images the guard holds out."))
     guard_every: int = field(default=0, metadata=_help("Fine-tune steps between guard checks (0: a quarter)"))
+    # Which schedule fields were unset and filled from the objective (see replace()).
+    _from_schedule: tuple[str, ...] = field(
+        default=(), init=False, repr=False, compare=False, metadata=_help("", cli=False)
+    )
 
     def __post_init__(self) -> None:
         from dehazekit.catalog import resolve_backbone
@@ -210,9 +217,16 @@ class AdaptConfig:
         if not isinstance(self.objective, str) or not self.objective.strip():
             raise ConfigError.build("--objective is empty", expected="h2c, dcp or h2c+dcp")
         schedule = schedule_for(self.objective)
-        for name in ("search_steps", "finetune_steps", "size", "lr_w"):
-            if getattr(self, name) is None:
-                setattr(self, name, getattr(schedule, name))
+        self._from_schedule = tuple(n for n in _SCHEDULE_FIELDS if getattr(self, n) is None)
+        for name in self._from_schedule:
+            setattr(self, name, getattr(schedule, name))
+
+    def replace(self, **changes: Any) -> AdaptConfig:
+        """A copy with ``changes``; schedule values this config took from its objective are taken
+        again from the new objective's schedule (dataclasses.replace would keep the old ones)."""
+        if "objective" in changes:
+            changes = {**{n: None for n in self._from_schedule}, **changes}
+        return dataclasses.replace(self, **changes)
 
     def _check_budget(self) -> None:
         if self.time_budget is None:
@@ -240,6 +254,7 @@ class AdaptConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        data.pop("_from_schedule")
         if isinstance(data["prompts"], (list, tuple)):
             data["prompts"] = [list(p) for p in data["prompts"]]
         return data

@@ -72,3 +72,22 @@ def test_unset_schedule_comes_from_the_objective_and_set_values_win() -> None:
     config = AdaptConfig(backbone="gunet-t", objective="offline", search_steps=7, lr_w=5e-4)
     assert (config.search_steps, config.lr_w, config.size) == (7, 5e-4, free.size)
     assert "h2c" in make_config({"backbone": "gunet"}).objective  # the CLI default stays the paper's
+
+
+def test_changing_the_objective_takes_the_new_objectives_schedule_but_keeps_set_values() -> None:
+    from dehazekit.adapt.config import SCHEDULES
+
+    free = SCHEDULES["clip-free"]
+    base = AdaptConfig(backbone="gunet-t", finetune_steps=9)  # h2c schedule, one value set
+    offline = base.replace(objective="offline")
+    assert (offline.search_steps, offline.size, offline.lr_w) == (free.search_steps, free.size, free.lr_w)
+    assert offline.finetune_steps == 9
+    assert offline.replace(objective="h2c") == base
+    assert "_from_schedule" not in base.to_dict()
+
+
+def test_adapt_keyword_objective_gets_its_schedule(tmp_path) -> None:
+    from dehazekit.adapt.api import _resolve_config
+
+    config = _resolve_config("gunet-t", None, {"objective": "offline", "out": str(tmp_path)})
+    assert config.search_steps == AdaptConfig(backbone="gunet-t", objective="offline").search_steps
