@@ -13,6 +13,12 @@ checked afterwards):
 A mutant is killed when the package's tests fail (or run past the timeout). Kill rate = killed / mutants.
 
     OMP_NUM_THREADS=1 python benchmarks/mutants.py --per-package 40    # -> benchmarks/results/mutants.json
+    OMP_NUM_THREADS=1 python benchmarks/mutants.py --package objectives --skip-named \
+        --out benchmarks/results/mutants_objectives.json                # one package (repeatable)
+    OMP_NUM_THREADS=1 python benchmarks/mutants.py --package objectives --all --skip-named ...  # every mutant
+
+Mutants listed in EQUIVALENT (no behaviour can tell them apart, reason given) are not run; they are reported
+as "equivalent" and left out of the kill rate. The wall time of the run is in the JSON (``wall_s``).
 """
 
 from __future__ import annotations
@@ -191,6 +197,24 @@ NAMED = [  # (package, file, old, new, what it breaks)
         "cg warm start ignored",
     ),
 ]
+
+# (file, text of the mutated line (stripped), old, new, why no test can tell the mutant from the original).
+# Keyed by the line's text, not its number, so edits elsewhere in the file do not move an entry.
+EQUIVALENT: list[tuple[str, str, str, str, str]] = []
+
+
+def _equivalent(mutant: Mutant) -> str | None:
+    text = (ROOT / mutant.file).read_text().splitlines()[mutant.line - 1].strip()
+    for file, line, old, new, why in EQUIVALENT:
+        if (file, line, old.strip(), new.strip()) == (
+            mutant.file,
+            text,
+            mutant.old.strip(),
+            mutant.new.strip(),
+        ):
+            return why
+    return None
+
 
 _BINOPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*")}
 _CMPOPS = {
@@ -423,31 +447,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-package", type=int, default=40, help="generated mutants sampled per package")
     parser.add_argument("--packages", nargs="+", default=["bilevel", "lora", "objectives"])
+    parser.add_argument(
+        "--package",
+        action="append",
+        choices=sorted(TESTS),
+        help="only this package (repeatable; wins over --packages)",
+    )
+    parser.add_argument("--all", action="store_true", help="every generated mutant, not a sample")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--skip-named", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "mutants.json")
     parser.add_argument("--table", type=Path, nargs="+", help="print a markdown table of these result files")
     args = parser.parse_args()
+    if args.package:
+        args.packages = args.package
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.table:
         print(table([json.loads(p.read_text()) for p in args.table]))
         return
-    todo: list[tuple[Mutant, str]] = [] if args.skip_named else named()
+    todo: list[tuple[Mutant, str]] = (
+        [] if args.skip_named else [t for t in named() if t[0].package in args.packages]
+    )
     rng = random.Random(args.seed)
     population = {}
     for package in args.packages:
         pool = generated(package)
         population[package] = len(pool)
-        todo += [
-            (m, f"{m.kind}: {m.old!r} -> {m.new!r}")
-            for m in rng.sample(pool, min(args.per_package, len(pool)))
-        ]
+        chosen = pool if args.all else rng.sample(pool, min(args.per_package, len(pool)))
+        todo += [(m, f"{m.kind}: {m.old!r} -> {m.new!r}") for m in chosen]
     _preload()
-    rows = []
+    rows: list[dict] = []
+    began = time.perf_counter()
     for i, (mutant, what) in enumerate(todo, 1):
         tests = NAMED_TESTS.get(what, TESTS[mutant.package])
-        outcome, seconds = run_one(mutant, tests, args.timeout)
+        why = _equivalent(mutant)
+        if why:
+            outcome, seconds, what = "equivalent", 0.0, f"{what} (equivalent: {why})"
+        else:
+            outcome, seconds = run_one(mutant, tests, args.timeout)
         rows.append({**asdict(mutant), "what": what, "outcome": outcome, "seconds": round(seconds, 1)})
         log.info(
             "[%d/%d] %-8s %s:%d %s -> %s",
@@ -459,8 +497,10 @@ def main() -> None:
             what,
             outcome,
         )
-        _write(args, rows, population)
-    _write(args, rows, population)
+        _write(args, rows, population, time.perf_counter() - began)
+    wall = time.perf_counter() - began
+    _write(args, rows, population, wall)
+    log.info("%d mutants in %.0f s", len(rows), wall)
 
 
 def table(results: list[dict]) -> str:
@@ -468,29 +508,36 @@ def table(results: list[dict]) -> str:
     rows = [r for res in results for r in res["rows"]]
     lines = ["| mutants | count | killed | kill rate |", "|---|---|---|---|"]
     for group in sorted({(r["kind"] == "named", r["package"]) for r in rows}):
-        sel = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
+        sel = [
+            r for r in rows if (r["kind"] == "named", r["package"]) == group and r["outcome"] != "equivalent"
+        ]
         killed = sum(r["outcome"].startswith("killed") for r in sel)
         name = f"{'named' if group[0] else 'generated'} / {group[1]}"
         lines.append(f"| {name} | {len(sel)} | {killed} | {killed / len(sel):.0%} |")
     lines += ["", "Survivors:", ""]
     lines += [f"- `{r['file']}:{r['line']}` {r['what']}" for r in rows if r["outcome"] == "survived"]
+    lines += ["", "Equivalent (not counted):", ""]
+    lines += [f"- `{r['file']}:{r['line']}` {r['what']}" for r in rows if r["outcome"] == "equivalent"]
     return "\n".join(lines)
 
 
-def _write(args: argparse.Namespace, rows: list[dict], population: dict[str, int]) -> None:
+def _write(args: argparse.Namespace, rows: list[dict], population: dict[str, int], wall: float) -> None:
     summary = {}
     for group in sorted({(r["kind"] == "named", r["package"]) for r in rows}):
-        sel = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
+        every = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
+        sel = [r for r in every if r["outcome"] != "equivalent"]
         killed = sum(r["outcome"].startswith("killed") for r in sel)
         summary[f"{'named' if group[0] else 'generated'}/{group[1]}"] = {
             "mutants": len(sel),
             "killed": killed,
-            "kill_rate": round(killed / len(sel), 3),
+            "kill_rate": round(killed / len(sel), 3) if sel else None,
+            "equivalent_excluded": len(every) - len(sel),
         }
     result = {
         "benchmark": "mutants",
         "args": {k: str(v) for k, v in vars(args).items()},
         "generated_population": population,
+        "wall_s": round(wall, 1),
         "summary": summary,
         "survivors": [r for r in rows if r["outcome"] == "survived"],
         "rows": rows,
