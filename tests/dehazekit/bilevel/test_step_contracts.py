@@ -1,6 +1,6 @@
-"""Contracts of one search / fine-tune step that the wiring tests do not see (found by benchmarks/mutants.py):
-the gradient clipping helper behaves like torch's clip_grad_norm_ at every gradient scale, and a step leaves no
-gradient behind on the model it trains."""
+"""Contracts of one search / fine-tune step that the wiring tests do not see (found by
+benchmarks/mutants.py): the gradient clipping helper behaves like torch's clip_grad_norm_ at every gradient
+scale, and a step leaves no gradient behind on the model it trains."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def _leftover_grads(model: torch.nn.Module) -> list[str]:
 
 @pytest.mark.skipif(BACKBONE is None, reason="tiny-gunet not registered")
 def test_search_and_finetune_steps_leave_no_gradient_on_the_model() -> None:
-    # A stale .grad left on a gate or LoRA tensor would be added to by the next backward() a caller runs on the
-    # adapted model (gradients accumulate in .grad) and keeps memory alive; each step must clear what it set.
+    # A stale .grad left on a gate or LoRA tensor would be added to by the next backward() a caller runs on
+    # the adapted model (gradients accumulate in .grad) and keeps memory alive; each step clears what it set.
     model = _model()
     gen = torch.Generator().manual_seed(1)
     batch_alpha, batch_w = (torch.rand(1, 3, 16, 16, generator=gen) for _ in range(2))
