@@ -152,3 +152,10 @@ def test_every_term_of_a_weighted_objective_gets_the_network() -> None:
     assert len(rehaze) == 1 and rehaze[0]._net == [net]
     hazy = torch.rand(1, 3, 16, 16)
     assert torch.isfinite(objective(hazy, hazy))
+
+
+def test_a_mistyped_clip_model_name_suggests_the_real_one() -> None:
+    from dehazekit.objectives.clip_model import load_clip
+
+    with pytest.raises(UnknownNameError, match="did you mean .*ViT-B-32"):
+        load_clip("ViT-B-23", None)
