@@ -209,6 +209,13 @@ EQUIVALENT: list[tuple[str, str, str, str, str]] = [
         "the requires_grad loop two lines below sets every gate logit to requires_grad=False anyway",
     ),
     (
+        "dehazekit/bilevel/hypergrad.py",
+        "for p, v in zip(params, values, strict=True):",
+        "True",
+        "False",
+        "_restore's two callers pass clones made from the same parameter list: the lengths always match",
+    ),
+    (
         "dehazekit/objectives/h2c.py",
         "if tuple(image.shape[-2:]) != self.image_size:",
         "2",

@@ -66,3 +66,70 @@ def test_search_and_finetune_steps_leave_no_gradient_on_the_model() -> None:
     selected = sorted(search.gate_values())[:1]
     FineTuner(model, _objective, selected, FinetuneConfig(lr=1e-3)).step(batch_w)
     assert _leftover_grads(model) == [], "fine-tune step"
+
+
+def test_unrolled_finite_difference_is_central_exact_for_a_quadratic_mixed_derivative() -> None:
+    # f has a mixed term sum_i w_i^2 (N a)_i / 2, so df/da is quadratic in w: its central difference is exact
+    # at any radius, a one-sided one is off by O(radius). A large r makes the difference visible.
+    from dehazekit.bilevel import hypergrad as hg
+
+    gen = torch.Generator().manual_seed(3)
+    M, N = (torch.randn(4, 3, generator=gen, dtype=torch.float64) for _ in range(2))
+    t = torch.randn(4, generator=gen, dtype=torch.float64)
+    w = torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
+    lower_loss = lambda w_, a_: 0.5 * (w_ - M @ a_).square().sum() + (w_.square() * (N @ a_)).sum() / 2
+    upper_loss = lambda w_, a_: (w_ - t).square().sum() + 0.5 * a_.square().sum()
+
+    def grads(loss_fn):
+        return lambda: tuple([g] for g in torch.autograd.grad(loss_fn(w, a), [a, w]))
+
+    xi = 0.05
+    got = hg.unrolled([w], grads(upper_loss), grads(lower_loss), xi=xi, r=0.3)[0]
+    # DARTS' second-order estimate written out exactly: dF/da(w') - xi * d2f/(da dw)(w) . dF/dw(w')
+    w_virtual = (w - xi * torch.autograd.grad(lower_loss(w, a), w)[0]).detach().requires_grad_(True)
+    dF_da, dF_dw = torch.autograd.grad(upper_loss(w_virtual, a), [a, w_virtual])
+    g_w = torch.autograd.grad(lower_loss(w, a), w, create_graph=True)[0]
+    mixed = torch.autograd.grad(g_w, a, grad_outputs=dF_dw)[0]
+    torch.testing.assert_close(got, dF_da - xi * mixed, atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.skipif(BACKBONE is None, reason="tiny-gunet not registered")
+def test_unrolled_scores_the_virtual_step_with_F_not_with_the_lower_levels_weight_decay() -> None:
+    # F (upper level) is the objective on batch_alpha; the decay on B belongs to f only. The reported
+    # upper_loss is F at w' = w - xi df/dw, recomputed here by hand.
+    from dehazekit.backbones import forward_padded
+    from dehazekit.lora import lora_parameters
+    from tests.dehazekit.lora.toy_nets import randomize_lora
+
+    wd, xi = 0.5, 0.05
+    model = _model().eval()  # the search runs the frozen backbone in eval mode (BatchNorm statistics)
+    randomize_lora(model, scale=0.5)
+    gen = torch.Generator().manual_seed(2)
+    batch_alpha, batch_w = (torch.rand(1, 3, 16, 16, generator=gen) for _ in range(2))
+    w = lora_parameters(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in w.values():
+        p.requires_grad_(True)
+    decay = sum(p.square().sum() for n, p in w.items() if n.endswith(".lora_B"))
+    f = _objective(batch_w, forward_padded(model, batch_w)) + 0.5 * wd * decay
+    step = torch.autograd.grad(f, list(w.values()))
+    original = {n: p.detach().clone() for n, p in w.items()}
+    with torch.no_grad():
+        for p, g in zip(w.values(), step):
+            p.sub_(xi * g)
+        expected = float(_objective(batch_alpha, forward_padded(model, batch_alpha)))
+        for n, p in w.items():
+            p.copy_(original[n])
+    config = SearchConfig(hypergrad="unrolled", unrolled_xi=xi, weight_decay_w=wd, lr_w=1e-3)
+    stats = BilevelSearch(model, _objective, config).upper_step(batch_alpha, batch_w)
+    assert stats["upper_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("betas", [(0.9,), (0.9, 0.99, 0.5), (0.9, 1.0)])
+def test_search_config_refuses_betas_that_are_not_two_values_in_0_1(betas: tuple) -> None:
+    from dehazekit.runtimes.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="betas_alpha"):
+        SearchConfig(betas_alpha=betas)
