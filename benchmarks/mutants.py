@@ -536,7 +536,8 @@ def table(results: list[dict]) -> str:
         killed = sum(r["outcome"].startswith("killed") for r in sel)
         name = f"{'named' if group[0] else 'generated'} / {group[1]}"
         lines.append(f"| {name} | {len(sel)} | {killed} | {killed / len(sel):.0%} |")
-    lines += ["", "Survivors:", ""]
+    walls = [f"{res.get('wall_s', '?')} s" for res in results]
+    lines += ["", f"Wall time: {', '.join(walls)}.", "", "Survivors:", ""]
     lines += [f"- `{r['file']}:{r['line']}` {r['what']}" for r in rows if r["outcome"] == "survived"]
     lines += ["", "Equivalent (not counted):", ""]
     lines += [f"- `{r['file']}:{r['line']}` {r['what']}" for r in rows if r["outcome"] == "equivalent"]
