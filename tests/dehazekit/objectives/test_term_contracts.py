@@ -71,6 +71,13 @@ def test_clip_input_size_and_normalisation_come_from_the_model() -> None:
     assert mean_std_of(model) == ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
 
 
+def test_a_visual_tower_without_a_size_gets_open_clips_own_default() -> None:
+    from open_clip.model import CLIPVisionCfg
+
+    size = CLIPVisionCfg().image_size
+    assert image_size_of(_Clip()) == (size, size)
+
+
 @pytest.fixture(scope="module")
 def tiny_clip():
     return load_clip(str(TINY_CLIP), None)
