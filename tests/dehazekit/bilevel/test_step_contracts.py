@@ -10,7 +10,7 @@ import torch
 from dehazekit.backbones import candidate_blocks, create_backbone, list_backbones
 from dehazekit.bilevel import BilevelSearch, FinetuneConfig, FineTuner, SearchConfig
 from dehazekit.bilevel.search import clipped
-from dehazekit.lora import inject_lora
+from dehazekit.lora import gates_of, inject_lora
 
 BACKBONE = "tiny-gunet" if "tiny-gunet" in list_backbones() else None
 
@@ -133,3 +133,34 @@ def test_search_config_refuses_betas_that_are_not_two_values_in_0_1(betas: tuple
 
     with pytest.raises(ConfigError, match="betas_alpha"):
         SearchConfig(betas_alpha=betas)
+
+
+def test_cg_refuses_a_warm_start_that_does_not_match_the_right_hand_side() -> None:
+    # a warm start left over from another parameter list (e.g. a different adapter) must be an error, not
+    # silently zipped down to the shorter list
+    from dehazekit.bilevel import hypergrad as hg
+
+    def mixed(p):  # a diagonal Hessian that accepts any list length (cross term: none of interest)
+        return [torch.zeros(1, dtype=torch.float64)], [2.0 * q for q in p]
+
+    b = [torch.ones(3, dtype=torch.float64)]
+    stale = [torch.ones(3, dtype=torch.float64), torch.ones(2, dtype=torch.float64)]
+    with pytest.raises(ValueError):
+        hg.cg_solve(mixed, b, iters=1, x0=stale)
+
+
+def test_an_empty_selection_never_scores_as_a_perfect_one() -> None:
+    from dehazekit.bilevel import precision_at_k
+
+    assert precision_at_k([], ["a", "b"]) == 0.0  # it found none of the relevant blocks
+
+
+@pytest.mark.skipif(BACKBONE is None, reason="tiny-gunet not registered")
+def test_fine_tune_steps_are_numbered_from_one() -> None:
+    # the step number goes to callbacks, checkpoints and the guard; N steps must report 1..N
+    model = _model()
+    gen = torch.Generator().manual_seed(4)
+    batches = [torch.rand(1, 3, 16, 16, generator=gen) for _ in range(2)]
+    tuner = FineTuner(model, _objective, [sorted(gates_of(model))[0]], FinetuneConfig(lr=1e-3))
+    assert [s["step"] for s in tuner.run(batches, 2)] == [1, 2]
+    assert tuner.step_count == 2
