@@ -38,3 +38,60 @@ def test_an_adapter_json_that_is_not_an_object_is_refused(tmp_path) -> None:
     file.write_text(json.dumps(["rank", "lora_alpha", "blocks"]))  # the right words, the wrong shape
     with pytest.raises(ModelFileError, match="required keys"):
         read_adapter_info(file)
+
+
+def _saved_then_edited(tmp_path, toy_backbone, edit) -> tuple[torch.nn.Module, dict]:
+    """An adapter whose tensor file was edited afterwards (digest dropped, as a hand-edited file would be)."""
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    model = create_backbone(toy_backbone, channels=4, depth=4)
+    inject_lora(model, ["x1", "x2"], rank=2, lora_alpha=4.0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("lora_B"):
+                p.fill_(0.25)
+    save_adapter(model, tmp_path)
+    tensors = load_file(str(tmp_path / "adapter.safetensors"))
+    edit(tensors)
+    save_file(tensors, str(tmp_path / "adapter.safetensors"))
+    info = json.loads((tmp_path / "adapter.json").read_text())
+    info.pop("digest", None)
+    (tmp_path / "adapter.json").write_text(json.dumps(info))
+    return create_backbone(toy_backbone, channels=4, depth=4), tensors
+
+
+def _first_b(tensors: dict) -> str:
+    return sorted(k for k in tensors if k.endswith("lora_B"))[0]
+
+
+def test_strict_load_names_a_missing_tensor(tmp_path, toy_backbone) -> None:
+    from dehazekit.lora import load_adapter
+
+    fresh, _ = _saved_then_edited(tmp_path, toy_backbone, lambda t: t.pop(_first_b(t)))
+    with pytest.raises(ModelFileError, match="do not fit"):
+        load_adapter(fresh, tmp_path)
+
+
+def _reshape_first_b(tensors: dict) -> None:
+    key = _first_b(tensors)
+    tensors[key] = torch.zeros(tensors[key].shape[0], tensors[key].shape[1] + 1)
+
+
+def test_strict_load_reports_a_wrong_shape_as_one_clear_error(tmp_path, toy_backbone) -> None:
+    from dehazekit.lora import load_adapter
+
+    fresh, _ = _saved_then_edited(tmp_path, toy_backbone, _reshape_first_b)
+    with pytest.raises(ModelFileError, match="shape mismatch"):
+        load_adapter(fresh, tmp_path)
+
+
+def test_lenient_load_skips_a_wrong_shaped_tensor_and_loads_the_rest(tmp_path, toy_backbone) -> None:
+    from dehazekit.lora import load_adapter, lora_parameters
+
+    fresh, tensors = _saved_then_edited(tmp_path, toy_backbone, _reshape_first_b)
+    load_adapter(fresh, tmp_path, strict=False)
+    skipped = _first_b(tensors)
+    for name, p in lora_parameters(fresh).items():
+        if name.endswith("lora_B"):
+            assert torch.all(p == 0) if name == skipped else torch.all(p == 0.25), name
