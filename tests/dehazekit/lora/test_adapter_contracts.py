@@ -1,5 +1,6 @@
-"""Adapter file contracts the round-trip tests did not pin (found by benchmarks/mutants.py): one rank per
-adapter, a reproducible adapter.json, and an adapter.json that is not an object is refused."""
+"""Adapter and gate state contracts the round-trip tests did not pin (found by benchmarks/mutants.py): one
+rank per adapter, a reproducible adapter.json, what strict and lenient loads refuse or skip, the ungated
+flag."""
 
 from __future__ import annotations
 
@@ -95,3 +96,12 @@ def test_lenient_load_skips_a_wrong_shaped_tensor_and_loads_the_rest(tmp_path, t
     for name, p in lora_parameters(fresh).items():
         if name.endswith("lora_B"):
             assert torch.all(p == 0) if name == skipped else torch.all(p == 0.25), name
+
+
+def test_an_ungated_gate_stays_ungated_through_its_state_dict() -> None:
+    # the flag is state: a model rebuilt from a saved state_dict must apply the delta at 1, not at sigmoid(0)
+    from dehazekit.lora.gates import Gate
+
+    fresh = Gate()
+    fresh.load_state_dict(Gate(ungated=True).state_dict())
+    assert float(fresh.value()) == 1.0
