@@ -105,3 +105,18 @@ def test_an_ungated_gate_stays_ungated_through_its_state_dict() -> None:
     fresh = Gate()
     fresh.load_state_dict(Gate(ungated=True).state_dict())
     assert float(fresh.value()) == 1.0
+
+
+def test_gates_live_on_the_device_of_the_layers_they_scale(toy_backbone) -> None:
+    # the meta device stands in for a GPU here: a gate left on the CPU would break the forward on cuda
+    model = create_backbone(toy_backbone, channels=4, depth=2).to("meta")
+    gates = inject_lora(model, ["x1"], rank=2, lora_alpha=4.0)
+    assert gates["x1"].alpha.device.type == "meta" and gates["x1"].ungated.device.type == "meta"
+
+
+def test_plain_lora_has_no_trainable_gate(toy_backbone) -> None:
+    # gated=False: the factor is a constant 1, so nothing about the gate may be handed to an optimiser
+    model = create_backbone(toy_backbone, channels=4, depth=2)
+    gates = inject_lora(model, ["x1"], rank=2, lora_alpha=4.0, gated=False)
+    assert gates["x1"].frozen and float(gates["x1"].value()) == 1.0
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_gate" in n)
