@@ -120,3 +120,22 @@ def test_plain_lora_has_no_trainable_gate(toy_backbone) -> None:
     gates = inject_lora(model, ["x1"], rank=2, lora_alpha=4.0, gated=False)
     assert gates["x1"].frozen and float(gates["x1"].value()) == 1.0
     assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_gate" in n)
+
+
+def test_keeping_a_block_without_lora_is_one_clear_error_with_a_suggestion(toy_backbone) -> None:
+    from dehazekit.lora import remove_lora
+
+    model = create_backbone(toy_backbone, channels=4, depth=4)
+    inject_lora(model, ["x1", "x2"], rank=2, lora_alpha=4.0)
+    with pytest.raises(ConfigError, match="did you mean x1"):
+        remove_lora(model, keep=["x1x"])
+
+
+def test_only_gates_attached_as_a_blocks_lora_gate_count_as_block_gates(toy_backbone) -> None:
+    from dehazekit.lora import gates_of
+    from dehazekit.lora.gates import Gate
+
+    model = create_backbone(toy_backbone, channels=4, depth=2)
+    inject_lora(model, ["x1"], rank=2, lora_alpha=4.0)
+    model.add_module("spare", Gate())  # a Gate somewhere else is not a block's gate
+    assert list(gates_of(model)) == ["x1"]
