@@ -499,8 +499,12 @@ def main() -> None:
         chosen = pool if args.all else rng.sample(pool, min(args.per_package, len(pool)))
         todo += [(m, f"{m.kind}: {m.old!r} -> {m.new!r}") for m in chosen]
     _preload()
-    rows: list[dict] = []
     began = time.perf_counter()
+    # Unmutated sources must pass: on red tests every mutant would count as killed.
+    for tests in sorted({tuple(NAMED_TESTS.get(what, TESTS[m.package])) for m, what in todo}):
+        if _pytest_in_fork(list(tests), args.timeout) != "survived":
+            raise SystemExit(f"the tests fail without any mutant: {' '.join(tests)}")
+    rows: list[dict] = []
     for i, (mutant, what) in enumerate(todo, 1):
         tests = NAMED_TESTS.get(what, TESTS[mutant.package])
         why = _equivalent(mutant)
