@@ -11,6 +11,7 @@ checked afterwards):
   literals, numbers inside ``raise`` statements (error messages), default values of parameters and of config
   dataclass fields (tests must not pin defaults), ``log.*`` calls.
 A mutant is killed when the package's tests fail (or run past the timeout). Kill rate = killed / mutants.
+The tests are first run on the unmutated sources; the run stops if they fail.
 
     OMP_NUM_THREADS=1 python benchmarks/mutants.py --per-package 40    # -> benchmarks/results/mutants.json
     OMP_NUM_THREADS=1 python benchmarks/mutants.py --package objectives --skip-named \
