@@ -31,16 +31,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import adapt_gt_tasks as tasks_mod
 from adapt_gt_report import write_outputs
 
+from dehazekit.adapt.config import schedule_for
 from dehazekit.metrics.psnr_ssim import ssim_torch
 
 log = logging.getLogger("adapt_gt")
 RESULTS = Path(__file__).resolve().parent / "results"
 SHIFT = 6
+# `dehazekit adapt --objective offline` as a user runs it: the CLIP-free default schedule (one source:
+# dehazekit.adapt.config.SCHEDULES); its LoRA learning rate comes from there too (no adapt_overrides).
+_OFFLINE = schedule_for("offline")
+_PRODUCT = {"search": _OFFLINE.search_steps, "finetune": _OFFLINE.finetune_steps, "size": _OFFLINE.size}
 MODES = {
     "quick": {
-        "search": 4,
-        "finetune": 12,
-        "size": 96,
+        **_PRODUCT,
         "side": 192,
         "synth": ("patchy",),
         "synth_n": (4, 2),
@@ -51,12 +54,9 @@ MODES = {
         "transductive": False,
         "bedde": False,
         "folds": 1,
-        "adapt_overrides": {"lr_w": 1e-3},
     },
     "default": {
-        "search": 4,
-        "finetune": 12,
-        "size": 96,
+        **_PRODUCT,
         "side": 256,
         "synth": ("patchy", "dust", "dense", "depth"),
         "synth_n": (6, 3),
@@ -69,7 +69,6 @@ MODES = {
         "crops_transductive": False,
         "bedde": True,
         "folds": 2,
-        "adapt_overrides": {"lr_w": 1e-3},
     },
 }
 
@@ -155,7 +154,8 @@ def dehaze(model: torch.nn.Module, img: np.ndarray) -> np.ndarray:
     from dehazekit.backbones import forward_padded
 
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    return forward_padded(model.eval(), x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    x = x.to(next(model.parameters()).device)
+    return forward_padded(model.eval(), x).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
 
 
 def evaluate(model, task: tasks_mod.Task, fade_params) -> list[dict]:
@@ -181,7 +181,7 @@ def run_lora(task, objective: str, mode: dict, seed: int) -> dict:
         paths = _write_pngs(task.adapt, Path(tmp) / "images")
         config = AdaptConfig(
             backbone="gunet-t",
-            weights="default",
+            weights=mode.get("model") or "default",
             objective=objective,
             size=mode["size"],
             search_steps=mode["search"],
@@ -231,7 +231,7 @@ def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-
     from dehazekit.objectives import attach_network, create_objective
 
     torch.manual_seed(seed)
-    model = load_model(None, backbone="gunet-t").eval()
+    model = load_model(mode.get("model"), backbone="gunet-t").eval()
     obj = None
     if objective is not None:
         obj = create_objective(objective)
@@ -251,7 +251,7 @@ def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-
 def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> dict:
     from dehazekit.models import load_model
 
-    base = load_model(None, backbone="gunet-t")
+    base = load_model(mode.get("model"), backbone="gunet-t")
     record = {
         "task": task.name,
         "family": task.family,
@@ -308,6 +308,7 @@ def main() -> None:
         "--from-json", type=Path, nargs="*", help="only re-render the markdown of finished runs' JSON"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", type=Path, default=None, help="base model folder (default: the bundled one)")
     ap.add_argument(
         "--jobs", type=int, default=1, help="tasks run in parallel processes (1 torch thread each)"
     )
@@ -325,6 +326,7 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         mode[key] = json.loads(value)
+    mode["model"] = str(args.model.resolve()) if args.model else None
     fade_params = None
     if not args.no_fade and (tasks_mod.SHARED / "metrics" / "fade").is_dir():
         from dehazekit.metrics.fade import FadeParams

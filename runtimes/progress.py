@@ -179,3 +179,20 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"not a duration: {text!r}")
     scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
     return sum(float(n) * scale[u] for n, u in parts)
+
+
+def parse_time_budget(value: str | float | int) -> float:
+    """A ``--time-budget`` value (a duration string or seconds) -> seconds > 0, or one ConfigError line."""
+    from dehazekit.runtimes.errors import ConfigError
+
+    seconds: object = value
+    if isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise ConfigError.build(
+                "bad --time-budget", got=value, expected="a duration such as 90s, 10m, 1h30m"
+            ) from None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ConfigError.build("--time-budget must be > 0", got=value, expected="e.g. 10m")
+    return float(seconds)

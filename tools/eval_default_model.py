@@ -189,7 +189,8 @@ def main() -> None:
         return
     sets = args.sets.split(",")
     model = load_model(args.model).eval()
-    fade_params = FadeParams.load(SHARED / "metrics" / "fade")
+    fade_dir = SHARED / "metrics" / "fade"
+    fade_params = FadeParams.load(fade_dir) if fade_dir.is_dir() else None  # FADE columns left out
     result: dict = {
         "model": str(resolve_model_path(args.model)),
         "max_side": args.max_side,

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dehazekit.accel import Accelerator
-from dehazekit.adapt.config import AdaptConfig
+from dehazekit.adapt.config import AdaptConfig, schedule_for
 from dehazekit.runtimes.errors import ConfigError
 from dehazekit.runtimes.progress import format_seconds
 
@@ -95,10 +95,10 @@ def plan(
     """``config`` with search/fine-tune step counts that fit ``budget_s`` seconds of training
     (``spent_s``: loading and probing already done, named in the error when nothing fits).
 
-    The two stages keep the ratio of AdaptConfig's default step counts (one source of that ratio).
+    The two stages keep the ratio of the objective's default schedule (one source of that ratio).
     """
-    defaults = {f.name: f.default for f in dataclasses.fields(AdaptConfig)}
-    ratio = defaults["finetune_steps"] / defaults["search_steps"]
+    schedule = schedule_for(config.objective)
+    ratio = schedule.finetune_steps / schedule.search_steps
     per_round = seconds_per_step["search"] + ratio * seconds_per_step["finetune"]
     search = int(budget_s // per_round)
     if search < _MIN_SEARCH_STEPS:

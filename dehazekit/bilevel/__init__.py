@@ -12,6 +12,7 @@ _LAZY = {
     "hypergrad": "dehazekit.bilevel.hypergrad",
     "FinetuneConfig": "dehazekit.bilevel.finetune",
     "FineTuner": "dehazekit.bilevel.finetune",
+    "PrefixCache": "dehazekit.bilevel.prefix",
     "BilevelSearch": "dehazekit.bilevel.search",
     "SearchConfig": "dehazekit.bilevel.search",
     "trainable_split": "dehazekit.bilevel.search",

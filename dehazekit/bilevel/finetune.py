@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dehazekit.bilevel.prefix import PrefixCache
 from dehazekit.bilevel.search import GradReducer, Objective, check_batch, check_loss, load_named
 from dehazekit.lora import gates_of, lora_parameters, remove_lora
 from dehazekit.runtimes.errors import ConfigError
@@ -66,7 +67,16 @@ class FineTuner:
         from dehazekit.backbones import forward_padded
 
         check_batch(batch, "batch")
-        loss = self.objective(batch, forward_padded(self.model, batch))
+        return self._update(batch, forward_padded(self.model, batch))
+
+    def step_fixed(self, prefix: PrefixCache, index: int) -> dict[str, Any]:
+        """One Adam step on batch ``index`` of a fixed crop set, its frozen prefix replayed by ``prefix``."""
+        batch = prefix.batches[index]
+        check_batch(batch, "batch")
+        return self._update(batch, prefix(index))
+
+    def _update(self, batch: Tensor, out: Tensor) -> dict[str, Any]:
+        loss = self.objective(batch, out)
         check_loss(loss, self.step_count)
         params = list(self.w.values())
         grads = [

@@ -117,6 +117,12 @@ def pretrain_cmd(
     ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA), fp32 or bf16."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Haze-synthesis processes (default: 0 on CPU, half the cores on a GPU)."
+    ),
+    time_budget: str | None = typer.Option(
+        None, "--time-budget", help="Whole-run wall time, e.g. 20m: fits the steps and the lr schedule."
+    ),
 ) -> None:
     """Pretrain a backbone on synthetic haze; writes OUT/model.safetensors + model.json (best on
     validation)."""
@@ -153,6 +159,8 @@ def pretrain_cmd(
         progress=progress,
         device=device,
         precision=precision,
+        workers=workers,
+        time_budget_s=time_budget,
     )
     result = _pretrain_with_progress(cfg)
     best = result.best.get("val", {})

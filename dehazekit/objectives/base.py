@@ -132,3 +132,11 @@ def attach_network(objective: nn.Module, model: nn.Module) -> None:
     for term in objective.modules():
         if hasattr(term, "attach"):
             term.attach(model)
+
+
+def remember_inputs(objective: nn.Module, batches: list[Tensor]) -> None:
+    """Tell every objective term that can reuse per-input work (``remember_inputs``, e.g. h2c's CLIP
+    embedding of the hazy crop) that these exact batches come back every epoch (a fixed crop set)."""
+    for term in objective.modules():
+        if hasattr(term, "remember_inputs"):
+            term.remember_inputs(batches)

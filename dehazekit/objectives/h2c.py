@@ -89,6 +89,7 @@ class H2CObjective(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).float().view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).float().view(1, 3, 1, 1), persistent=False)
         self.register_buffer("text_direction", self._text_direction(tokenizer), persistent=False)
+        self._memo: dict[int, list] = {}  # id -> [input batch, its version, its features or None]
 
     @torch.no_grad()
     def _text_direction(self, tokenizer) -> Tensor:
@@ -113,9 +114,23 @@ class H2CObjective(nn.Module):
     def image_features(self, image: Tensor) -> Tensor:
         return _unit(self.clip.encode_image(self.preprocess(image)).float())
 
-    def forward(self, hazy: Tensor, out: Tensor) -> Tensor:
+    def remember_inputs(self, batches: Sequence[Tensor]) -> None:
+        """Embed each of these input batches once (a fixed crop set): later calls on the very same,
+        unmodified tensor reuse its features. The frozen CLIP gives the same numbers every time."""
+        self._memo = {id(b): [b, b._version, None] for b in batches}
+
+    def input_features(self, hazy: Tensor) -> Tensor:
+        entry = self._memo.get(id(hazy))
+        if entry is not None and entry[0] is hazy and entry[1] == hazy._version and entry[2] is not None:
+            return entry[2]
         with torch.no_grad():  # the input's features carry no gradient to anything we train
-            feat_in = self.image_features(hazy.clamp(0.0, 1.0))
+            feat = self.image_features(hazy.clamp(0.0, 1.0))
+        if entry is not None and entry[0] is hazy and entry[1] == hazy._version:
+            entry[2] = feat
+        return feat
+
+    def forward(self, hazy: Tensor, out: Tensor) -> Tensor:
+        feat_in = self.input_features(hazy)
         feat_out = self.image_features(out.clamp(0.0, 1.0))
         direction = _unit(feat_out - feat_in)
         cos = (direction * self.text_direction.to(direction)).sum(dim=-1)

@@ -138,9 +138,3 @@ def make_rehaze(
         w_clip=w_clip,
         depth_structure=depth_structure,
     )
-
-
-@register_objective("offline")
-def make_offline(**options) -> nn.Module:
-    """The recommended CLIP-free objective (chosen on benchmarks/adapt_gt.py; README says why): rehaze."""
-    return make_rehaze(**options)

@@ -24,6 +24,7 @@ from torch import nn
 from dehazekit.runtimes.errors import ConfigError, ModelFileError
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
 from dehazekit.runtimes.progress import StageProgress
+from dehazekit.train.stream import StepBudget, auto_workers, worker_batches
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -59,6 +60,8 @@ class PretrainConfig:
     stop_after: int | None = None  # end this session at this step (checkpointed); --resume continues
     device: str = "auto"  # auto = CUDA when present (dehazekit.accel)
     precision: str = "auto"  # auto = bf16 autocast on CUDA GPUs that support it, else fp32
+    workers: int | None = None  # synthesis processes; None = auto (dehazekit.train.stream)
+    time_budget_s: float | str | None = None  # fit the step count (and the cosine) to this wall time
 
     def __post_init__(self) -> None:
         from dehazekit.data.datasets import parse_presets
@@ -86,6 +89,12 @@ class PretrainConfig:
         for name in ("ssim_weight", "colour_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError.build(f"--{name.replace('_', '-')} must be >= 0", got=getattr(self, name))
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError.build("--workers must be >= 0", got=self.workers)
+        if self.time_budget_s is not None:
+            from dehazekit.runtimes.progress import parse_time_budget
+
+            self.time_budget_s = parse_time_budget(self.time_budget_s)
         if self.crop < 16:
             raise ConfigError.build("--crop too small", got=self.crop, expected=">= 16")
 
@@ -261,7 +270,17 @@ def _restore(ck: dict[str, Any], cfg: PretrainConfig, model: nn.Module, opt, sch
     torch.set_rng_state(ck["torch_rng"])
     if reweighter is not None and ck.get("reweighter"):
         reweighter.load_state_dict(ck["reweighter"])
-    return ck["step"], ck["best"], ck["history"], ck.get("wall_s", 0.0)
+    return ck["step"], ck["best"], ck["history"], ck.get("wall_s", 0.0), ck.get("total", cfg.steps)
+
+
+def _batch_source(cfg: PretrainConfig, data, rng, step: int, device: torch.device):
+    """A function returning the next (hazy, clear) batch: in process, or from synthesis workers."""
+    workers = auto_workers(device) if cfg.workers is None else cfg.workers
+    if workers == 0 or cfg.reweight == "bild":
+        return lambda: data.batch(rng, cfg.batch_size)[:2]
+    log.info("synthesising batches in %d worker processes", workers)
+    stream = worker_batches(data, cfg.batch_size, cfg.seed, step, workers, pin=device.type == "cuda")
+    return lambda: next(stream)
 
 
 def _train_step(
@@ -287,6 +306,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     """
     from dehazekit.models import save_model
 
+    started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
@@ -297,45 +317,52 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     baseline = evaluate_sets(None, val_sets)
     rng = np.random.default_rng(cfg.seed)
     ckpt_path = cfg.out / "checkpoint.pt"
-    step, best, history, wall = 0, {"psnr": -math.inf}, [], 0.0
+    step, best, history, wall, total = 0, {"psnr": -math.inf}, [], 0.0, cfg.steps
     if cfg.resume and ckpt_path.is_file():
-        step, best, history, wall = _restore(
+        step, best, history, wall, total = _restore(
             _load_checkpoint(ckpt_path), cfg, model, opt, sched, rng, reweighter
         )
-        log.info("resumed from %s at step %d", ckpt_path, step)
+        sched.lr_lambdas[0] = _cosine(total)
+        log.info("resumed from %s at step %d of %d", ckpt_path, step, total)
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     model.train()
     t0 = time.perf_counter() - wall
     if progress is None and cfg.progress:
         progress = StageProgress(metrics=("loss", "lr"))
-    end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
-    while step < end:
+    next_batch = _batch_source(cfg, data, rng, step, accel.device)
+    budget = StepBudget(cfg.time_budget_s, cfg.steps, started) if cfg.time_budget_s and step == 0 else None
+    while step < (total if cfg.stop_after is None else min(total, cfg.stop_after)):
         start = time.perf_counter()
-        hazy, clear, _ = data.batch(rng, cfg.batch_size)
+        hazy, clear = next_batch()
         loss_value = _train_step(cfg, model, opt, reweighter, accel.to_device(hazy), accel.to_device(clear))
         sched.step()
         step += 1
+        fitted = budget.after_step(step) if budget is not None else None
+        if fitted is not None:
+            total = fitted
+            sched.lr_lambdas[0] = _cosine(total)
         if progress is not None:
             progress(
                 {
                     "stage": "pretrain",
                     "step": step,
-                    "total": cfg.steps,
+                    "total": total,
                     "step_s": time.perf_counter() - start,
                     "loss": loss_value,
                     "lr": float(sched.get_last_lr()[0]),
                 }
             )
-        if step % cfg.val_every == 0 or step == cfg.steps:
+        if step % cfg.val_every == 0 or step == total:
             scores = evaluate_sets(model, val_sets)
-            record = {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
-            history.append(record)
+            history.append(
+                {"step": step, "loss": loss_value, "val": scores, "wall_s": time.perf_counter() - t0}
+            )
             log.info("step %d  val %s", step, _fmt(scores))
             if _mean_psnr(scores) > best["psnr"]:
                 best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
                 save_model(model, cfg.out, extra=_provenance(cfg, step, scores, baseline))
-        if step % cfg.ckpt_every == 0 or step == end:
+        if step % cfg.ckpt_every == 0 or step == total or step == cfg.stop_after:
             _save_checkpoint(
                 ckpt_path,
                 {
@@ -345,6 +372,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
                     "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(),
                     "step": step,
+                    "total": total,
                     "best": best,
                     "history": history,
                     "config": cfg.to_dict(),

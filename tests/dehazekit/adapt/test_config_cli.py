@@ -58,3 +58,17 @@ def test_objective_options_are_routed_by_registration() -> None:
     options = config.objective_options()
     assert options["h2c"]["clip"] == "RN50" and options["h2c"]["weights"] == "w.pt"
     assert options["dcp"] == {}
+
+
+def test_unset_schedule_comes_from_the_objective_and_set_values_win() -> None:
+    from dehazekit.adapt.config import SCHEDULES
+
+    h2c, free = SCHEDULES["h2c"], SCHEDULES["clip-free"]
+    assert h2c != free
+    for objective, expected in (("h2c", h2c), ("0.5*h2c+offline", h2c), ("offline", free), ("dcp", free)):
+        config = AdaptConfig(backbone="gunet-t", objective=objective)
+        got = (config.search_steps, config.finetune_steps, config.size, config.lr_w)
+        assert got == (expected.search_steps, expected.finetune_steps, expected.size, expected.lr_w)
+    config = AdaptConfig(backbone="gunet-t", objective="offline", search_steps=7, lr_w=5e-4)
+    assert (config.search_steps, config.lr_w, config.size) == (7, 5e-4, free.size)
+    assert "h2c" in make_config({"backbone": "gunet"}).objective  # the CLI default stays the paper's

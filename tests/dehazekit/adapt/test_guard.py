@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from dehazekit.adapt.guard import Guard, GuardBounds, GuardCheck, image_stats, judge, split_holdout
+from dehazekit.adapt.guard import (
+    Guard,
+    GuardBounds,
+    GuardCheck,
+    image_stats,
+    judge,
+    split_holdout,
+    structure_db,
+)
 
 BASE = {"luma": 100.0, "clipped": 0.01, "colour": 30.0, "dehaze": 0.2}
 
@@ -74,6 +82,58 @@ def test_image_stats_measure_darkening_clipping_and_haze_removal() -> None:
     assert stats["dehaze"] > 0.3 and image_stats(hazy, hazy)["dehaze"] == pytest.approx(
         0.0, abs=0.005
     )  # 8-bit rounding
+
+
+def _scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A hazy input and a 'base output' with edges and texture, in [0.1, 0.7] (no clipping)."""
+    torch.manual_seed(seed)
+    out = 0.1 + 0.3 * torch.rand(1, 3, 32, 32)
+    out[..., 8:24, 8:24] += 0.3  # a bright square: edges a veil or a blur would soften
+    return 0.6 * out + 0.35, out
+
+
+def _judge_outputs(base_out: torch.Tensor, cand_out: torch.Tensor, hazy: torch.Tensor) -> GuardCheck:
+    """The guard's decision from outputs, as Guard.check makes it."""
+    cand = {**image_stats(hazy, cand_out), "structure": structure_db(base_out, cand_out)}
+    return judge(3, image_stats(hazy, base_out), cand, GuardBounds())
+
+
+def test_structure_check_rejects_a_veiled_output_that_passes_every_exposure_bound() -> None:
+    """The synth:patchy failure: a faint spatially varying veil, +5% luma, colour and haze removal
+    within bounds; only the structure check can reject it."""
+    hazy, base_out = _scene()
+    veil = 0.03 * torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
+    cand_out = base_out + veil
+    check = _judge_outputs(base_out, cand_out, hazy)
+    assert check.ratios["luma"] < 1 + GuardBounds().max_brighten and check.ratios["dehaze"] > 0.8
+    assert check.failures and all("structure" in f for f in check.failures), check.failures
+    blurred = torch.nn.functional.avg_pool2d(base_out, 3, 1, 1, count_include_pad=False)
+    assert any("structure" in f for f in _judge_outputs(base_out, blurred, hazy).failures)
+
+
+def test_structure_check_passes_an_exposure_or_white_balance_change() -> None:
+    hazy, base_out = _scene(1)
+    for gain in ([1.15, 1.15, 1.15], [1.1, 1.0, 0.92]):  # brighter; warmer
+        cand_out = base_out * torch.tensor(gain).view(1, 3, 1, 1)
+        check = _judge_outputs(base_out, cand_out, hazy)
+        assert check.passed, check.failures
+        assert check.ratios["structure_db"] > 60
+    assert structure_db(base_out, base_out) == 99.0
+
+
+def test_guard_check_measures_structure_against_the_base_output() -> None:
+    """Guard keeps the base outputs and scores each checkpoint against them (held-out images)."""
+    from dehazekit.backbones import create_backbone
+
+    torch.manual_seed(0)
+    model = create_backbone("tiny-gunet").eval()
+    guard = Guard(model, [torch.rand(3, 24, 24)], "test")
+    assert guard.check(model, 0).ratios["structure_db"] == 99.0
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    check = guard.check(model, 1)
+    assert check.ratios["structure_db"] < 99.0 and guard.base_outs[0].shape == (1, 3, 24, 24)
 
 
 def test_split_holdout_is_disjoint_seeded_and_leaves_two(tmp_path: Path) -> None:

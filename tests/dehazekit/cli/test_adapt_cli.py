@@ -125,7 +125,7 @@ def test_adapt_cli_offline_clip_names_the_ways_out(tmp_path: Path, monkeypatch) 
     write_hazy_images(tmp_path / "hazy", 3)
     start = time.monotonic()
     result = runner.invoke(app, _args(tmp_path / "hazy", tmp_path / "out", "--objective", "h2c"))
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60  # failing, not hanging in download retries (not a speed claim)
     assert result.exit_code == 2
     assert "--clip-weights" in result.output and "--objective offline" in result.output
     assert not (tmp_path / "out").exists()

@@ -19,12 +19,17 @@ def _assert_offline_message(exc: OfflineError) -> None:
     assert "--clip-weights" in text and "--objective offline" in text
 
 
+# Separates failing from hanging in download retries (minutes), not a speed claim: on a loaded 2-core
+# machine the import alone took 17 s, so a tight bound only measured the load.
+HANG_S = 60
+
+
 def test_offline_flag_fails_fast(empty_caches: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
     with pytest.raises(OfflineError) as info:
         load_clip("ViT-B-32", "openai")
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < HANG_S
     _assert_offline_message(info.value)
 
 
@@ -35,7 +40,7 @@ def test_unreachable_network_fails_fast(empty_caches: None, monkeypatch: pytest.
     start = time.monotonic()
     with pytest.raises(OfflineError) as info:
         load_clip("RN50", "openai")
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < HANG_S
     _assert_offline_message(info.value)
 
 

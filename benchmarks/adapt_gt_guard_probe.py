@@ -1,0 +1,169 @@
+"""Probe for the guard: run benchmarks/adapt_gt.py and, at every guard check, keep the held-out images'
+base and candidate outputs and the checkpoint's GT score on the evaluation images.
+
+    OMP_NUM_THREADS=1 python benchmarks/adapt_gt_guard_probe.py --probe-out DIR [adapt_gt.py args]
+    python benchmarks/adapt_gt_guard_probe.py --summarise DIR [DIR ...] --out benchmarks/results/NAME
+
+One ``DIR/<task>__<method>.npz`` per LoRA run: ``hazy``/``base`` (held-out inputs and the base model's
+outputs, lists), ``cand_<step>`` (outputs at that check), ``steps``, ``psnr``/``psnr_gain`` (mean over
+the evaluation images per step, and ``psnr_none``/``psnr_gain_none`` for the base). Runs with --jobs 1
+(the patch lives in this process). ``--summarise`` replays the guard's choice (checks in order, stop at
+the first failure after a pass, ship the last pass) for several ``min_structure_db`` bounds and writes
+NAME.json (every check: step, GT dPSNR, structure dB, other bounds' failures) and NAME.md. Used to
+choose GuardBounds (see dehazekit/adapt/guard.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import adapt_gt
+
+from dehazekit.adapt import guard as guard_mod
+
+_STATE: dict = {}
+
+
+def _out(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    from dehazekit.backbones import forward_padded
+
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return forward_padded(model, x[None].to(device)).float().cpu().clamp(0, 1)[0].numpy()
+
+
+def _mean_scores(model: torch.nn.Module) -> tuple[float, float]:
+    rows = adapt_gt.evaluate(model, _STATE["task"], None)
+    return float(np.mean([r["psnr"] for r in rows])), float(np.mean([r["psnr_gain"] for r in rows]))
+
+
+def _patch() -> None:
+    orig_check, orig_run_lora = guard_mod.Guard.check, adapt_gt.run_lora
+
+    def check(self, model, step):
+        result = orig_check(self, model, step)
+        rec = _STATE["rec"]
+        if "hazy" not in rec:
+            from dehazekit.models import load_model
+
+            base = load_model(None, backbone="gunet-t").eval()
+            rec["hazy"] = [x.numpy() for x in self.holdout]
+            rec["base"] = [_out(base, x) for x in self.holdout]
+            rec["psnr_none"], rec["psnr_gain_none"] = _mean_scores(base)
+        was = model.training
+        model.eval()
+        rec[f"cand_{step}"] = [_out(model, x) for x in self.holdout]
+        psnr, gain = _mean_scores(model)
+        model.train(was)
+        rec.setdefault("steps", []).append(step)
+        rec.setdefault("psnr", []).append(psnr)
+        rec.setdefault("psnr_gain", []).append(gain)
+        return result
+
+    def run_lora(task, objective, mode, seed):
+        _STATE["task"], _STATE["rec"] = task, {}
+        res = orig_run_lora(task, objective, mode, seed)
+        rec = _STATE["rec"]
+        name = f"{task.name}__lora_{objective}".replace(":", "_")
+        arrays = {
+            k: np.asarray(v, dtype=object) if k in ("hazy", "base") or k.startswith("cand_") else v
+            for k, v in rec.items()
+        }
+        np.savez(_STATE["dir"] / name, allow_pickle=True, **arrays)
+        return res
+
+    guard_mod.Guard.check, adapt_gt.run_lora = check, run_lora
+
+
+def _checks(path: Path) -> list[dict]:
+    """Every check of one probed run: GT dPSNR, structure dB and the failures of the other bounds."""
+    from dataclasses import replace
+
+    d = np.load(path, allow_pickle=True)
+    hazy = [torch.from_numpy(np.asarray(h, dtype=np.float32))[None] for h in d["hazy"]]
+
+    def stats(outs) -> dict[str, float]:
+        ts = [torch.from_numpy(np.asarray(o, dtype=np.float32))[None] for o in outs]
+        per = [guard_mod.image_stats(h, o) for h, o in zip(hazy, ts)]
+        return {k: float(np.mean([p[k] for p in per])) for k in per[0]}
+
+    base, base_outs = stats(d["base"]), [torch.from_numpy(np.asarray(o, np.float32))[None] for o in d["base"]]
+    others = replace(guard_mod.GuardBounds(), min_structure_db=-1.0)
+    rows = []
+    for k, step in enumerate(d["steps"]):
+        outs = d[f"cand_{step}"]
+        cand = stats(outs)
+        struct = [
+            guard_mod.structure_db(b, torch.from_numpy(np.asarray(o, np.float32))[None])
+            for b, o in zip(base_outs, outs)
+        ]
+        cand["structure"] = float(np.mean(struct))
+        check = guard_mod.judge(int(step), base, cand, others)
+        rows.append(
+            {
+                "step": int(step),
+                "dpsnr": float(d["psnr"][k] - d["psnr_none"]),
+                "structure_db": cand["structure"],
+                "other_failures": check.failures,
+            }
+        )
+    return rows
+
+
+def _ship(checks: list[dict], bound: float) -> float:
+    """GT dPSNR of what the guard ships with this structure bound (0 when it rejects every check)."""
+    passed, chosen = [], 0.0
+    for c in checks:
+        ok = not c["other_failures"] and c["structure_db"] >= bound
+        passed.append(ok)
+        chosen = c["dpsnr"] if ok else chosen
+        if not ok and any(passed[:-1]):
+            break
+    return chosen
+
+
+def summarise(dirs: list[str], out: Path, bounds=(-1.0, 30.0, 36.0, 40.0, 42.0, 44.0, 46.0, 48.0)) -> None:
+    import json
+
+    runs = {f"{Path(d).name}/{p.stem}": _checks(p) for d in dirs for p in sorted(Path(d).glob("*.npz"))}
+    lines = [
+        "| structure bound (dB) | harmful runs stopped / shipped | good runs kept / cut | "
+        "worst shipped dPSNR | sum of shipped dPSNR |",
+        "|---|---|---|---|---|",
+    ]
+    for bound in bounds:
+        n = {"stop": 0, "ship": 0, "kept": 0, "cut": 0}
+        shipped = {k: _ship(v, bound) for k, v in runs.items()}
+        for k, v in runs.items():
+            full = v[-1]["dpsnr"]  # where the run ended (the other bounds may stop it early)
+            if full < -0.1:
+                n["ship" if shipped[k] < -0.1 else "stop"] += 1
+            else:
+                n["kept" if shipped[k] >= full - 0.1 else "cut"] += 1
+        name = "none" if bound < 0 else f"{bound:.0f}"
+        lines.append(
+            f"| {name} | {n['stop']} / {n['ship']} | {n['kept']} / {n['cut']} | "
+            f"{min(shipped.values()):+.2f} | {sum(shipped.values()):+.2f} |"
+        )
+    table = "\n".join(lines)
+    out.with_suffix(".json").write_text(json.dumps({"runs": runs, "table": table}, indent=1))
+    cmd = "python benchmarks/adapt_gt_guard_probe.py " + " ".join(sys.argv[1:])
+    out.with_suffix(".md").write_text(f"# guard probe\n\n    {cmd}\n\n{len(runs)} runs\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__" and "--summarise" in sys.argv:
+    i, j = sys.argv.index("--summarise"), sys.argv.index("--out")
+    summarise(sys.argv[i + 1 : j] if j > i else sys.argv[i + 1 :], Path(sys.argv[j + 1]))
+elif __name__ == "__main__":
+    i = sys.argv.index("--probe-out")
+    _STATE["dir"] = Path(sys.argv[i + 1])
+    _STATE["dir"].mkdir(parents=True, exist_ok=True)
+    del sys.argv[i : i + 2]
+    _patch()
+    adapt_gt.main()
