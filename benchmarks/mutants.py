@@ -11,8 +11,15 @@ checked afterwards):
   literals, numbers inside ``raise`` statements (error messages), default values of parameters and of config
   dataclass fields (tests must not pin defaults), ``log.*`` calls.
 A mutant is killed when the package's tests fail (or run past the timeout). Kill rate = killed / mutants.
+The tests are first run on the unmutated sources; the run stops if they fail.
 
     OMP_NUM_THREADS=1 python benchmarks/mutants.py --per-package 40    # -> benchmarks/results/mutants.json
+    OMP_NUM_THREADS=1 python benchmarks/mutants.py --package objectives --skip-named \
+        --out benchmarks/results/mutants_objectives.json                # one package (repeatable)
+    OMP_NUM_THREADS=1 python benchmarks/mutants.py --package objectives --all --skip-named ...  # every mutant
+
+Mutants listed in EQUIVALENT (no behaviour can tell them apart, reason given) are not run; they are reported
+as "equivalent" and left out of the kill rate. The wall time of the run is in the JSON (``wall_s``).
 """
 
 from __future__ import annotations
@@ -123,15 +130,15 @@ NAMED = [  # (package, file, old, new, what it breaks)
     (
         "adapt",
         "dehazekit/adapt/run.py",
-        "lr_alpha=c.lr_alpha, lr_w=c.lr_w,",
-        "lr_alpha=c.lr_alpha, lr_w=c.lr_alpha,",
+        "lr_w=c.lr_w,",
+        "lr_w=c.lr_alpha,",
         "lr_alpha passed as lr_w (adapt)",
     ),
     (
         "adapt",
         "dehazekit/adapt/run.py",
-        "SearchConfig(hypergrad=c.hypergrad, ",
-        "SearchConfig(",
+        "hypergrad=c.hypergrad,",
+        "",
         "--hypergrad ignored by adapt()",
     ),
     (
@@ -191,6 +198,46 @@ NAMED = [  # (package, file, old, new, what it breaks)
         "cg warm start ignored",
     ),
 ]
+
+# (file, text of the mutated line (stripped), old, new, why no test can tell the mutant from the original).
+# Keyed by the line's text, not its number, so edits elsewhere in the file do not move an entry.
+EQUIVALENT: list[tuple[str, str, str, str, str]] = [
+    (
+        "dehazekit/bilevel/finetune.py",
+        "gate.freeze()",
+        "gate.freeze()",
+        "pass",
+        "the requires_grad loop two lines below sets every gate logit to requires_grad=False anyway",
+    ),
+    (
+        "dehazekit/bilevel/hypergrad.py",
+        "for p, v in zip(params, values, strict=True):",
+        "True",
+        "False",
+        "_restore's two callers pass clones made from the same parameter list: the lengths always match",
+    ),
+    (
+        "dehazekit/objectives/h2c.py",
+        "if tuple(image.shape[-2:]) != self.image_size:",
+        "2",
+        "3",
+        "then every image is resized, but a same-size bilinear resize is the identity (0.0 difference)",
+    ),
+]
+
+
+def _equivalent(mutant: Mutant) -> str | None:
+    text = (ROOT / mutant.file).read_text().splitlines()[mutant.line - 1].strip()
+    for file, line, old, new, why in EQUIVALENT:
+        if (file, line, old.strip(), new.strip()) == (
+            mutant.file,
+            text,
+            mutant.old.strip(),
+            mutant.new.strip(),
+        ):
+            return why
+    return None
+
 
 _BINOPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*")}
 _CMPOPS = {
@@ -423,31 +470,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-package", type=int, default=40, help="generated mutants sampled per package")
     parser.add_argument("--packages", nargs="+", default=["bilevel", "lora", "objectives"])
+    parser.add_argument(
+        "--package",
+        action="append",
+        choices=sorted(TESTS),
+        help="only this package (repeatable; wins over --packages)",
+    )
+    parser.add_argument("--all", action="store_true", help="every generated mutant, not a sample")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--skip-named", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "mutants.json")
     parser.add_argument("--table", type=Path, nargs="+", help="print a markdown table of these result files")
     args = parser.parse_args()
+    if args.package:
+        args.packages = args.package
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.table:
         print(table([json.loads(p.read_text()) for p in args.table]))
         return
     todo: list[tuple[Mutant, str]] = [] if args.skip_named else named()
+    if args.package:  # a per-package run keeps only that package's named mutants
+        todo = [t for t in todo if t[0].package in args.packages]
     rng = random.Random(args.seed)
     population = {}
     for package in args.packages:
         pool = generated(package)
         population[package] = len(pool)
-        todo += [
-            (m, f"{m.kind}: {m.old!r} -> {m.new!r}")
-            for m in rng.sample(pool, min(args.per_package, len(pool)))
-        ]
+        chosen = pool if args.all else rng.sample(pool, min(args.per_package, len(pool)))
+        todo += [(m, f"{m.kind}: {m.old!r} -> {m.new!r}") for m in chosen]
     _preload()
-    rows = []
+    began = time.perf_counter()
+    # Unmutated sources must pass: on red tests every mutant would count as killed.
+    for tests in sorted({tuple(NAMED_TESTS.get(what, TESTS[m.package])) for m, what in todo}):
+        if _pytest_in_fork(list(tests), args.timeout) != "survived":
+            raise SystemExit(f"the tests fail without any mutant: {' '.join(tests)}")
+    rows: list[dict] = []
     for i, (mutant, what) in enumerate(todo, 1):
         tests = NAMED_TESTS.get(what, TESTS[mutant.package])
-        outcome, seconds = run_one(mutant, tests, args.timeout)
+        why = _equivalent(mutant)
+        if why:
+            outcome, seconds, what = "equivalent", 0.0, f"{what} (equivalent: {why})"
+        else:
+            outcome, seconds = run_one(mutant, tests, args.timeout)
         rows.append({**asdict(mutant), "what": what, "outcome": outcome, "seconds": round(seconds, 1)})
         log.info(
             "[%d/%d] %-8s %s:%d %s -> %s",
@@ -459,8 +524,10 @@ def main() -> None:
             what,
             outcome,
         )
-        _write(args, rows, population)
-    _write(args, rows, population)
+        _write(args, rows, population, time.perf_counter() - began)
+    wall = time.perf_counter() - began
+    _write(args, rows, population, wall)
+    log.info("%d mutants in %.0f s", len(rows), wall)
 
 
 def table(results: list[dict]) -> str:
@@ -468,29 +535,37 @@ def table(results: list[dict]) -> str:
     rows = [r for res in results for r in res["rows"]]
     lines = ["| mutants | count | killed | kill rate |", "|---|---|---|---|"]
     for group in sorted({(r["kind"] == "named", r["package"]) for r in rows}):
-        sel = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
+        sel = [
+            r for r in rows if (r["kind"] == "named", r["package"]) == group and r["outcome"] != "equivalent"
+        ]
         killed = sum(r["outcome"].startswith("killed") for r in sel)
         name = f"{'named' if group[0] else 'generated'} / {group[1]}"
         lines.append(f"| {name} | {len(sel)} | {killed} | {killed / len(sel):.0%} |")
-    lines += ["", "Survivors:", ""]
+    walls = [f"{res.get('wall_s', '?')} s" for res in results]
+    lines += ["", f"Wall time: {', '.join(walls)}.", "", "Survivors:", ""]
     lines += [f"- `{r['file']}:{r['line']}` {r['what']}" for r in rows if r["outcome"] == "survived"]
+    lines += ["", "Equivalent (not counted):", ""]
+    lines += [f"- `{r['file']}:{r['line']}` {r['what']}" for r in rows if r["outcome"] == "equivalent"]
     return "\n".join(lines)
 
 
-def _write(args: argparse.Namespace, rows: list[dict], population: dict[str, int]) -> None:
+def _write(args: argparse.Namespace, rows: list[dict], population: dict[str, int], wall: float) -> None:
     summary = {}
     for group in sorted({(r["kind"] == "named", r["package"]) for r in rows}):
-        sel = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
+        every = [r for r in rows if (r["kind"] == "named", r["package"]) == group]
+        sel = [r for r in every if r["outcome"] != "equivalent"]
         killed = sum(r["outcome"].startswith("killed") for r in sel)
         summary[f"{'named' if group[0] else 'generated'}/{group[1]}"] = {
             "mutants": len(sel),
             "killed": killed,
-            "kill_rate": round(killed / len(sel), 3),
+            "kill_rate": round(killed / len(sel), 3) if sel else None,
+            "equivalent_excluded": len(every) - len(sel),
         }
     result = {
         "benchmark": "mutants",
         "args": {k: str(v) for k, v in vars(args).items()},
         "generated_population": population,
+        "wall_s": round(wall, 1),
         "summary": summary,
         "survivors": [r for r in rows if r["outcome"] == "survived"],
         "rows": rows,

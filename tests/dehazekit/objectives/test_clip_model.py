@@ -14,18 +14,6 @@ from dehazekit.runtimes.errors import ModelFileError, OfflineError, UnknownNameE
 from tests.dehazekit.objectives.conftest import TINY_CLIP
 
 
-@pytest.fixture()
-def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Point every cache open_clip / huggingface_hub could read at an empty folder.
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-
-
 def _assert_offline_message(exc: OfflineError) -> None:
     text = str(exc)
     assert "--clip-weights" in text and "--objective offline" in text
