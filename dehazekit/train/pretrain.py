@@ -319,9 +319,12 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     ckpt_path = cfg.out / "checkpoint.pt"
     step, best, history, wall, total = 0, {"psnr": -math.inf}, [], 0.0, cfg.steps
     if cfg.resume and ckpt_path.is_file():
-        step, best, history, wall, total = _restore(
+        step, best, history, wall, fitted = _restore(
             _load_checkpoint(ckpt_path), cfg, model, opt, sched, rng, reweighter
         )
+        # --steps sets the length of a resumed run (it may extend it); a budgeted run resumed with
+        # --time-budget keeps the step count its budget fitted.
+        total = fitted if cfg.time_budget_s else cfg.steps
         sched.lr_lambdas[0] = _cosine(total)
         log.info("resumed from %s at step %d of %d", ckpt_path, step, total)
     cfg.out.mkdir(parents=True, exist_ok=True)
