@@ -47,12 +47,24 @@ def run_limited(
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when(
     args: list[object], ready: Callable[[], bool], sig: int, timeout: float = 120, **env: str
 ) -> tuple[int, str]:
     """Start the command, wait until ``ready()`` (e.g. a temporary file exists), send ``sig``, wait."""
     proc = subprocess.Popen(
-        command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(**env), cwd=ROOT
+        command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(**env),
+        cwd=ROOT,
+        # A shell starts background jobs with SIGINT ignored and children inherit that, so a suite run
+        # with `&` would see Ctrl-C ignored; give the child the default disposition a terminal gives it.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + timeout
     try:
