@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import adapt_gt_tasks as tasks_mod
 from adapt_gt import evaluate
+from adapt_speed_profile import full_finetune_setup
 
 from dehazekit.backbones import forward_padded
 from dehazekit.bilevel import (
@@ -96,13 +97,7 @@ class Curve:
 
 
 def run_full(base, objective_name, data, task, args) -> dict:
-    model = copy.deepcopy(base)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    objective = create_objective(objective_name)
-    attach_network(objective, model)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr_full)
-    batches = data.sampler("all", args.batch_size)
+    model, objective, opt, batches = full_finetune_setup(base, objective_name, data, args)
     curve = Curve(model, task, args.eval_every)
 
     def step() -> None:

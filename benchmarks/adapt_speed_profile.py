@@ -90,14 +90,20 @@ def profile_steps(base, data, args, selected: list[str], rounds: int) -> dict:
     return {**result, "rounds": rounds, "selected": selected, "deepest": deepest, "caches": caches}
 
 
-def _full_phases(base, data, args):
+def full_finetune_setup(base, objective_name: str, data, args):
+    """A trainable copy of ``base``, its objective, Adam at ``args.lr_full`` and a crop sampler: the
+    full fine-tuning reference of the speed benchmarks."""
     model = copy.deepcopy(base)
     for p in model.parameters():
         p.requires_grad_(True)
-    objective = create_objective(args.objective)
+    objective = create_objective(objective_name)
     attach_network(objective, model)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr_full)
-    sampler = data.sampler("all", args.batch_size)
+    return model, objective, opt, data.sampler("all", args.batch_size)
+
+
+def _full_phases(base, data, args):
+    model, objective, opt, sampler = full_finetune_setup(base, args.objective, data, args)
 
     def step(clock: _Clock) -> None:
         hazy = next(sampler)
@@ -218,13 +224,7 @@ def interleaved_costs(base, data, args, selected: list[str], rounds: int) -> dic
 
 
 def _full_stepper(base, data, args):
-    model = copy.deepcopy(base)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    objective = create_objective(args.objective)
-    attach_network(objective, model)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr_full)
-    sampler = data.sampler("all", args.batch_size)
+    model, objective, opt, sampler = full_finetune_setup(base, args.objective, data, args)
 
     def step() -> None:
         hazy = next(sampler)
