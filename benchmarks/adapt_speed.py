@@ -268,7 +268,8 @@ def _summary(record: dict, curves: dict[str, list] | None = None) -> dict:
             "final_psnr": run["curve"][-1][2],
             "best_psnr": max(p for _, _, p in run["curve"]),
             "time_to_full_best_s": reach_best,
-            "ratio_full_best": None if reach_best is None else reach_best / full_best_s,
+            # no ratio when full fine-tuning never beat its starting point (best at 0 s)
+            "ratio_full_best": None if reach_best is None or not full_best_s else reach_best / full_best_s,
             "time_to_full_final_s": reach_final,
             "ratio_full_final": None if reach_final is None else reach_final / full["train_s"],
             "time_to_gain_s": {str(g): time_to(run["curve"], base + g) for g in GAINS},
