@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--candidates", type=Path, nargs="+", required=True)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.out and args.out.resolve() in {p.resolve() for p in [args.bundled, *args.candidates]}:
+        raise SystemExit(f"--out {args.out} is one of the inputs; choose another file")
     candidates = {p.stem: json.loads(p.read_text()) for p in args.candidates if p.is_file()}
     result = pick(json.loads(args.bundled.read_text()), candidates)
     text = json.dumps(result, indent=2)

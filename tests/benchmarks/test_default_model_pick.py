@@ -1,0 +1,55 @@
+"""The default-model adoption rule: a candidate must not lose PSNR anywhere and must move luma to GT."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from default_model_pick import pick  # noqa: E402
+
+
+def _block(psnr: float, luma: float, gt_luma: float = 100.0, clip: float = 0.0) -> dict:
+    out = {"psnr": psnr, "luma": luma, "clip_lo": clip, "clip_hi": 0.0}
+    return {"mean": {"output": out, "gt": {"luma": gt_luma, "clip_lo": 0.0, "clip_hi": 0.0}}}
+
+
+def _result(psnr: float, luma: float, clip: float = 0.0) -> dict:
+    return {
+        "ohaze": _block(psnr, luma, clip=clip),
+        "crops": {"O-HAZE": _block(psnr - 3, luma), "NH": _block(psnr - 5, luma)},
+        "synth": {"homogeneous": _block(psnr, 110.0)},
+    }
+
+
+def test_better_everywhere_is_picked_and_any_psnr_loss_or_clipping_rejects() -> None:
+    bundled = _result(19.0, 85.0)
+    good, brighter_but_worse = _result(19.5, 95.0), _result(18.9, 99.0)
+    clipping = _result(19.5, 95.0, clip=0.02)
+    synth_loss = copy.deepcopy(good)
+    synth_loss["synth"]["homogeneous"]["mean"]["output"]["psnr"] = 18.0
+    result = pick(bundled, {"good": good, "worse": brighter_but_worse, "clip": clipping, "synth": synth_loss})
+    assert result["picked"] == "good"
+    lower = ["ohaze_psnr lower", "crops_psnr lower", "synth_psnr lower"]
+    assert result["candidates"]["worse"]["fails"] == lower
+    assert result["candidates"]["clip"]["fails"] == ["clipping up"]
+    assert result["candidates"]["synth"]["fails"] == ["synth_psnr lower"]
+    assert pick(bundled, {"same": copy.deepcopy(bundled)})["picked"] is None  # luma must move to GT
+
+
+def test_out_may_not_be_an_input(tmp_path: Path) -> None:
+    bundled = tmp_path / "bundled.json"
+    bundled.write_text(json.dumps(_result(19.0, 85.0)))
+    before = bundled.read_text()
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "default_model_pick.py"), "--bundled", str(bundled),
+         "--candidates", str(bundled), "--out", str(bundled)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0 and "one of the inputs" in run.stderr
+    assert bundled.read_text() == before
