@@ -2,12 +2,14 @@
 base and candidate outputs and the checkpoint's GT score on the evaluation images.
 
     OMP_NUM_THREADS=1 python benchmarks/adapt_gt_guard_probe.py --probe-out DIR [adapt_gt.py args]
-    python benchmarks/adapt_gt_guard_probe.py --summarise DIR [DIR ...] --out benchmarks/results/NAME
+    python benchmarks/adapt_gt_guard_probe.py --summarise DIR [DIR ...] --out benchmarks/results/NAME \
+        [--schedules 48:12,96:24]
 
 One ``DIR/<task>__<method>.npz`` per LoRA run: ``hazy``/``base`` (held-out inputs and the base model's
 outputs, lists), ``cand_<step>`` (outputs at that check), ``steps``, ``psnr``/``psnr_gain`` (mean over
 the evaluation images per step, and ``psnr_none``/``psnr_gain_none`` for the base). Runs with --jobs 1
-(the patch lives in this process). ``--summarise`` replays the guard's choice (checks in order, stop at
+(the patch lives in this process); ``--no-stop`` lets every run go its full length (every check
+passes) so that any bound can be replayed on it. ``--summarise`` replays the guard's choice (checks in order, stop at
 the first failure after a pass, ship the last pass) for several ``min_structure_db`` bounds and writes
 NAME.json (every check: step, GT dPSNR, structure dB, other bounds' failures) and NAME.md. Used to
 choose GuardBounds (see dehazekit/adapt/guard.py).
@@ -63,6 +65,9 @@ def _patch() -> None:
         rec.setdefault("steps", []).append(step)
         rec.setdefault("psnr", []).append(psnr)
         rec.setdefault("psnr_gain", []).append(gain)
+        if _STATE.get("no_stop"):  # record every check of the full-length run; bounds are replayed later
+            self.checks[-1] = guard_mod.GuardCheck(result.step, result.ratios)
+            return self.checks[-1]
         return result
 
     def run_lora(task, objective, mode, seed):
@@ -127,10 +132,7 @@ def _ship(checks: list[dict], bound: float) -> float:
     return chosen
 
 
-def summarise(dirs: list[str], out: Path, bounds=(-1.0, 30.0, 36.0, 40.0, 42.0, 44.0, 46.0, 48.0)) -> None:
-    import json
-
-    runs = {f"{Path(d).name}/{p.stem}": _checks(p) for d in dirs for p in sorted(Path(d).glob("*.npz"))}
+def _table(runs: dict[str, list[dict]], bounds: tuple[float, ...]) -> list[str]:
     lines = [
         "| structure bound (dB) | harmful runs stopped / shipped | good runs kept / cut | "
         "worst shipped dPSNR | sum of shipped dPSNR |",
@@ -150,20 +152,58 @@ def summarise(dirs: list[str], out: Path, bounds=(-1.0, 30.0, 36.0, 40.0, 42.0, 
             f"| {name} | {n['stop']} / {n['ship']} | {n['kept']} / {n['cut']} | "
             f"{min(shipped.values()):+.2f} | {sum(shipped.values()):+.2f} |"
         )
-    table = "\n".join(lines)
+    return lines
+
+
+def summarise(
+    dirs: list[str],
+    out: Path,
+    schedules: list[tuple[int, int]] | None = None,
+    bounds=(-1.0, 28.0, 30.0, 32.0, 34.0, 36.0, 40.0, 44.0, 48.0),
+) -> None:
+    """``schedules``: (last fine-tune step, check interval) pairs replayed on the probed checks, as if
+    the runs had been that long with checks that often (the LoRA lr is constant, so a shorter run is
+    the start of a longer one); None: every check of the whole run."""
+    import json
+
+    runs = {f"{Path(d).name}/{p.stem}": _checks(p) for d in dirs for p in sorted(Path(d).glob("*.npz"))}
+    sections = []
+    for last, every in schedules or [(None, None)]:
+        cut = {
+            k: [c for c in v if last is None or (c["step"] <= last and c["step"] % every == 0)]
+            for k, v in runs.items()
+        }
+        head = "every check" if last is None else f"fine-tune steps 0-{last}, a check every {every}"
+        sections.append(f"### {head}\n\n" + "\n".join(_table(cut, bounds)))
+    table = "\n\n".join(sections)
     out.with_suffix(".json").write_text(json.dumps({"runs": runs, "table": table}, indent=1))
     cmd = "python benchmarks/adapt_gt_guard_probe.py " + " ".join(sys.argv[1:])
     out.with_suffix(".md").write_text(f"# guard probe\n\n    {cmd}\n\n{len(runs)} runs\n\n{table}\n")
     print(table)
 
 
+def _schedules(argv: list[str]) -> list[tuple[int, int]] | None:
+    """``--schedules 48:12,96:24`` -> [(48, 12), (96, 24)] (removed from argv)."""
+    if "--schedules" not in argv:
+        return None
+    i = argv.index("--schedules")
+    spec = argv[i + 1]
+    del argv[i : i + 2]
+    return [(int(a), int(b)) for a, b in (part.split(":") for part in spec.split(","))]
+
+
 if __name__ == "__main__" and "--summarise" in sys.argv:
-    i, j = sys.argv.index("--summarise"), sys.argv.index("--out")
-    summarise(sys.argv[i + 1 : j] if j > i else sys.argv[i + 1 :], Path(sys.argv[j + 1]))
+    argv = list(sys.argv)
+    schedules = _schedules(argv)
+    i, j = argv.index("--summarise"), argv.index("--out")
+    summarise(argv[i + 1 : j] if j > i else argv[i + 1 :], Path(argv[j + 1]), schedules)
 elif __name__ == "__main__":
     i = sys.argv.index("--probe-out")
     _STATE["dir"] = Path(sys.argv[i + 1])
     _STATE["dir"].mkdir(parents=True, exist_ok=True)
     del sys.argv[i : i + 2]
+    if "--no-stop" in sys.argv:
+        sys.argv.remove("--no-stop")
+        _STATE["no_stop"] = True
     _patch()
     adapt_gt.main()

@@ -26,7 +26,13 @@ Measured on the held-out images (never trained on), adapted output vs the base m
   code that failed): at 44 dB the worst shipped loss is 0.12 dB (the -0.93 dB run is already -0.12 dB at
   its first check) and the shipped gains sum to 3.1 dB; at 36 dB: 0.86 and 5.5 dB; unbounded: 0.93 and
   6.7 dB. The price is the gain of long or fast runs; at the benchmark's lr_w 1e-3, 12 fine-tune steps
-  stayed above 48 dB on O-HAZE 27/35.
+  stayed above 48 dB on O-HAZE 27/35. That was the self-labelled ``rehaze``. With the base model's
+  output as the label (``offline`` today), runs that gain move the structure much further (O-HAZE 27
+  +1.5 dB at 35 dB), so 44 dB would keep 1.86 of 8.53 dB: the bound is set by objective
+  (AdaptConfig.guard_structure_db, from SCHEDULES). For CLIP-free objectives it is 30 dB, chosen on
+  16 probed runs of that objective (benchmarks/results/adapt_gt_guard_probe_teacher.md): over 48
+  fine-tune steps every bound up to 30 dB ships no loss above 0.07 dB (sum +8.49 dB); over 96 steps
+  30 dB stops the one run that then fell to -0.38 dB. h2c keeps 44 dB (no CLIP weights to measure it).
 
 Selection: fine-tuning checkpoints are checked in order; training stops at the first failure after a
 pass, and the last passing checkpoint is kept. If none passes, the run is marked not recommended.
@@ -44,6 +50,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dehazekit.adapt.config import SCHEDULES
+
 log = logging.getLogger(__name__)
 NOT_RECOMMENDED_EXIT = 3  # `dehazekit adapt` exit code when no checkpoint passes the guard
 
@@ -55,7 +63,8 @@ class GuardBounds:
     max_clip_increase: float = 0.01
     max_colour: float = 1.25
     min_dehaze_kept: float = 0.5
-    min_structure_db: float = 44.0  # chosen on the GT benchmark: see the module docstring
+    # by objective (AdaptConfig.guard_structure_db); chosen on the GT benchmark: see the module docstring
+    min_structure_db: float = SCHEDULES["clip-free"].guard_structure_db
 
 
 @dataclass
@@ -211,11 +220,13 @@ class Guard:
 
 def make_guard(config: Any, model: nn.Module, held: list[Path], previews: Tensor) -> Guard:
     """The guard of one ``adapt`` run: on the held-out images, else (with a warning) on training crops."""
+    bounds = GuardBounds(min_structure_db=config.guard_structure_db)
     if held:
         names = ", ".join(p.name for p in held)
-        return Guard(model, load_holdout(held, 2 * config.size), f"{len(held)} held-out image(s): {names}")
+        source = f"{len(held)} held-out image(s): {names}"
+        return Guard(model, load_holdout(held, 2 * config.size), source, bounds)
     log.warning("guard: fewer than 3 images (or a video), so it checks training crops, not held-out images")
-    return Guard(model, list(previews), f"{len(previews)} training crops (no held-out image)")
+    return Guard(model, list(previews), f"{len(previews)} training crops (no held-out image)", bounds)
 
 
 def apply_choice(

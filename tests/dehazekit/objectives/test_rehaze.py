@@ -43,8 +43,10 @@ def _scene() -> tuple[torch.Tensor, torch.Tensor]:
     return hazy, clear
 
 
-def _objective(net: nn.Module) -> RehazeObjective:
-    obj = RehazeObjective(beta=(BETA, BETA), depth_near=NEAR, depth_structure=0.0, air_top=0.05)
+def _objective(net: nn.Module, teacher: str = "self") -> RehazeObjective:
+    obj = RehazeObjective(
+        beta=(BETA, BETA), depth_near=NEAR, depth_structure=0.0, air_top=0.05, teacher=teacher
+    )
     obj.attach(net)
     return obj
 
@@ -108,3 +110,17 @@ def test_uniformly_darkening_network_is_pushed_back_up_while_dcp_rewards_darkeni
     # the old dcp objective scores the same darkening as an improvement: why it is not the default
     dcp = create_objective("dcp")
     assert float(dcp(hazy, 0.8 * clear)) < float(dcp(hazy, clear))
+
+
+def test_base_teacher_pulls_a_network_that_drifted_brighter_back_to_its_starting_output() -> None:
+    # the default label is the starting network's output (a frozen copy taken at attach), so drift
+    # after attach is measured against where the run began, not against the drifted output itself
+    hazy, _ = _scene()
+    net = AirlightDehazer(AIR)
+    obj = _objective(net, teacher="base")
+    assert float(obj(hazy, net(hazy)).detach()) < 1e-5  # the exact inverter at attach: nothing to learn
+    with torch.no_grad():
+        net.gain.fill_(1.3)  # training drifted: 30% too bright
+    loss = obj(hazy, net(hazy))
+    loss.backward()
+    assert float(loss) > 0.01 and float(net.gain.grad) > 0  # gradient descent lowers the gain again

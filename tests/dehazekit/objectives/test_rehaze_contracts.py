@@ -97,12 +97,38 @@ def test_the_consistency_target_is_the_output_clipped_to_0_1() -> None:
     gen = torch.Generator().manual_seed(8)
     hazy = torch.rand(2, 3, 8, 8, generator=gen)
     out = 1.5 * torch.rand(2, 3, 8, 8, generator=gen) - 0.2  # partly outside [0, 1]
-    objective = _identity_objective()
+    objective = _identity_objective(teacher="self")
     clear = out.clamp(0, 1)
     torch.manual_seed(0)
     expected = (objective.rehaze(hazy, clear) - clear).abs().mean()
     torch.manual_seed(0)
     torch.testing.assert_close(objective.terms(hazy, out)["cons"], expected)
+
+
+def test_the_base_teacher_label_is_the_clipped_output_of_the_network_as_attached() -> None:
+    # teacher="base": J = clamp(f0(I), 0, 1) with f0 a frozen copy taken at attach(); later changes to
+    # the network move f(I') but never the label (written out with the objective's own random draw)
+    gen = torch.Generator().manual_seed(10)
+    hazy = torch.rand(2, 3, 8, 8, generator=gen)
+    net = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        net.weight.copy_(1.3 * torch.eye(3).view(3, 3, 1, 1))
+        net.bias.fill_(-0.1)
+    objective = RehazeObjective(teacher="base")
+    objective.attach(net)
+    with torch.no_grad():
+        label = net(hazy).clamp(0, 1)
+        net.weight.mul_(0.5)  # "training" after attach
+    torch.manual_seed(0)
+    expected = (net(objective.rehaze(hazy, label)) - label).abs().mean()
+    for out in (torch.zeros_like(hazy), torch.rand(2, 3, 8, 8, generator=gen)):  # out is not the label
+        torch.manual_seed(0)
+        torch.testing.assert_close(objective.terms(hazy, out)["cons"], expected)
+
+
+def test_an_unknown_teacher_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match="teacher"):
+        RehazeObjective(teacher="ema")
 
 
 def test_raising_the_range_weight_never_lowers_the_loss_of_an_out_of_range_output() -> None:
