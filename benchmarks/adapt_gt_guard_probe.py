@@ -9,10 +9,11 @@ One ``DIR/<task>__<method>.npz`` per LoRA run: ``hazy``/``base`` (held-out input
 outputs, lists), ``cand_<step>`` (outputs at that check), ``steps``, ``psnr``/``psnr_gain`` (mean over
 the evaluation images per step, and ``psnr_none``/``psnr_gain_none`` for the base). Runs with --jobs 1
 (the patch lives in this process); ``--no-stop`` lets every run go its full length (every check
-passes) so that any bound can be replayed on it. ``--summarise`` replays the guard's choice (checks in order, stop at
-the first failure after a pass, ship the last pass) for several ``min_structure_db`` bounds and writes
-NAME.json (every check: step, GT dPSNR, structure dB, other bounds' failures) and NAME.md. Used to
-choose GuardBounds (see dehazekit/adapt/guard.py).
+passes) so that any bound can be replayed on it. ``--summarise`` replays the guard's choice (checks
+in order, stop at the first failure after a pass, ship the last pass) for several
+``min_structure_db`` bounds (``--schedules``: also as if the runs had been shorter, or checked less
+often) and writes NAME.json (every check: step, GT dPSNR, structure dB, other bounds' failures) and
+NAME.md. Used to choose GuardBounds (see dehazekit/adapt/guard.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,16 @@ from dehazekit.bilevel.methods import METHODS as HYPERGRADS
 from dehazekit.runtimes.errors import ConfigError
 
 # Fields that may change between an interrupted run and its resume without changing the result.
-RESUME_FREE = ("out", "checkpoint_every", "resume", "preview_count", "time_budget", "device", "guard_every", "guard_structure_db")
+RESUME_FREE = (
+    "out",
+    "checkpoint_every",
+    "resume",
+    "preview_count",
+    "time_budget",
+    "device",
+    "guard_every",
+    "guard_structure_db",
+)
 
 
 @dataclass(frozen=True)
