@@ -97,7 +97,7 @@ def plan(
 
     The two stages keep the ratio of the objective's default schedule (one source of that ratio).
     """
-    schedule = schedule_for(config.objective)
+    schedule = schedule_for(config.objective, config.rehaze_teacher)
     ratio = schedule.finetune_steps / schedule.search_steps
     per_round = seconds_per_step["search"] + ratio * seconds_per_step["finetune"]
     search = int(budget_s // per_round)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
+import pytest
 import typer
 
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.cli.adapt_cmd import make_config
 from dehazekit.cli.main import app
+from dehazekit.runtimes.errors import ConfigError
 
 
 def _adapt_command():
@@ -63,12 +65,20 @@ def test_objective_options_are_routed_by_registration() -> None:
 def test_unset_schedule_comes_from_the_objective_and_set_values_win() -> None:
     from dehazekit.adapt.config import SCHEDULES
 
-    h2c, free = SCHEDULES["h2c"], SCHEDULES["clip-free"]
-    assert h2c != free
-    for objective, expected in (("h2c", h2c), ("0.5*h2c+offline", h2c), ("offline", free), ("dcp", free)):
-        config = AdaptConfig(backbone="gunet-t", objective=objective)
-        got = (config.search_steps, config.finetune_steps, config.size, config.lr_w)
-        assert got == (expected.search_steps, expected.finetune_steps, expected.size, expected.lr_w)
+    h2c, free, self_label = SCHEDULES["h2c"], SCHEDULES["clip-free"], SCHEDULES["self-label"]
+    assert len({h2c, free, self_label}) == 3
+    cases = (
+        ("h2c", "base", h2c),
+        ("0.5*h2c+offline", "self", h2c),
+        ("offline", "base", free),
+        ("dcp", "self", free),  # the label option only matters to rehaze/offline
+        ("offline", "self", self_label),
+        ("rehaze+dcp", "self", self_label),
+    )
+    for objective, teacher, expected in cases:
+        config = AdaptConfig(backbone="gunet-t", objective=objective, rehaze_teacher=teacher)
+        got = tuple(getattr(config, f.name) for f in dataclasses.fields(expected))
+        assert got == dataclasses.astuple(expected), (objective, teacher)
     config = AdaptConfig(backbone="gunet-t", objective="offline", search_steps=7, lr_w=5e-4)
     assert (config.search_steps, config.lr_w, config.size) == (7, 5e-4, free.size)
     assert "h2c" in make_config({"backbone": "gunet"}).objective  # the CLI default stays the paper's
@@ -84,6 +94,18 @@ def test_changing_the_objective_takes_the_new_objectives_schedule_but_keeps_set_
     assert offline.finetune_steps == 9
     assert offline.replace(objective="h2c") == base
     assert "_from_schedule" not in base.to_dict()
+    self_label = offline.replace(rehaze_teacher="self")  # the label has its own measured schedule
+    expected = SCHEDULES["self-label"]
+    assert (self_label.search_steps, self_label.guard_structure_db) == (
+        expected.search_steps,
+        expected.guard_structure_db,
+    )
+    assert self_label.finetune_steps == 9
+
+
+def test_an_unknown_rehaze_teacher_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match="rehaze_teacher"):
+        AdaptConfig(backbone="gunet-t", objective="offline", rehaze_teacher="ema")
 
 
 def test_adapt_keyword_objective_gets_its_schedule(tmp_path) -> None:
