@@ -221,3 +221,17 @@ def test_cli_exits_3_and_says_not_recommended(hazy_dir: Path, tmp_path: Path, mo
     )
     assert result.exit_code == guard_mod.NOT_RECOMMENDED_EXIT == 3, result.output
     assert "NOT recommended" in result.output and "darker than the base" in result.output
+
+
+@pytest.mark.parametrize("objective", ["h2c", "offline"])
+def test_a_runs_guard_takes_its_trust_region_from_the_config(objective: str) -> None:
+    from dehazekit.adapt.config import AdaptConfig
+    from dehazekit.adapt.guard import make_guard
+    from dehazekit.backbones import create_backbone
+
+    config = AdaptConfig(backbone="tiny-gunet", objective=objective, clip_pretrained="none")
+    model = create_backbone("tiny-gunet").eval()
+    guard = make_guard(config, model, [], torch.rand(2, 3, 24, 24))
+    assert guard.bounds.min_structure_db == schedule_for(objective).guard_structure_db
+    custom = make_guard(config.replace(guard_structure_db=12.5), model, [], torch.rand(2, 3, 24, 24))
+    assert custom.bounds.min_structure_db == 12.5
