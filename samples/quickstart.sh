@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quickstart: adapt the bundled default model (gunet-t) to the sample hazy photos, export it to a
-# verified ONNX, and dehaze the sample video with it. Measured: 55 s on an idle 2-core CPU, 194 s on
+# verified ONNX, and dehaze the sample video with it. Measured: 39 s on an idle 2-core CPU, 194 s on
 # the same CPU shared with ~20 busy processes.
 #
 #   bash samples/quickstart.sh            # outputs in runs/quickstart/
