@@ -199,10 +199,10 @@ class AdaptConfig:
         if isinstance(self.backbone, str):
             self.backbone = resolve_backbone(self.backbone)  # 'convir' -> 'convir-s'; unknown: suggestions
         self._check_budget()
-        if self.rehaze_teacher not in ("base", "self"):
-            raise ConfigError.build(
-                "unknown rehaze_teacher", got=self.rehaze_teacher, expected="base or self"
-            )
+        from dehazekit.objectives.rehaze import TEACHERS
+
+        if self.rehaze_teacher not in TEACHERS:
+            raise ConfigError.build("unknown rehaze_teacher", got=self.rehaze_teacher, expected=TEACHERS)
         self._fill_schedule()
         for name in ("weights", "clip_weights"):
             if getattr(self, name) is not None:
