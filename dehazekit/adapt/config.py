@@ -52,6 +52,9 @@ SCHEDULES = {
 
 _SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(Schedule))
 _SELF_LABELLED = ("rehaze", "offline")  # objectives whose label --rehaze-teacher picks
+# dehazekit.objectives.rehaze.TEACHERS, written out: argument errors must come before torch is imported
+# (tests/dehazekit/cli/test_first_hour.py); tests/dehazekit/adapt/test_config_cli.py keeps them equal.
+REHAZE_TEACHERS = ("self", "base")
 
 
 def schedule_for(objective: str, rehaze_teacher: str = "base") -> Schedule:
@@ -199,10 +202,10 @@ class AdaptConfig:
         if isinstance(self.backbone, str):
             self.backbone = resolve_backbone(self.backbone)  # 'convir' -> 'convir-s'; unknown: suggestions
         self._check_budget()
-        from dehazekit.objectives.rehaze import TEACHERS
-
-        if self.rehaze_teacher not in TEACHERS:
-            raise ConfigError.build("unknown rehaze_teacher", got=self.rehaze_teacher, expected=TEACHERS)
+        if self.rehaze_teacher not in REHAZE_TEACHERS:
+            raise ConfigError.build(
+                "unknown rehaze_teacher", got=self.rehaze_teacher, expected=REHAZE_TEACHERS
+            )
         self._fill_schedule()
         for name in ("weights", "clip_weights"):
             if getattr(self, name) is not None:

@@ -103,6 +103,13 @@ def test_changing_the_objective_takes_the_new_objectives_schedule_but_keeps_set_
     assert self_label.finetune_steps == 9
 
 
+def test_the_config_accepts_exactly_the_objectives_teachers() -> None:
+    from dehazekit.adapt.config import REHAZE_TEACHERS
+    from dehazekit.objectives.rehaze import TEACHERS
+
+    assert REHAZE_TEACHERS == TEACHERS
+
+
 def test_an_unknown_rehaze_teacher_is_one_clear_error() -> None:
     with pytest.raises(ConfigError, match="rehaze_teacher"):
         AdaptConfig(backbone="gunet-t", objective="offline", rehaze_teacher="ema")
