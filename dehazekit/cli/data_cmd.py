@@ -99,6 +99,12 @@ def pretrain_cmd(
         0.0, "--colour-weight", help="Weight of the L1 on 8x8-pooled images (brightness, colour cast)."
     ),
     init: Path | None = typer.Option(None, "--init", help="Start from this model folder's weights."),
+    real_images: Path | None = typer.Option(
+        None,
+        "--real-images",
+        help="Unlabeled real hazy photos (needs --init): adds the offline objective on them to the L1.",
+    ),
+    real_weight: float = typer.Option(1.0, "--real-weight", help="Weight of the --real-images term."),
     rotate: bool = typer.Option(
         False, "--rotate/--no-rotate", help="Random quarter turns of each training pair."
     ),
@@ -129,9 +135,9 @@ def pretrain_cmd(
     from dehazekit.catalog import resolve_backbone
     from dehazekit.cli.guard import guard_outputs
 
-    _must_exist(clear=clear, depth=depth, init=init)
+    _must_exist(clear=clear, depth=depth, init=init, real_images=real_images)
     backbone = resolve_backbone(backbone)  # before torch loads: unknown names fail in a second
-    guard_outputs([out / "model.safetensors", out / "model.json", out / "checkpoint.pt"], [clear, depth])
+    guard_outputs([out / "model.safetensors", out / "model.json", out / "checkpoint.pt"], [clear, depth, real_images])
     from dehazekit.train.pretrain import PretrainConfig
 
     cfg = PretrainConfig(
@@ -147,6 +153,8 @@ def pretrain_cmd(
         ssim_weight=ssim_weight,
         colour_weight=colour_weight,
         init=init,
+        real_images=real_images,
+        real_weight=real_weight,
         rotate=rotate,
         reweight=reweight,
         resume=resume,

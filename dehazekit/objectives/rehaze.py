@@ -104,13 +104,15 @@ class RehazeObjective(nn.Module):
         self.weights = {"w_cons": float(w_cons), "w_clip": float(w_clip)}
         self._net: list[nn.Module] = []  # a list, not a submodule: its parameters are not ours
 
-    def attach(self, model: nn.Module) -> None:
+    def attach(self, model: nn.Module, teacher: nn.Module | None = None) -> None:
+        """Hand over the network being adapted; with the base label, ``teacher`` is the frozen labeller
+        (default: a copy of ``model`` as it is now, i.e. before any adapter learns)."""
         self._net = [model]
         if self.teacher == "base":
-            # a frozen copy of the network as handed over (before any adapter learns): the label
-            # stays put, so brightening cannot feed on itself as it does with the current output
-            frozen = copy.deepcopy(model).eval()
-            frozen.requires_grad_(False)
+            # a frozen labeller: the label stays put, so brightening cannot feed on itself as it
+            # does with the current output
+            frozen = teacher if teacher is not None else copy.deepcopy(model)
+            frozen.eval().requires_grad_(False)
             self._teacher_net = [frozen]
 
     def rehaze(self, hazy: Tensor, clear: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from torch import nn
 from dehazekit.runtimes.errors import ConfigError, ModelFileError
 from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
 from dehazekit.runtimes.progress import StageProgress
+from dehazekit.train.realhaze import RealHazeTerm
 from dehazekit.train.stream import StepBudget, auto_workers, worker_batches
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class PretrainConfig:
     ssim_weight: float = 0.0
     colour_weight: float = 0.0  # L1 of 8x8-pooled images: brightness and colour cast
     init: Path | None = None  # start from this model folder's weights (recalibration)
+    real_images: Path | None = None  # unlabeled real hazy photos: adds the offline objective (train.realhaze)
+    real_weight: float = 1.0
     rotate: bool = False  # random quarter turns of each training pair
     reweight: str = "none"
     resume: bool = False
@@ -69,6 +72,7 @@ class PretrainConfig:
         self.clear, self.out = Path(self.clear), Path(self.out)
         self.depth = Path(self.depth) if self.depth else None
         self.init = Path(self.init) if self.init else None
+        self.real_images = Path(self.real_images) if self.real_images else None
         self.presets = "+".join(parse_presets(self.presets))
         for name in (
             "steps",
@@ -95,6 +99,14 @@ class PretrainConfig:
             from dehazekit.runtimes.progress import parse_time_budget
 
             self.time_budget_s = parse_time_budget(self.time_budget_s)
+        if self.real_images is not None and (self.init is None or self.reweight != "none"):
+            raise ConfigError.build(
+                "--real-images needs --init and no --reweight",
+                got={"init": str(self.init), "reweight": self.reweight},
+                fix="the real-haze label is the --init model's output; pass --init MODEL_DIR",
+            )
+        if not self.real_weight > 0:
+            raise ConfigError.build("--real-weight must be > 0", got=self.real_weight)
         if self.crop < 16:
             raise ConfigError.build("--crop too small", got=self.crop, expected=">= 16")
 
@@ -284,14 +296,23 @@ def _batch_source(cfg: PretrainConfig, data, rng, step: int, device: torch.devic
 
 
 def _train_step(
-    cfg: PretrainConfig, model: nn.Module, opt, reweighter, hazy: torch.Tensor, clear: torch.Tensor
+    cfg: PretrainConfig,
+    model: nn.Module,
+    opt,
+    reweighter,
+    hazy: torch.Tensor,
+    clear: torch.Tensor,
+    extra: Callable[[nn.Module], torch.Tensor] | None = None,
 ) -> float:
-    """One optimiser step (plain or BILD-reweighted); returns the (weighted) training loss."""
+    """One optimiser step (plain or BILD-reweighted, plus ``extra(model)``: the real-haze term);
+    returns the (weighted) training loss."""
     if reweighter is not None:
         return reweighter.step(
             model, opt, hazy, clear, lambda p, t: per_patch_loss(p, t, cfg.ssim_weight, cfg.colour_weight)
         )
     loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight, cfg.colour_weight).mean()
+    if extra is not None:
+        loss = loss + extra(model)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -310,6 +331,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     torch.manual_seed(cfg.seed)
     accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
+    real = None if cfg.real_images is None else RealHazeTerm(cfg)
     accel.attach(model)
     val_sets = {
         k: (accel.to_device(h), accel.to_device(c)) for k, (h, c) in _val_tensors(cfg, val_files).items()
@@ -338,7 +360,10 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     while step < (total if cfg.stop_after is None else min(total, cfg.stop_after)):
         start = time.perf_counter()
         hazy, clear = next_batch()
-        loss_value = _train_step(cfg, model, opt, reweighter, accel.to_device(hazy), accel.to_device(clear))
+        extra = real and real.weighted_loss(accel.to_device(real.batch(step, cfg.batch_size)))
+        loss_value = _train_step(
+            cfg, model, opt, reweighter, accel.to_device(hazy), accel.to_device(clear), extra
+        )
         sched.step()
         step += 1
         fitted = budget.after_step(step) if budget is not None else None
