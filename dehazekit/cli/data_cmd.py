@@ -137,7 +137,9 @@ def pretrain_cmd(
 
     _must_exist(clear=clear, depth=depth, init=init, real_images=real_images)
     backbone = resolve_backbone(backbone)  # before torch loads: unknown names fail in a second
-    guard_outputs([out / "model.safetensors", out / "model.json", out / "checkpoint.pt"], [clear, depth, real_images])
+    guard_outputs(
+        [out / "model.safetensors", out / "model.json", out / "checkpoint.pt"], [clear, depth, real_images]
+    )
     from dehazekit.train.pretrain import PretrainConfig
 
     cfg = PretrainConfig(

@@ -21,9 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from dehazekit.runtimes.errors import ConfigError, ModelFileError
-from dehazekit.runtimes.io_utils import atomic_path, atomic_write_text
+from dehazekit.runtimes.errors import ConfigError
+from dehazekit.runtimes.io_utils import atomic_write_text
 from dehazekit.runtimes.progress import StageProgress
+from dehazekit.train.checkpoint import (
+    checkpoint_payload,
+    load_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from dehazekit.train.realhaze import RealHazeTerm
 from dehazekit.train.stream import StepBudget, auto_workers, worker_batches
 
@@ -196,20 +202,6 @@ def _cosine(total: int):
     return lambda step: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
 
-def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt/foreign files
-        raise ModelFileError.build(
-            "cannot read training checkpoint", got=f"{path}: {exc}", fix="delete it or run without --resume"
-        ) from exc
-
-
 def _accelerator(cfg: PretrainConfig):
     from dehazekit.accel import Accelerator
 
@@ -264,25 +256,6 @@ def _load_init(model: nn.Module, cfg: PretrainConfig) -> None:
         )
     model.load_state_dict(start.state_dict())
     log.info("initialised from %s", cfg.init)
-
-
-def _restore(ck: dict[str, Any], cfg: PretrainConfig, model: nn.Module, opt, sched, rng, reweighter):
-    """Load a checkpoint's states in place; returns (step, best, history, wall_s)."""
-    if ck["config"]["backbone"] != cfg.backbone:
-        raise ConfigError.build(
-            "--resume with a different backbone",
-            got=cfg.backbone,
-            expected=ck["config"]["backbone"],
-            fix="use another --out",
-        )
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["opt"])
-    sched.load_state_dict(ck["sched"])
-    rng.bit_generator.state = ck["rng"]
-    torch.set_rng_state(ck["torch_rng"])
-    if reweighter is not None and ck.get("reweighter"):
-        reweighter.load_state_dict(ck["reweighter"])
-    return ck["step"], ck["best"], ck["history"], ck.get("wall_s", 0.0), ck.get("total", cfg.steps)
 
 
 def _batch_source(cfg: PretrainConfig, data, rng, step: int, device: torch.device):
@@ -341,8 +314,8 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     ckpt_path = cfg.out / "checkpoint.pt"
     step, best, history, wall, total = 0, {"psnr": -math.inf}, [], 0.0, cfg.steps
     if cfg.resume and ckpt_path.is_file():
-        step, best, history, wall, fitted = _restore(
-            _load_checkpoint(ckpt_path), cfg, model, opt, sched, rng, reweighter
+        step, best, history, wall, fitted = restore_checkpoint(
+            load_checkpoint(ckpt_path), cfg, model, opt, sched, rng, reweighter
         )
         # --steps sets the length of a resumed run (it may extend it); a budgeted run resumed with
         # --time-budget keeps the step count its budget fitted.
@@ -391,22 +364,10 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
                 best = {"psnr": _mean_psnr(scores), "step": step, "val": scores}
                 save_model(model, cfg.out, extra=_provenance(cfg, step, scores, baseline))
         if step % cfg.ckpt_every == 0 or step == total or step == cfg.stop_after:
-            _save_checkpoint(
+            save_checkpoint(
                 ckpt_path,
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "step": step,
-                    "total": total,
-                    "best": best,
-                    "history": history,
-                    "config": cfg.to_dict(),
-                    "wall_s": time.perf_counter() - t0,
-                    "reweighter": reweighter.state_dict() if reweighter is not None else None,
-                },
+                checkpoint_payload(cfg, model, opt, sched, rng, reweighter, step, total, best, history)
+                | {"wall_s": time.perf_counter() - t0},
             )
     wall = time.perf_counter() - t0
     result = PretrainResult(cfg.out, step, best, baseline, history, wall)
@@ -430,6 +391,8 @@ def _provenance(cfg: PretrainConfig, step: int, scores: dict, baseline: dict) ->
         "colour_weight": cfg.colour_weight,
         "rotate": cfg.rotate,
         "init": str(cfg.init) if cfg.init else None,
+        "real_images": str(cfg.real_images) if cfg.real_images else None,
+        "real_weight": cfg.real_weight if cfg.real_images else None,
         "val": scores,
         "val_hazy_input": baseline,
     }

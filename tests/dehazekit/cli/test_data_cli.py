@@ -199,11 +199,19 @@ def test_pretrain_recalibration_flags_reach_the_run(clear_dir, tmp_path):
                 "--colour-weight",
                 "0.5",
                 "--rotate",
+                "--real-images",
+                str(clear_dir),
+                "--real-weight",
+                "2",
             ],
         )
     )
     extra = json.loads((tmp_path / "re" / "model.json").read_text())["extra"]
     assert extra["init"] == str(tmp_path / "start")
     assert extra["colour_weight"] == 0.5 and extra["rotate"] is True
-    res = runner.invoke(app, common + ["--out", str(tmp_path / "x"), "--init", str(tmp_path / "missing")])
-    assert res.exit_code == 2
+    assert extra["real_images"] == str(clear_dir) and extra["real_weight"] == 2.0
+    for flag in ("--init", "--real-images"):
+        res = runner.invoke(app, common + ["--out", str(tmp_path / "x"), flag, str(tmp_path / "missing")])
+        assert res.exit_code == 2 and f"{flag} does not exist" in res.output
+    res = runner.invoke(app, common + ["--out", str(tmp_path / "x"), "--real-images", str(clear_dir)])
+    assert res.exit_code == 2 and "--real-images needs --init" in res.output
