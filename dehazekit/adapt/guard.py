@@ -11,7 +11,13 @@ Measured on the held-out images (never trained on), adapted output vs the base m
 - ``colour``: colourfulness ratio (Hasler & Suesstrunk) outside [1/max_colour, max_colour] rejects
   (colour casts, washed-out or over-saturated output).
 - ``dehaze``: how much of the base's haze removal is kept, as the drop of the mean dark channel from
-  the input: adapted / base below ``min_dehaze_kept`` rejects (an "improvement" that un-hazes nothing).
+  the input: adapted / base below ``min_dehaze_kept`` rejects (an "improvement" that un-hazes nothing,
+  or brightens by leaving haze in). 0.7, was 0.5: a base model already near GT's brightness (the
+  recalibrated candidate of benchmarks/default_model.md) adapted with ``offline`` brightens past GT
+  by giving haze back, O-HAZE 35 -1.1 dB at 65% kept with every other bound passing; replayed on the
+  probes of benchmarks/adapt_gt_guard_probe.py (16 + 48 steps, checks every 12; 32 runs on the
+  bundled base, 16 on the brighter one), 0.7 ships no loss above 0.07 dB on the brighter base (0.5:
+  -1.11) and, on the bundled base, the same worst case and a higher sum (+15.86 vs +15.67 dB).
 - ``structure_db``: how far the adapted output departs from the base output beyond exposure and white
   balance: PSNR of the adapted output, after its best per-channel gain, against the base output
   (``structure_db``); below ``min_structure_db`` rejects. Why: the harmful run the bounds above let
@@ -62,7 +68,7 @@ class GuardBounds:
     max_brighten: float = 0.25
     max_clip_increase: float = 0.01
     max_colour: float = 1.25
-    min_dehaze_kept: float = 0.5
+    min_dehaze_kept: float = 0.7
     # by objective (AdaptConfig.guard_structure_db); chosen on the GT benchmark: see the module docstring
     min_structure_db: float = SCHEDULES["clip-free"].guard_structure_db
 

@@ -35,6 +35,7 @@ def _with(**changes: float) -> dict[str, float]:
         (_with(colour=40.0), "colourfulness"),
         (_with(colour=22.0), "colourfulness"),
         (_with(dehaze=0.08), "haze removal"),
+        (_with(luma=115.0, dehaze=0.13), "haze removal"),  # brighter by giving 35% of the haze back
     ],
 )
 def test_judge_rejects_each_kind_of_drift(cand: dict[str, float], reason: str) -> None:
