@@ -3,7 +3,7 @@ base and candidate outputs and the checkpoint's GT score on the evaluation image
 
     OMP_NUM_THREADS=1 python benchmarks/adapt_gt_guard_probe.py --probe-out DIR [adapt_gt.py args]
     python benchmarks/adapt_gt_guard_probe.py --summarise DIR [DIR ...] --out benchmarks/results/NAME \
-        [--schedules 48:12,96:24]
+        [--schedules 48:12,96:24] [--structure 30,44] [--dehaze 0.5,0.7]
 
 One ``DIR/<task>__<method>.npz`` per LoRA run: ``hazy``/``base`` (held-out inputs and the base model's
 outputs, lists), ``cand_<step>`` (outputs at that check), ``steps``, ``psnr``/``psnr_gain`` (mean over
@@ -87,7 +87,7 @@ def _patch() -> None:
 
 
 def _checks(path: Path) -> list[dict]:
-    """Every check of one probed run: GT dPSNR, structure dB and the failures of the other bounds."""
+    """Every check of one probed run: GT dPSNR, structure dB, haze removal kept, other bounds' failures."""
     from dataclasses import replace
 
     d = np.load(path, allow_pickle=True)
@@ -99,7 +99,7 @@ def _checks(path: Path) -> list[dict]:
         return {k: float(np.mean([p[k] for p in per])) for k in per[0]}
 
     base, base_outs = stats(d["base"]), [torch.from_numpy(np.asarray(o, np.float32))[None] for o in d["base"]]
-    others = replace(guard_mod.GuardBounds(), min_structure_db=-1.0)
+    others = replace(guard_mod.GuardBounds(), min_structure_db=-1.0, min_dehaze_kept=0.0)
     rows = []
     for k, step in enumerate(d["steps"]):
         outs = d[f"cand_{step}"]
@@ -115,17 +115,19 @@ def _checks(path: Path) -> list[dict]:
                 "step": int(step),
                 "dpsnr": float(d["psnr"][k] - d["psnr_none"]),
                 "structure_db": cand["structure"],
+                "dehaze_kept": check.ratios["dehaze"],
                 "other_failures": check.failures,
             }
         )
     return rows
 
 
-def _ship(checks: list[dict], bound: float) -> float:
-    """GT dPSNR of what the guard ships with this structure bound (0 when it rejects every check)."""
+def _ship(checks: list[dict], bound: float, dehaze: float) -> float:
+    """GT dPSNR of what the guard ships with these structure and haze-removal bounds (0 when it rejects
+    every check)."""
     passed, chosen = [], 0.0
     for c in checks:
-        ok = not c["other_failures"] and c["structure_db"] >= bound
+        ok = not c["other_failures"] and c["structure_db"] >= bound and c["dehaze_kept"] >= dehaze
         passed.append(ok)
         chosen = c["dpsnr"] if ok else chosen
         if not ok and any(passed[:-1]):
@@ -133,15 +135,15 @@ def _ship(checks: list[dict], bound: float) -> float:
     return chosen
 
 
-def _table(runs: dict[str, list[dict]], bounds: tuple[float, ...]) -> list[str]:
+def _table(runs: dict[str, list[dict]], bounds: tuple[float, ...], dehaze: tuple[float, ...]) -> list[str]:
     lines = [
-        "| structure bound (dB) | harmful runs stopped / shipped | good runs kept / cut | "
-        "worst shipped dPSNR | sum of shipped dPSNR |",
-        "|---|---|---|---|---|",
+        "| haze removal kept >= | structure bound (dB) | harmful runs stopped / shipped "
+        "| good runs kept / cut | worst shipped dPSNR | sum of shipped dPSNR |",
+        "|---|---|---|---|---|---|",
     ]
-    for bound in bounds:
+    for kept, bound in ((k, b) for k in dehaze for b in bounds):
         n = {"stop": 0, "ship": 0, "kept": 0, "cut": 0}
-        shipped = {k: _ship(v, bound) for k, v in runs.items()}
+        shipped = {k: _ship(v, bound, kept) for k, v in runs.items()}
         for k, v in runs.items():
             full = v[-1]["dpsnr"]  # where the run ended (the other bounds may stop it early)
             if full < -0.1:
@@ -150,7 +152,7 @@ def _table(runs: dict[str, list[dict]], bounds: tuple[float, ...]) -> list[str]:
                 n["kept" if shipped[k] >= full - 0.1 else "cut"] += 1
         name = "none" if bound < 0 else f"{bound:.0f}"
         lines.append(
-            f"| {name} | {n['stop']} / {n['ship']} | {n['kept']} / {n['cut']} | "
+            f"| {kept:.2f} | {name} | {n['stop']} / {n['ship']} | {n['kept']} / {n['cut']} | "
             f"{min(shipped.values()):+.2f} | {sum(shipped.values()):+.2f} |"
         )
     return lines
@@ -161,6 +163,7 @@ def summarise(
     out: Path,
     schedules: list[tuple[int, int]] | None = None,
     bounds=(-1.0, 28.0, 30.0, 32.0, 34.0, 36.0, 40.0, 44.0, 48.0),
+    dehaze: tuple[float, ...] = (guard_mod.GuardBounds().min_dehaze_kept,),
 ) -> None:
     """``schedules``: (last fine-tune step, check interval) pairs replayed on the probed checks, as if
     the runs had been that long with checks that often (the LoRA lr is constant, so a shorter run is
@@ -175,12 +178,22 @@ def summarise(
             for k, v in runs.items()
         }
         head = "every check" if last is None else f"fine-tune steps 0-{last}, a check every {every}"
-        sections.append(f"### {head}\n\n" + "\n".join(_table(cut, bounds)))
+        sections.append(f"### {head}\n\n" + "\n".join(_table(cut, bounds, dehaze)))
     table = "\n\n".join(sections)
     out.with_suffix(".json").write_text(json.dumps({"runs": runs, "table": table}, indent=1))
     cmd = "python benchmarks/adapt_gt_guard_probe.py " + " ".join(sys.argv[1:])
     out.with_suffix(".md").write_text(f"# guard probe\n\n    {cmd}\n\n{len(runs)} runs\n\n{table}\n")
     print(table)
+
+
+def _floats(argv: list[str], flag: str) -> tuple[float, ...] | None:
+    """``--flag 0.5,0.7`` -> (0.5, 0.7) (removed from argv)."""
+    if flag not in argv:
+        return None
+    i = argv.index(flag)
+    values = tuple(float(v) for v in argv[i + 1].split(","))
+    del argv[i : i + 2]
+    return values
 
 
 def _schedules(argv: list[str]) -> list[tuple[int, int]] | None:
@@ -196,8 +209,13 @@ def _schedules(argv: list[str]) -> list[tuple[int, int]] | None:
 if __name__ == "__main__" and "--summarise" in sys.argv:
     argv = list(sys.argv)
     schedules = _schedules(argv)
+    extra = {
+        k: v
+        for k, v in (("bounds", _floats(argv, "--structure")), ("dehaze", _floats(argv, "--dehaze")))
+        if v
+    }
     i, j = argv.index("--summarise"), argv.index("--out")
-    summarise(argv[i + 1 : j] if j > i else argv[i + 1 :], Path(argv[j + 1]), schedules)
+    summarise(argv[i + 1 : j] if j > i else argv[i + 1 :], Path(argv[j + 1]), schedules, **extra)
 elif __name__ == "__main__":
     i = sys.argv.index("--probe-out")
     _STATE["dir"] = Path(sys.argv[i + 1])
