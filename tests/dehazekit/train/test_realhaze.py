@@ -10,8 +10,9 @@ import torch
 
 from dehazekit.data.images import write_image
 from dehazekit.runtimes.errors import ConfigError
-from dehazekit.train.pretrain import PretrainConfig, pretrain
+from dehazekit.train.pretrain import pretrain
 from dehazekit.train.realhaze import RealHazeTerm
+from tests.dehazekit.train.test_pretrain import _cfg as pretrain_cfg
 
 
 @pytest.fixture(scope="module")
@@ -36,26 +37,11 @@ def folders(tmp_path_factory):
 
 
 def _cfg(root, out, **kw):
-    base = dict(
-        clear=root / "clear",
-        backbone="tiny-gunet",
-        out=out,
-        steps=2,
-        crop=32,
-        batch_size=2,
-        lr=1e-3,
-        val_every=2,
-        ckpt_every=2,
-        val_count=2,
-        val_size=32,
-        max_side=64,
-        progress=False,
-        val_fraction=0.3,
-        init=root / "init",
-        real_images=root / "real",
+    """test_pretrain's tiny run, plus the real-haze term (2 steps, lr 1e-3)."""
+    settings = dict(
+        steps=2, lr=1e-3, val_every=2, ckpt_every=2, init=root / "init", real_images=root / "real"
     )
-    base.update(kw)
-    return PretrainConfig(**base)
+    return pretrain_cfg(root / "clear", out, **{**settings, **kw})
 
 
 def test_crops_depend_on_seed_and_step_only_and_small_photos_are_left_out(folders, tmp_path, caplog):
