@@ -6,7 +6,16 @@ the synthetic validation presets (mean over presets); mean luma is closer to GT 
 crops; and the clipped share on O-HAZE and crops is not higher by more than 0.5 points. Among those
 that pass, the highest O-HAZE + crops PSNR wins.
 
-    python benchmarks/default_model_pick.py --bundled eval_bundled.json --candidates v1.json v2.json
+Added 2026-12-04, after a candidate passed all of that and then lost up to 3 dB when adapted
+(benchmarks/default_model.md, "CPU candidates 2"): the bundled model is where `dehazekit adapt`
+starts, so with ``--adapt-gt`` (one benchmarks/adapt_gt.py result per candidate, same order, run with
+the candidate as ``--model``, and ``--adapt-gt-bundled`` for the bundled model, same seed) the mean
+PSNR after the default adaptation, over the rows both ran, must not be lower either, and adaptation
+must not harm more: the worst row's loss against no adaptation not larger than the bundled model's
+(that candidate passed the mean, +0.04 dB, and failed this, -1.92 vs -0.04 dB).
+
+    python benchmarks/default_model_pick.py --bundled eval_bundled.json --candidates v1.json v2.json \
+        [--adapt-gt-bundled agt_bundled.json --adapt-gt agt_v1.json agt_v2.json]
 """
 
 from __future__ import annotations
@@ -50,9 +59,42 @@ def verdict(bundled: dict[str, float], cand: dict[str, float]) -> list[str]:
     return fails
 
 
-def pick(bundled: dict, candidates: dict[str, dict]) -> dict:
+def adapted_psnr(result: dict, tasks: set[str], method: str = "lora:offline") -> float:
+    """Mean over ``tasks`` of the mean PSNR the default adaptation shipped (an adapt_gt.py result)."""
+    rows = {r["task"]: r["methods"][method] for r in result["records"] if method in r["methods"]}
+    return float(np.mean([np.mean([image["psnr"] for image in rows[t]]) for t in sorted(tasks)]))
+
+
+def worst_gain(result: dict, tasks: set[str], method: str = "lora:offline") -> float:
+    """The lowest change of mean PSNR, adapted against no adaptation, over ``tasks``."""
+    gains = []
+    for r in result["records"]:
+        if r["task"] in tasks:
+            gains.append(
+                np.mean([i["psnr"] for i in r["methods"][method]])
+                - np.mean([i["psnr"] for i in r["methods"]["none"]])
+            )
+    return float(min(gains))
+
+
+def _tasks(result: dict) -> set[str]:
+    return {r["task"] for r in result["records"] if "lora:offline" in r["methods"]}
+
+
+def pick(bundled: dict, candidates: dict[str, dict], adapted: dict[str, dict] | None = None) -> dict:
+    """``adapted``: adapt_gt.py results keyed "bundled" and by candidate name (optional)."""
     base = summary(bundled)
     rows = {name: {**summary(res), "fails": verdict(base, summary(res))} for name, res in candidates.items()}
+    for name in rows if adapted else ():
+        tasks = _tasks(adapted["bundled"]) & _tasks(adapted[name])
+        mine, theirs = adapted_psnr(adapted[name], tasks), adapted_psnr(adapted["bundled"], tasks)
+        rows[name]["adapted_psnr"] = mine
+        rows[name]["adapted_worst_gain"] = worst_gain(adapted[name], tasks)
+        if mine < theirs:
+            rows[name]["fails"].append("adapted_psnr lower")
+        # losses only: a candidate whose adaptation gains less everywhere is judged by the mean above
+        if min(0.0, rows[name]["adapted_worst_gain"]) < min(0.0, worst_gain(adapted["bundled"], tasks)):
+            rows[name]["fails"].append("adaptation harms more")
     passing = [n for n, r in rows.items() if not r["fails"]]
     best = max(passing, key=lambda n: rows[n]["ohaze_psnr"] + rows[n]["crops_psnr"], default=None)
     return {"bundled": base, "candidates": rows, "picked": best}
@@ -62,12 +104,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundled", type=Path, required=True)
     ap.add_argument("--candidates", type=Path, nargs="+", required=True)
+    ap.add_argument("--adapt-gt-bundled", type=Path, default=None)
+    ap.add_argument("--adapt-gt", type=Path, nargs="*", default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if bool(args.adapt_gt_bundled) != bool(args.adapt_gt) or len(args.adapt_gt or args.candidates) != len(
+        args.candidates
+    ):
+        raise SystemExit("--adapt-gt needs --adapt-gt-bundled and one file per --candidates entry")
     if args.out and args.out.resolve() in {p.resolve() for p in [args.bundled, *args.candidates]}:
         raise SystemExit(f"--out {args.out} is one of the inputs; choose another file")
     candidates = {p.stem: json.loads(p.read_text()) for p in args.candidates if p.is_file()}
-    result = pick(json.loads(args.bundled.read_text()), candidates)
+    adapted = None
+    if args.adapt_gt:
+        adapted = {p.stem: json.loads(a.read_text()) for p, a in zip(args.candidates, args.adapt_gt)}
+        adapted["bundled"] = json.loads(args.adapt_gt_bundled.read_text())
+    result = pick(json.loads(args.bundled.read_text()), candidates, adapted)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

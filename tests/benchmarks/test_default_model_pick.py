@@ -53,3 +53,31 @@ def test_out_may_not_be_an_input(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode != 0 and "one of the inputs" in run.stderr
     assert bundled.read_text() == before
+
+
+def _adapt_gt(rows: dict[str, tuple[float, float]]) -> dict:
+    """An adapt_gt.py result: task -> (PSNR without adaptation, PSNR after the default adaptation)."""
+    records = [
+        {"task": t, "methods": {"none": [{"psnr": none}], "lora:offline": [{"psnr": adapted}]}}
+        for t, (none, adapted) in rows.items()
+    ]
+    return {"records": records}
+
+
+def test_with_adapt_gt_a_candidate_must_stay_good_after_adaptation() -> None:
+    bundled, good = _result(19.0, 85.0), _result(19.5, 95.0)
+    base_agt = _adapt_gt({"a": (17.0, 18.0), "b": (21.0, 21.5)})
+    steady = _adapt_gt({"a": (17.5, 18.3), "b": (21.5, 21.6)})  # better before and after, gains both
+    overshoots = _adapt_gt({"a": (18.0, 20.0), "b": (22.0, 20.0)})  # higher mean after, -2 dB on "b"
+    worse_after = _adapt_gt({"a": (17.5, 17.6), "b": (21.5, 21.6)})
+    cands = {"steady": good, "overshoots": copy.deepcopy(good), "worse_after": copy.deepcopy(good)}
+    adapted = {"bundled": base_agt, "steady": steady, "overshoots": overshoots, "worse_after": worse_after}
+    result = pick(bundled, cands, adapted)
+    fails = {name: row["fails"] for name, row in result["candidates"].items()}
+    assert fails == {
+        "steady": [],
+        "overshoots": ["adaptation harms more"],
+        "worse_after": ["adapted_psnr lower"],
+    }
+    assert result["picked"] == "steady"
+    assert pick(bundled, {"overshoots": good})["picked"] == "overshoots"  # without --adapt-gt: as before
