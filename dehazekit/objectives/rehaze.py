@@ -115,6 +115,15 @@ class RehazeObjective(nn.Module):
             frozen.eval().requires_grad_(False)
             self._teacher_net = [frozen]
 
+    @property
+    def network(self) -> nn.Module:
+        """The network handed over by ``attach``."""
+        if not self._net:
+            raise ConfigError.build(
+                "the rehaze objective needs the network", fix="call objective.attach(model)"
+            )
+        return self._net[0]
+
     def rehaze(self, hazy: Tensor, clear: Tensor) -> Tensor:
         """Re-haze ``clear`` with ``hazy``'s airlight and a random smooth transmission."""
         air = estimate_airlight(hazy.clamp(0, 1), self.air_top)[..., None, None]
@@ -128,10 +137,7 @@ class RehazeObjective(nn.Module):
         return clear * t + air * (1 - t)
 
     def terms(self, hazy: Tensor, out: Tensor) -> dict[str, Tensor]:
-        if not self._net:
-            raise ConfigError.build(
-                "the rehaze objective needs the network", fix="call objective.attach(model)"
-            )
+        net = self.network
         from dehazekit.backbones import forward_padded
 
         def call(net: nn.Module, x: Tensor) -> Tensor:
@@ -145,7 +151,7 @@ class RehazeObjective(nn.Module):
                 target = call(teacher, hazy)
         target = target.clamp(0, 1)
         rehazed = self.rehaze(hazy, target)
-        again = call(self._net[0], rehazed)
+        again = call(net, rehazed)
         clip = F.relu(-out) + F.relu(out - 1)
         return {"cons": (again - target).abs().mean(), "clip": clip.mean()}
 

@@ -275,9 +275,9 @@ def _train_step(
     reweighter,
     hazy: torch.Tensor,
     clear: torch.Tensor,
-    extra: Callable[[nn.Module], torch.Tensor] | None = None,
+    extra: Callable[[], torch.Tensor] | None = None,
 ) -> float:
-    """One optimiser step (plain or BILD-reweighted, plus ``extra(model)``: the real-haze term);
+    """One optimiser step (plain or BILD-reweighted, plus ``extra()``: the real-haze term);
     returns the (weighted) training loss."""
     if reweighter is not None:
         return reweighter.step(
@@ -285,7 +285,7 @@ def _train_step(
         )
     loss = per_patch_loss(model(hazy), clear, cfg.ssim_weight, cfg.colour_weight).mean()
     if extra is not None:
-        loss = loss + extra(model)
+        loss = loss + extra()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -304,7 +304,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     torch.manual_seed(cfg.seed)
     accel = _accelerator(cfg)
     data, val_files, model, opt, sched, reweighter = _build(cfg)
-    real = None if cfg.real_images is None else RealHazeTerm(cfg)
+    real = None if cfg.real_images is None else RealHazeTerm(cfg, model)
     accel.attach(model)
     val_sets = {
         k: (accel.to_device(h), accel.to_device(c)) for k, (h, c) in _val_tensors(cfg, val_files).items()
@@ -333,7 +333,9 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> Pretrai
     while step < (total if cfg.stop_after is None else min(total, cfg.stop_after)):
         start = time.perf_counter()
         hazy, clear = next_batch()
-        extra = real and real.weighted_loss(accel.to_device(real.batch(step, cfg.batch_size)))
+        extra = (
+            None if real is None else real.weighted_loss(accel.to_device(real.batch(step, cfg.batch_size)))
+        )
         loss_value = _train_step(
             cfg, model, opt, reweighter, accel.to_device(hazy), accel.to_device(clear), extra
         )

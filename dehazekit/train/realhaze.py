@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 class RealHazeTerm:
     """Random crops of real hazy photos and the rehaze loss of the model being trained on them."""
 
-    def __init__(self, cfg: Any) -> None:
-        """``cfg``: a PretrainConfig (real_images, init, crop, max_side, seed, real_weight)."""
+    def __init__(self, cfg: Any, model: nn.Module) -> None:
+        """``cfg``: a PretrainConfig (real_images, init, crop, max_side, seed, real_weight); ``model``:
+        the network being trained."""
         from dehazekit.data.images import list_images, read_rgb_uint8
         from dehazekit.models import load_model
         from dehazekit.objectives.rehaze import RehazeObjective
@@ -59,7 +60,7 @@ class RealHazeTerm:
             )
         self.crop, self.seed, self.weight = crop, cfg.seed, float(cfg.real_weight)
         self.objective = RehazeObjective(teacher="base")
-        self.teacher = load_model(cfg.init).eval()
+        self.objective.attach(model, teacher=load_model(cfg.init))  # the objective moves it to the data
         log.info("real-haze term: %d photos from %s, label from %s", len(self.images), folder, cfg.init)
 
     def batch(self, step: int, size: int) -> Tensor:
@@ -73,11 +74,11 @@ class RealHazeTerm:
             crops.append(image[top : top + self.crop, left : left + self.crop])
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
 
-    def loss(self, model: nn.Module, hazy: Tensor) -> Tensor:
-        """The rehaze loss of ``model`` on real hazy crops, labelled by the frozen ``--init`` model."""
-        self.objective.attach(model, teacher=self.teacher.to(hazy.device))
+    def loss(self, hazy: Tensor) -> Tensor:
+        """The rehaze loss of the trained network on real hazy crops, labelled by the ``--init`` model."""
+        model = self.objective.network
         return self.objective(hazy, model(hazy))
 
-    def weighted_loss(self, hazy: Tensor) -> Callable[[nn.Module], Tensor]:
-        """``model -> real_weight * loss(model, hazy)``: the extra term of one pretraining step."""
-        return lambda model: self.weight * self.loss(model, hazy)
+    def weighted_loss(self, hazy: Tensor) -> Callable[[], Tensor]:
+        """``real_weight * loss(hazy)``, computed when called: the extra term of one pretraining step."""
+        return lambda: self.weight * self.loss(hazy)

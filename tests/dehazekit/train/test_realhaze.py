@@ -44,11 +44,17 @@ def _cfg(root, out, **kw):
     return pretrain_cfg(root / "clear", out, **{**settings, **kw})
 
 
+def _net():
+    from dehazekit.backbones import create_backbone
+
+    return create_backbone("tiny-gunet")
+
+
 def test_crops_depend_on_seed_and_step_only_and_small_photos_are_left_out(folders, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        term = RealHazeTerm(_cfg(folders, tmp_path))
+        term = RealHazeTerm(_cfg(folders, tmp_path), _net())
     assert len(term.images) == 3 and "1 of 4 photos" in caplog.text
-    first, again = term.batch(5, 4), RealHazeTerm(_cfg(folders, tmp_path)).batch(5, 4)
+    first, again = term.batch(5, 4), RealHazeTerm(_cfg(folders, tmp_path), _net()).batch(5, 4)
     assert first.shape == (4, 3, 32, 32) and 0 <= float(first.min()) and float(first.max()) <= 1
     assert torch.equal(first, again)  # a resumed run sees the crops an uninterrupted one saw
     assert not torch.equal(first, term.batch(6, 4))
@@ -58,11 +64,11 @@ def test_label_is_the_init_model_not_the_weights_being_trained(folders, tmp_path
     from dehazekit.models import load_model
     from dehazekit.objectives.rehaze import RehazeObjective
 
-    term = RealHazeTerm(_cfg(folders, tmp_path))
     trained = load_model(folders / "init")
     with torch.no_grad():
         for p in trained.parameters():
             p.add_(0.05 * torch.randn_like(p))  # as if pretraining had moved it (or a resume restored it)
+    term = RealHazeTerm(_cfg(folders, tmp_path), trained)
     hazy = term.batch(0, 2)
 
     def loss_with(labeller):
@@ -72,7 +78,7 @@ def test_label_is_the_init_model_not_the_weights_being_trained(folders, tmp_path
         return float(objective(hazy, trained(hazy)))
 
     torch.manual_seed(11)
-    got = float(term.loss(trained, hazy).detach())
+    got = float(term.loss(hazy).detach())
     assert got == pytest.approx(loss_with(load_model(folders / "init")), rel=1e-5)
     assert got != pytest.approx(loss_with(None), rel=1e-3)  # labelled by the moved weights: differs
 
@@ -102,7 +108,7 @@ def test_bad_real_haze_settings_raise(folders, tmp_path, change):
 
 def test_a_folder_with_no_photo_as_large_as_the_crop_raises(folders, tmp_path):
     with pytest.raises(ConfigError, match="as large as --crop"):
-        RealHazeTerm(_cfg(folders, tmp_path, crop=60))
+        RealHazeTerm(_cfg(folders, tmp_path, crop=60), _net())
 
 
 def test_resume_with_the_real_term_reproduces_an_uninterrupted_run(folders, tmp_path):
