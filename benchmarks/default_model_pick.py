@@ -112,7 +112,8 @@ def main() -> None:
         args.candidates
     ):
         raise SystemExit("--adapt-gt needs --adapt-gt-bundled and one file per --candidates entry")
-    if args.out and args.out.resolve() in {p.resolve() for p in [args.bundled, *args.candidates]}:
+    inputs = [args.bundled, *args.candidates, *(args.adapt_gt or []), *filter(None, [args.adapt_gt_bundled])]
+    if args.out and args.out.resolve() in {p.resolve() for p in inputs}:
         raise SystemExit(f"--out {args.out} is one of the inputs; choose another file")
     candidates = {p.stem: json.loads(p.read_text()) for p in args.candidates if p.is_file()}
     adapted = None

@@ -53,6 +53,17 @@ def test_out_may_not_be_an_input(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode != 0 and "one of the inputs" in run.stderr
     assert bundled.read_text() == before
+    agt = tmp_path / "agt.json"
+    agt.write_text(json.dumps(_adapt_gt({"a": (17.0, 18.0)})))
+    agt_before = agt.read_text()
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "default_model_pick.py"), "--bundled", str(bundled),
+         "--candidates", str(bundled), "--adapt-gt-bundled", str(agt), "--adapt-gt", str(agt),
+         "--out", str(agt)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0 and "one of the inputs" in run.stderr
+    assert agt.read_text() == agt_before
 
 
 def _adapt_gt(rows: dict[str, tuple[float, float]]) -> dict:
