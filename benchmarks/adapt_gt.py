@@ -248,6 +248,20 @@ def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-
     return model
 
 
+def interpolate(base: torch.nn.Module, adapted: torch.nn.Module, alpha: float) -> torch.nn.Module:
+    """Weights base + alpha * (adapted - base): the merged adapter scaled by ``alpha`` (WiSE-FT style)."""
+    import copy
+
+    start = base.state_dict()
+    mixed = {
+        k: start[k] + alpha * (v - start[k]) if v.is_floating_point() else v
+        for k, v in adapted.state_dict().items()
+    }
+    model = copy.deepcopy(adapted)
+    model.load_state_dict(mixed)
+    return model
+
+
 def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> dict:
     from dehazekit.models import load_model
 
@@ -274,6 +288,8 @@ def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> di
             record["methods"][method] = evaluate(shipped, task, fade_params)
             record.setdefault("guard", {})[method] = res["guard"]
             record["previews"][method] = dehaze(shipped, task.evals[0][1])
+            for alpha in mode.get("interp", ()):
+                record["methods"][f"{method}@{alpha:g}"] = evaluate(interpolate(base, shipped, alpha), task, None)
         else:
             model = run_full(task, None if kind == "l1" else obj, mode, seed)
             record["methods"][method] = evaluate(model, task, None)  # FADE: base and shipped models only
@@ -316,7 +332,8 @@ def main() -> None:
         "--set",
         nargs="*",
         default=[],
-        help="mode overrides KEY=JSON, e.g. finetune=40 adapt_overrides='{\"lr_w\": 5e-4}'",
+        help="mode overrides KEY=JSON, e.g. finetune=40 adapt_overrides='{\"lr_w\": 5e-4}'; "
+        "interp='[0.5]' also scores each shipped LoRA model scaled towards the base (method@0.5)",
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
