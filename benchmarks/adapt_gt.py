@@ -289,7 +289,8 @@ def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> di
             record.setdefault("guard", {})[method] = res["guard"]
             record["previews"][method] = dehaze(shipped, task.evals[0][1])
             for alpha in mode.get("interp", ()):
-                record["methods"][f"{method}@{alpha:g}"] = evaluate(interpolate(base, shipped, alpha), task, None)
+                scaled = interpolate(base, shipped, alpha)
+                record["methods"][f"{method}@{alpha:g}"] = evaluate(scaled, task, None)
         else:
             model = run_full(task, None if kind == "l1" else obj, mode, seed)
             record["methods"][method] = evaluate(model, task, None)  # FADE: base and shipped models only

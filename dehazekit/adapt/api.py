@@ -266,7 +266,7 @@ def _adapt(
     from dehazekit.adapt.budget import estimate_and_plan, refit_finetune
     from dehazekit.adapt.guard import apply_choice, make_guard
     from dehazekit.bilevel import select_top_k
-    from dehazekit.lora import inject_lora
+    from dehazekit.lora import inject_lora, scale_lora
 
     t0 = time.perf_counter()
     # Seed first: a backbone or CLIP without weights is randomly initialised, and a resumed run must
@@ -307,7 +307,8 @@ def _adapt(
         )
     run.finetune(selected, search_gates, state)
     accel.detach(run.model)
-    apply_choice(run.guard, run.snapshots, run.model, config.out_dir, write=run.dist.is_main)
+    apply_choice(run.guard, run.snapshots, run.model, config.out_dir, config.strength, run.dist.is_main)
+    scale_lora(run.model, config.strength)  # after the guard: it judged the whole delta
     return _finish(config, data, run, previews, before, search_gates, selected, load_s, t0, resumed)
 
 
@@ -351,6 +352,7 @@ def _finish(
             "selected_order": selected,
             "hypergrad": config.hypergrad,
             "candidates": list(search_gates),
+            "strength": config.strength,
         },
     )
     digest = adapter_digest(out_dir)

@@ -42,6 +42,8 @@ Measured on the held-out images (never trained on), adapted output vs the base m
 
 Selection: fine-tuning checkpoints are checked in order; training stops at the first failure after a
 pass, and the last passing checkpoint is kept. If none passes, the run is marked not recommended.
+The guard judges each checkpoint's whole LoRA delta; the model that ships takes ``strength`` of it
+(AdaptConfig.strength), so it lies between the base and a checkpoint that passed.
 """
 
 from __future__ import annotations
@@ -240,9 +242,11 @@ def apply_choice(
     snapshots: dict[int, dict[str, Tensor]],
     model: nn.Module,
     out_dir: Path,
+    strength: float = 1.0,
     write: bool = True,
 ) -> None:
-    """Load the chosen checkpoint's adapter into ``model``; a rejected last step goes to out_dir/last."""
+    """Load the chosen checkpoint's adapter into ``model``; a rejected last step goes to out_dir/last,
+    merged at ``strength`` like the model that ships."""
     if guard is None or not snapshots:
         return
     chosen, last = guard.chosen(), max(snapshots)
@@ -250,7 +254,7 @@ def apply_choice(
         log.warning("guard: no checkpoint passed; the merged model is NOT recommended")
         return
     if chosen.step != last and write:  # ``write``: False on every process but rank 0
-        from dehazekit.lora import merge_lora
+        from dehazekit.lora import merge_lora, scale_lora
         from dehazekit.models import save_model
 
         log.warning(
@@ -260,7 +264,7 @@ def apply_choice(
             out_dir / "last",
         )
         save_model(
-            merge_lora(copy.deepcopy(model), safe=True),
+            merge_lora(scale_lora(copy.deepcopy(model), strength), safe=True),
             out_dir / "last",
             extra={"adapted_with": "dehazekit adapt", "guard": "rejected (last step)"},
         )

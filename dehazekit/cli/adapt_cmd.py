@@ -306,10 +306,10 @@ def _run(images: Path, given: dict[str, Any]) -> None:
         lines = StageProgress(emit=print_line, metrics=("loss", "lower_loss", "upper_loss"))
         result = run_adapt(str(images), config=config, progress=lines)
     _print_result(result)
-    _print_guard(result)
+    _print_guard(result, config.strength)
 
 
-def _print_guard(result: Any) -> None:
+def _print_guard(result: Any, strength: float) -> None:
     """The do-no-harm guard's verdict; exit code 3 when no checkpoint passed (model NOT recommended)."""
     from dehazekit.adapt.guard import NOT_RECOMMENDED_EXIT
 
@@ -317,7 +317,10 @@ def _print_guard(result: Any) -> None:
     if guard is None:
         return
     if guard["recommended"]:
-        print_line(f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']})")
+        print_line(
+            f"guard: kept fine-tune step {guard['chosen_step']} (checked on {guard['holdout']}); "
+            f"merged at strength {strength:g}"
+        )
         return
     failures = next((c["failures"] for c in reversed(guard["checks"]) if c["failures"]), [])
     print_line(

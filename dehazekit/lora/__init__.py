@@ -23,6 +23,7 @@ from dehazekit.lora.inject import (
     remove_gates,
     remove_lora,
     resolve_blocks,
+    scale_lora,
     unmerge_lora,
 )
 from dehazekit.lora.layers import LoRAConv2d, LoRALayer, LoRALinear
@@ -51,6 +52,7 @@ __all__ = [
     "remove_gates",
     "remove_lora",
     "resolve_blocks",
+    "scale_lora",
     "save_adapter",
     "unmerge_lora",
 ]

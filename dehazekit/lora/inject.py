@@ -11,6 +11,7 @@ import difflib
 import logging
 from collections.abc import Iterable, Iterator
 
+import torch
 from torch import nn
 
 from dehazekit.lora.gates import GATE_ATTR, Gate
@@ -227,6 +228,17 @@ def merge_lora(model: nn.Module, safe: bool = True, unload: bool = True) -> nn.M
     if unload:
         for block in gates_of(model):
             delattr(model.get_submodule(block), GATE_ATTR)
+    return model
+
+
+@torch.no_grad()
+def scale_lora(model: nn.Module, strength: float) -> nn.Module:
+    """Multiply every LoRA delta by ``strength`` (through B, so saved adapters and merges carry it):
+    the model moves to base + strength * delta, between the base (0) and the trained adapter (1)."""
+    for _, layer in lora_layers(model):
+        if layer.merged:
+            raise ValueError("scale_lora needs unmerged LoRA layers")
+        layer.lora_B.mul_(float(strength))
     return model
 
 

@@ -89,6 +89,28 @@ def test_end_to_end_outputs_and_parity(hazy_dir: Path, tmp_path: Path) -> None:
         assert not torch.allclose(forward_padded(merged, x), forward_padded(_fresh_base(), x), atol=1e-6)
 
 
+def test_strength_ships_that_share_of_the_adapter_the_guard_judged_whole(
+    hazy_dir: Path, tmp_path: Path
+) -> None:
+    from dehazekit.models import load_model
+
+    results, merged = {}, {}
+    for strength in (1.0, 0.5):
+        out = tmp_path / f"s{strength}"
+        results[strength] = adapt(hazy_dir, BACKBONE, _config(out, strength=strength, checkpoint_every=0))
+        merged[strength] = load_model(out).state_dict()
+        assert json.loads((out / "adapter.json").read_text())["strength"] == strength
+    assert results[0.5].guard["checks"] == results[1.0].guard["checks"]  # same run, same verdicts
+    base, moved = _fresh_base().state_dict(), 0
+    for key, weight in base.items():
+        if not weight.is_floating_point():
+            continue
+        half = weight + 0.5 * (merged[1.0][key] - weight)
+        torch.testing.assert_close(merged[0.5][key], half, atol=1e-6, rtol=0)
+        moved += not torch.equal(merged[1.0][key], weight)
+    assert moved > 0
+
+
 def _fresh_base():
     from dehazekit.backbones import create_backbone
 

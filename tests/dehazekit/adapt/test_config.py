@@ -24,6 +24,9 @@ from dehazekit.runtimes.errors import ConfigError
         {"objective": " "},
         {"checkpoint_every": -1},
         {"top_k": True},
+        {"strength": 0.0},
+        {"strength": 1.5},
+        {"strength": True},
     ],
 )
 def test_invalid_values_rejected(changes: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -189,6 +190,32 @@ def test_adapt_reports_guard_and_marks_model_not_recommended(hazy_dir: Path, tmp
     assert held.startswith("hazy_") and held not in trained and len(trained) == 5
 
 
+def test_a_rejected_last_step_is_kept_at_the_strength_that_ships(tmp_path: Path) -> None:
+    from dehazekit.adapt.guard import Guard, GuardCheck, apply_choice
+    from dehazekit.backbones import candidate_blocks, create_backbone
+    from dehazekit.lora import adapter_tensors, inject_lora, merge_lora
+    from dehazekit.models import load_model
+    from tests.dehazekit.lora.toy_nets import randomize_lora
+
+    torch.manual_seed(0)
+    model = create_backbone("tiny-gunet").eval()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    guard = Guard(model, [torch.rand(3, 24, 24)], "test")
+    inject_lora(model, candidate_blocks(model)[:2])
+    snapshots = {0: {k: v.clone() for k, v in adapter_tensors(model).items()}}
+    randomize_lora(model)
+    snapshots[4] = {k: v.clone() for k, v in adapter_tensors(model).items()}
+    full = merge_lora(copy.deepcopy(model)).state_dict()
+    guard.checks = [GuardCheck(0, {}), GuardCheck(4, {}, ["too bright"])]
+    apply_choice(guard, snapshots, model, tmp_path, strength=0.5)
+    last = load_model(tmp_path / "last").state_dict()
+    for key, weight in base.items():
+        if not weight.is_floating_point():
+            continue
+        torch.testing.assert_close(last[key], weight + 0.5 * (full[key] - weight), atol=1e-6, rtol=0)
+    assert any(not torch.equal(full[k], w) for k, w in base.items())
+
+
 def test_cli_exits_3_and_says_not_recommended(hazy_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
@@ -222,6 +249,22 @@ def test_cli_exits_3_and_says_not_recommended(hazy_dir: Path, tmp_path: Path, mo
     )
     assert result.exit_code == guard_mod.NOT_RECOMMENDED_EXIT == 3, result.output
     assert "NOT recommended" in result.output and "darker than the base" in result.output
+
+
+def test_cli_strength_reaches_the_adapter_and_the_verdict_line(hazy_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dehazekit.cli.main import app
+
+    args = ["adapt", "--images", str(hazy_dir), "--backbone", "tiny-gunet", "--weights", "random"]
+    args += ["--objective", "offline", "--search-steps", "1", "--finetune-steps", "1", "--size", "32"]
+    result = CliRunner().invoke(app, [*args, "--strength", "0.5", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "merged at strength 0.5" in result.output
+    assert json.loads((tmp_path / "o" / "adapter.json").read_text())["strength"] == 0.5
+    bad = CliRunner().invoke(app, [*args, "--strength", "2", "--out", str(tmp_path / "p")])
+    assert bad.exit_code != 0 and "--strength must be in (0, 1]" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "p").exists()
 
 
 @pytest.mark.parametrize("objective", ["h2c", "offline"])

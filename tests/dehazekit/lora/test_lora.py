@@ -21,6 +21,7 @@ from dehazekit.lora import (
     lora_parameters,
     merge_lora,
     remove_lora,
+    scale_lora,
     unmerge_lora,
 )
 from dehazekit.runtimes.errors import ConfigError, NumericalError
@@ -171,6 +172,30 @@ def test_merge_in_place_then_unmerge_restores_exactly(toy_backbone: str) -> None
         unmerge_lora(model)
         torch.testing.assert_close(model(x), unmerged, atol=1e-6, rtol=0)
     assert torch.equal(model.x1.conv.base_layer.weight, base["x1.conv.weight"])
+
+
+def test_scale_lora_moves_the_merged_weights_that_share_of_the_way(toy_backbone: str) -> None:
+    model = create_backbone(toy_backbone, channels=4, depth=2)
+    base = copy.deepcopy(model.state_dict())
+    inject_lora(model, ["x1", "x2"])
+    randomize_lora(model)
+    full = merge_lora(copy.deepcopy(model)).state_dict()
+    scaled = merge_lora(scale_lora(model, 0.25)).state_dict()
+    changed = 0
+    for key, weight in base.items():
+        if not weight.is_floating_point():
+            continue
+        torch.testing.assert_close(scaled[key], weight + 0.25 * (full[key] - weight), atol=1e-6, rtol=0)
+        changed += not torch.equal(full[key], weight)
+    assert changed >= 2  # the adapter did move weights, so the check above is not trivially true
+
+
+def test_scale_lora_refuses_a_merged_model(toy_backbone: str) -> None:
+    model = create_backbone(toy_backbone, channels=4, depth=2)
+    inject_lora(model, ["x1"])
+    merge_lora(model, unload=False)
+    with pytest.raises(ValueError, match="unmerged"):
+        scale_lora(model, 0.5)
 
 
 def test_gate_values_and_frozen_gates_get_no_grad(toy_backbone: str) -> None:
