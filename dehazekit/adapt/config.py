@@ -11,7 +11,7 @@ from dehazekit.bilevel.methods import DEFAULT_METHOD
 from dehazekit.bilevel.methods import METHODS as HYPERGRADS
 from dehazekit.runtimes.errors import ConfigError
 
-# Fields that may change between an interrupted run and its resume without changing the result.
+# Fields that may change between an interrupted run and its resume: they do not change the training.
 RESUME_FREE = (
     "out",
     "checkpoint_every",
@@ -21,6 +21,7 @@ RESUME_FREE = (
     "device",
     "guard_every",
     "guard_structure_db",
+    "strength",  # scales the final merge only; the guard judges the whole delta
 )
 
 

@@ -41,7 +41,7 @@ def test_threshold_only_selection_is_allowed() -> None:
 
 def test_fingerprint_ignores_output_only_fields() -> None:
     a = AdaptConfig(backbone="tiny-gunet", out="x", checkpoint_every=1)
-    b = AdaptConfig(backbone="tiny-gunet", out="y", checkpoint_every=5, resume=True)
+    b = AdaptConfig(backbone="tiny-gunet", out="y", checkpoint_every=5, resume=True, strength=0.5)
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != AdaptConfig(backbone="tiny-gunet", seed=1).fingerprint()
     assert AdaptConfig(prompts=[("a", "b")]).to_dict()["prompts"] == [["a", "b"]]
