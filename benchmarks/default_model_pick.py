@@ -77,23 +77,30 @@ def worst_gain(result: dict, tasks: set[str], method: str = "lora:offline") -> f
     return float(min(gains))
 
 
-def _tasks(result: dict) -> set[str]:
-    return {r["task"] for r in result["records"] if "lora:offline" in r["methods"]}
+def _tasks(result: dict, method: str) -> set[str]:
+    return {r["task"] for r in result["records"] if method in r["methods"]}
 
 
-def pick(bundled: dict, candidates: dict[str, dict], adapted: dict[str, dict] | None = None) -> dict:
-    """``adapted``: adapt_gt.py results keyed "bundled" and by candidate name (optional)."""
+def pick(
+    bundled: dict,
+    candidates: dict[str, dict],
+    adapted: dict[str, dict] | None = None,
+    method: str = "lora:offline",
+) -> dict:
+    """``adapted``: adapt_gt.py results keyed "bundled" and by candidate name (optional); ``method``:
+    which of their columns is the default adaptation (e.g. lora:offline@0.75 from ``interp``)."""
     base = summary(bundled)
     rows = {name: {**summary(res), "fails": verdict(base, summary(res))} for name, res in candidates.items()}
     for name in rows if adapted else ():
-        tasks = _tasks(adapted["bundled"]) & _tasks(adapted[name])
-        mine, theirs = adapted_psnr(adapted[name], tasks), adapted_psnr(adapted["bundled"], tasks)
+        tasks = _tasks(adapted["bundled"], method) & _tasks(adapted[name], method)
+        mine, theirs = (adapted_psnr(adapted[k], tasks, method) for k in (name, "bundled"))
         rows[name]["adapted_psnr"] = mine
-        rows[name]["adapted_worst_gain"] = worst_gain(adapted[name], tasks)
+        rows[name]["adapted_worst_gain"] = worst_gain(adapted[name], tasks, method)
         if mine < theirs:
             rows[name]["fails"].append("adapted_psnr lower")
         # losses only: a candidate whose adaptation gains less everywhere is judged by the mean above
-        if min(0.0, rows[name]["adapted_worst_gain"]) < min(0.0, worst_gain(adapted["bundled"], tasks)):
+        bundled_worst = worst_gain(adapted["bundled"], tasks, method)
+        if min(0.0, rows[name]["adapted_worst_gain"]) < min(0.0, bundled_worst):
             rows[name]["fails"].append("adaptation harms more")
     passing = [n for n, r in rows.items() if not r["fails"]]
     best = max(passing, key=lambda n: rows[n]["ohaze_psnr"] + rows[n]["crops_psnr"], default=None)
@@ -106,6 +113,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=Path, nargs="+", required=True)
     ap.add_argument("--adapt-gt-bundled", type=Path, default=None)
     ap.add_argument("--adapt-gt", type=Path, nargs="*", default=None)
+    ap.add_argument("--adapt-method", default="lora:offline", help="adapt_gt column, e.g. lora:offline@0.75")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if bool(args.adapt_gt_bundled) != bool(args.adapt_gt) or len(args.adapt_gt or args.candidates) != len(
@@ -120,7 +128,7 @@ def main() -> None:
     if args.adapt_gt:
         adapted = {p.stem: json.loads(a.read_text()) for p, a in zip(args.candidates, args.adapt_gt)}
         adapted["bundled"] = json.loads(args.adapt_gt_bundled.read_text())
-    result = pick(json.loads(args.bundled.read_text()), candidates, adapted)
+    result = pick(json.loads(args.bundled.read_text()), candidates, adapted, args.adapt_method)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

@@ -92,3 +92,17 @@ def test_with_adapt_gt_a_candidate_must_stay_good_after_adaptation() -> None:
     }
     assert result["picked"] == "steady"
     assert pick(bundled, {"overshoots": good})["picked"] == "overshoots"  # without --adapt-gt: as before
+
+
+def test_adapt_gt_is_judged_on_the_named_column() -> None:
+    """``--adapt-method lora:offline@0.75`` judges the scaled adapter, not the whole one beside it."""
+    bundled, good = _result(19.0, 85.0), _result(19.5, 95.0)
+    base_agt = _adapt_gt({"a": (17.0, 18.0), "b": (21.0, 21.5)})
+    cand_agt = _adapt_gt({"a": (18.0, 20.0), "b": (22.0, 20.0)})  # whole adapter: -2 dB on "b"
+    for record, scaled in zip(cand_agt["records"], (19.0, 22.2)):
+        record["methods"]["lora:offline@0.75"] = [{"psnr": scaled}]
+    for record in base_agt["records"]:
+        record["methods"]["lora:offline@0.75"] = record["methods"]["lora:offline"]
+    adapted = {"bundled": base_agt, "cand": cand_agt}
+    assert pick(bundled, {"cand": good}, adapted)["candidates"]["cand"]["fails"] == ["adaptation harms more"]
+    assert pick(bundled, {"cand": good}, adapted, "lora:offline@0.75")["picked"] == "cand"
