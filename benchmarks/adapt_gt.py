@@ -249,7 +249,11 @@ def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-
 
 
 def interpolate(base: torch.nn.Module, adapted: torch.nn.Module, alpha: float) -> torch.nn.Module:
-    """Weights base + alpha * (adapted - base): the merged adapter scaled by ``alpha`` (WiSE-FT style)."""
+    """Weights base + alpha * (adapted - base): the merged adapter scaled by ``alpha`` (WiSE-FT style).
+
+    The product does this with ``dehazekit.lora.scale_lora`` before merging; here the adapter is
+    already merged, and scaling the merged weights lets one run score several strengths (the two give
+    the same model: benchmarks/README.md, "Adapter strength")."""
     import copy
 
     start = base.state_dict()
