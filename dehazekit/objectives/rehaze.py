@@ -83,8 +83,12 @@ class RehazeObjective(nn.Module):
         w_clip: float = 1.0,
         depth_structure: float = 0.35,
         teacher: str = "base",
+        label_airlight: float | None = None,
     ) -> None:
         super().__init__()
+        if label_airlight is not None and not 0.0 < label_airlight <= 1.0:
+            raise ConfigError.build("rehaze label_airlight must be in (0, 1]", got=label_airlight)
+        self.label_airlight = label_airlight
         if teacher not in TEACHERS:
             raise ConfigError.build("unknown rehaze teacher", got=teacher, expected=TEACHERS)
         self.teacher = teacher
@@ -124,17 +128,17 @@ class RehazeObjective(nn.Module):
             )
         return self._net[0]
 
-    def rehaze(self, hazy: Tensor, clear: Tensor) -> Tensor:
-        """Re-haze ``clear`` with ``hazy``'s airlight and a random smooth transmission."""
+    def rehaze(self, hazy: Tensor, clear: Tensor, t: Tensor | None = None) -> Tensor:
+        """Re-haze ``clear`` with ``hazy``'s airlight and a random smooth transmission (or ``t``)."""
         air = estimate_airlight(hazy.clamp(0, 1), self.air_top)[..., None, None]
-        t = random_transmission(
-            (clear.shape[0], *clear.shape[-2:]),
-            self.beta,
-            self.depth_near,
-            self.depth_structure,
-            clear.device,
-        )
+        if t is None:
+            t = self.transmission(clear)
         return clear * t + air * (1 - t)
+
+    def transmission(self, clear: Tensor) -> Tensor:
+        """A random smooth transmission map for ``clear`` (B, 1, H, W)."""
+        shape = (clear.shape[0], *clear.shape[-2:])
+        return random_transmission(shape, self.beta, self.depth_near, self.depth_structure, clear.device)
 
     def terms(self, hazy: Tensor, out: Tensor) -> dict[str, Tensor]:
         net = self.network
@@ -150,7 +154,14 @@ class RehazeObjective(nn.Module):
             with torch.no_grad():
                 target = call(teacher, hazy)
         target = target.clamp(0, 1)
-        rehazed = self.rehaze(hazy, target)
+        t = self.transmission(target)
+        rehazed = self.rehaze(hazy, target, t)
+        if self.label_airlight is not None:
+            # the label is how the labeller treats the same haze with the airlight it was trained on:
+            # only the target's airlight is taught, not the labeller's own bias on this content
+            labeller = self._teacher_net[0] if self._teacher_net else net
+            with torch.no_grad():
+                target = call(labeller, target * t + self.label_airlight * (1 - t)).clamp(0, 1)
         again = call(net, rehazed)
         clip = F.relu(-out) + F.relu(out - 1)
         return {"cons": (again - target).abs().mean(), "clip": clip.mean()}
@@ -169,6 +180,7 @@ def make_rehaze(
     w_clip: float = 1.0,
     depth_structure: float = 0.35,
     teacher: str = "base",
+    label_airlight: float | None = None,
 ) -> RehazeObjective:
     return RehazeObjective(
         beta=beta,
@@ -178,4 +190,12 @@ def make_rehaze(
         w_clip=w_clip,
         depth_structure=depth_structure,
         teacher=teacher,
+        label_airlight=label_airlight,
     )
+
+
+@register_objective("airswap", options={"teacher": "rehaze_teacher"})
+def make_airswap(teacher: str = "base", label_airlight: float = 0.825) -> RehazeObjective:
+    """rehaze whose label is the labeller's output on the same re-hazed content with a grey airlight
+    inside its training range (0.825: the mean of the bundled model's presets)."""
+    return make_rehaze(teacher=teacher, label_airlight=label_airlight)

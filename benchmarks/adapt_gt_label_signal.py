@@ -1,0 +1,103 @@
+"""Which way does a re-haze label push brightness, row by row, and which way does GT ask?
+
+The CLIP-free objectives train f(I') towards a label, with I' = J t + A (1 - t) the base output J of a
+target image re-hazed with that image's airlight A. Before any step, the label's pull on brightness is
+label luma / f0(I') luma: above 1 the adapter learns to brighten. This compares, on every task of
+benchmarks/adapt_gt.py, that pull (on the adaptation images) with what GT asks of the base model
+(GT luma / base output luma on the evaluation images), for two labels:
+
+    offline   label J (the base model's output)
+    airswap   label f0(J t + A0 (1 - t)): the same haze with a grey airlight A0 the base was trained on
+
+    OMP_NUM_THREADS=2 python benchmarks/adapt_gt_label_signal.py --out benchmarks/results/adapt_gt_label_signal
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _luma(x: torch.Tensor) -> float:
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return float((x * weights).sum(1).mean() * 255)
+
+
+@torch.no_grad()
+def task_row(model: torch.nn.Module, task, label_airlight: float, draws: int) -> dict:
+    from adapt_gt import _luma as luma_hwc
+    from adapt_gt import dehaze
+
+    from dehazekit.backbones import forward_padded
+    from dehazekit.objectives.rehaze import estimate_airlight, random_transmission
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return forward_padded(model, x).clamp(0, 1)
+
+    sums = np.zeros(3)
+    for hazy in task.adapt:
+        x = torch.from_numpy(np.ascontiguousarray(hazy, dtype=np.float32)).permute(2, 0, 1)[None]
+        clear = run(x)
+        air = estimate_airlight(x)[..., None, None]
+        for _ in range(draws):
+            t = random_transmission((1, *clear.shape[-2:]), (0.4, 1.6), 0.15, 0.35)
+            own = run(clear * t + air * (1 - t))
+            grey = run(clear * t + label_airlight * (1 - t))
+            sums += (_luma(clear), _luma(own), _luma(grey))
+    label, own, grey = sums / (len(task.adapt) * draws)
+    base = np.mean([luma_hwc(dehaze(model, hazy)) for _, hazy, _ in task.evals])
+    gt = np.mean([luma_hwc(g) for _, _, g in task.evals])
+    return {
+        "task": task.name,
+        "gt_asks": float(gt / base),
+        "offline_pull": float(label / own),
+        "airswap_pull": float(grey / own),
+    }
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| task | GT asks (GT / base luma) | offline pull | airswap pull |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['task']} | {r['gt_asks']:.3f} | {r['offline_pull']:.3f} | {r['airswap_pull']:.3f} |"
+        for r in rows
+    ]
+    for key in ("offline_pull", "airswap_pull"):
+        corr = np.corrcoef([r["gt_asks"] for r in rows], [r[key] for r in rows])[0, 1]
+        lines.append(f"\ncorrelation of GT asks with {key}: {corr:.2f}")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    ap.add_argument("--label-airlight", type=float, default=0.825)
+    ap.add_argument("--draws", type=int, default=4, help="transmission draws per adaptation image")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    from adapt_gt import MODES, build_tasks
+
+    from dehazekit.models import load_model
+
+    torch.manual_seed(args.seed)
+    model = load_model(args.model, backbone="gunet-t").eval()
+    rows = [task_row(model, t, args.label_airlight, args.draws) for t in build_tasks(MODES["default"], None)]
+    meta = {"model": args.model, "label_airlight": args.label_airlight, "draws": args.draws, "seed": args.seed}
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    text = "\n".join(table(rows)) + "\n"
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
