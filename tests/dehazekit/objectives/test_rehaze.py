@@ -138,3 +138,64 @@ def test_base_teacher_penalises_a_drift_to_flat_brightness_that_the_self_label_s
     assert float(losses["base"].detach()) > 0.1
     losses["base"].backward()
     assert float(net.drift.grad) > 0  # gradient descent moves back towards the input-dependent output
+
+
+GREY = 0.825  # airswap's label airlight
+
+
+def _airswap(net: nn.Module, label_airlight: float | None) -> RehazeObjective:
+    obj = RehazeObjective(
+        beta=(BETA, BETA),
+        depth_near=NEAR,
+        depth_structure=0.0,
+        air_top=0.05,
+        teacher="base",
+        label_airlight=label_airlight,
+    )
+    obj.attach(net)
+    return obj
+
+
+def _grey_scene() -> torch.Tensor:
+    """A hazy scene whose airlight is the grey one the label uses (the base's own haze)."""
+    _, clear = _scene()
+    t = _transmission()
+    hazy = clear * t + GREY * (1 - t)
+    hazy[..., :6, :] = GREY
+    return hazy
+
+
+def test_airswap_does_not_teach_brightening_where_the_base_only_darkens_its_content() -> None:
+    # a base that knows this airlight but darkens whatever it is given (the bundled model does: run on
+    # its own output it darkens it again); offline's label then always asks to brighten, airswap's not
+    hazy = _grey_scene()
+    losses = {}
+    for name, label_air in {"offline": None, "airswap": GREY}.items():
+        net = AirlightDehazer(torch.full((3,), GREY), gain=0.8)
+        objective = _airswap(net, label_air)  # the frozen labeller is the gain-0.8 base
+        for gain in (0.8, 0.9):
+            with torch.no_grad():
+                net.gain.fill_(gain)
+            losses[name, gain] = float(objective(hazy, net(hazy)).detach())
+    assert losses["offline", 0.9] < losses["offline", 0.8] - 0.01  # brighter scores better
+    assert losses["airswap", 0.8] < 1e-6 < losses["airswap", 0.9]  # the base is already its optimum
+
+
+def test_airswap_still_teaches_the_targets_airlight() -> None:
+    hazy, _ = _scene()  # dim, warm airlight
+    net = AirlightDehazer(torch.full((3,), GREY))
+    objective = _airswap(net, GREY)
+    objective(hazy, net(hazy)).backward()
+    step = -net.air.grad.view(3)
+    assert torch.all(torch.sign(step) == torch.sign(AIR - GREY)), step
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.2])
+def test_label_airlight_outside_0_1_is_refused(bad: float) -> None:
+    with pytest.raises(ConfigError, match="label_airlight"):
+        RehazeObjective(label_airlight=bad)
+
+
+def test_airswap_is_registered_with_the_grey_label() -> None:
+    objective = create_objective("airswap")
+    assert objective.label_airlight == GREY and objective.teacher == "base"
