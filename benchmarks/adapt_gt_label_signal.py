@@ -9,7 +9,8 @@ benchmarks/adapt_gt.py, that pull (on the adaptation images) with what GT asks o
     offline   label J (the base model's output)
     airswap   label f0(J t + A0 (1 - t)): the same haze with a grey airlight A0 the base was trained on
 
-    OMP_NUM_THREADS=2 python benchmarks/adapt_gt_label_signal.py --out benchmarks/results/adapt_gt_label_signal
+    OMP_NUM_THREADS=2 python benchmarks/adapt_gt_label_signal.py \
+        --out benchmarks/results/adapt_gt_label_signal
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = load_model(args.model, backbone="gunet-t").eval()
     rows = [task_row(model, t, args.label_airlight, args.draws) for t in build_tasks(MODES["default"], None)]
-    meta = {"model": args.model, "label_airlight": args.label_airlight, "draws": args.draws, "seed": args.seed}
+    meta = {"model": args.model, "label_airlight": args.label_airlight, "draws": args.draws}
+    meta["seed"] = args.seed
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     text = "\n".join(table(rows)) + "\n"
     args.out.with_suffix(".md").write_text(text)

@@ -106,6 +106,12 @@ def _decode_spread(av, path: Path, frames: int) -> list[tuple[int, np.ndarray]]:
     return kept
 
 
+def _as_tensor(pixels: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 -> float (3, H, W) in 0-255. Decoded images are read-only arrays and torch warns
+    on a view of one, so the pixels are copied (crops and previews are small)."""
+    return torch.tensor(pixels).permute(2, 0, 1).float()
+
+
 def _digest(items: Sequence[Item]) -> str:
     hasher = hashlib.sha256()
     for name, size in sorted((it.name, it.size_bytes) for it in items):
@@ -192,7 +198,7 @@ class UnpairedHazy:
                 continue
             target = self.size if short < self.size else MAX_SHORT_FACTOR * self.size
             new = (max(target, round(h * target / short)), max(target, round(w * target / short)))
-            t = torch.from_numpy(item.pixels).permute(2, 0, 1)[None].float()
+            t = _as_tensor(item.pixels)[None]
             t = F.interpolate(t, size=new, mode="bilinear", align_corners=False, antialias=short > target)
             item.pixels = t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
             if short < self.size:
@@ -226,7 +232,7 @@ class UnpairedHazy:
         """Deterministic centre crops (count, 3, S, S) for previews and merge checks."""
         crops = []
         for i in range(min(count, len(self.items))):
-            pixels = torch.from_numpy(self.items[i].pixels).permute(2, 0, 1).float() / 255.0
+            pixels = _as_tensor(self.items[i].pixels) / 255.0
             h, w = pixels.shape[1:]
             side = min(h, w)
             top, left = (h - side) // 2, (w - side) // 2
@@ -267,7 +273,7 @@ class CropSampler:
         side = size + self._rand(min(h, w, MAX_CROP_FACTOR * size) - size + 1)
         top, left = self._rand(h - side + 1), self._rand(w - side + 1)
         pixels = item.pixels[top : top + side, left : left + side]
-        crop = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
+        crop = _as_tensor(pixels) / 255.0
         if side != size:
             crop = F.interpolate(
                 crop[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True

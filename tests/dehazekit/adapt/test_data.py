@@ -118,3 +118,25 @@ def test_video_frames(tmp_path: Path) -> None:
     assert frames == [0, 4, 6, 10]  # evenly spread over 12 frames while holding at most 8 decoded
     assert float(data.items[1].pixels.mean()) > float(data.items[0].pixels.mean())  # later = brighter
     assert next(data.sampler("alpha", 2)).shape == (2, 3, 32, 32)
+
+
+def test_read_only_decoded_pixels_give_no_torch_warning(tmp_path: Path) -> None:
+    # decoded images are read-only arrays; a torch view of one warns in the user's terminal. torch warns
+    # once per process, so the check runs in a fresh one.
+    import subprocess
+    import sys
+
+    write_hazy_images(tmp_path, 3)
+    script = (
+        "import sys\n"
+        "from dehazekit.adapt.data import UnpairedHazy\n"
+        "data = UnpairedHazy(sys.argv[1], size=24, seed=0)\n"
+        "for item in data.items: item.pixels.setflags(write=False)\n"
+        "next(data.sampler('all', batch_size=2)); data.fixed_crops(2)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
