@@ -236,7 +236,7 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     run = Run(args)
-    from dehazekit.adapt.api import candidate_list
+    from dehazekit.adapt.backbone import candidate_list
 
     candidates = candidate_list(run.base(), "auto")
     rows: dict[str, dict] = {"none": _row(run, run.base(), 0.0, 0)}

@@ -41,7 +41,7 @@ def _fresh(backbone: str, seed: int) -> torch.nn.Module:
 
 
 def time_adaptation(args, data, objective) -> dict[str, float]:
-    from dehazekit.adapt.api import candidate_list
+    from dehazekit.adapt.backbone import candidate_list
 
     model = _fresh(args.backbone, args.seed)
     candidates = candidate_list(model, "auto")

@@ -113,7 +113,7 @@ def run_full(base, objective_name, data, task, args) -> dict:
 
 
 def run_lora(base, objective_name, data, task, args, stop: bool, fixed: bool, cache: bool) -> dict:
-    from dehazekit.adapt.api import candidate_list
+    from dehazekit.adapt.backbone import candidate_list
 
     model = copy.deepcopy(base)
     torch.manual_seed(args.seed)
@@ -204,7 +204,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     from dehazekit.adapt import AdaptConfig
-    from dehazekit.adapt.api import load_backbone
+    from dehazekit.adapt.backbone import load_backbone
 
     task = load_task(args.task, args.side, (6, 3))
     base = load_backbone(AdaptConfig(backbone="gunet-t", weights="default"))
@@ -312,7 +312,7 @@ def _add_costs(args) -> None:
     from adapt_speed_profile import interleaved_costs, profile_steps
 
     from dehazekit.adapt import AdaptConfig
-    from dehazekit.adapt.api import load_backbone
+    from dehazekit.adapt.backbone import load_backbone
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)

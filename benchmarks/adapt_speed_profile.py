@@ -37,7 +37,7 @@ class _Clock:
 
 
 def _lora_model(base, args):
-    from dehazekit.adapt.api import candidate_list
+    from dehazekit.adapt.backbone import candidate_list
 
     model = copy.deepcopy(base)
     torch.manual_seed(args.seed)
@@ -65,7 +65,7 @@ def _phases(clock: _Clock, tuner, objective, batch, forward) -> None:
 
 def profile_steps(base, data, args, selected: list[str], rounds: int) -> dict:
     """Per-phase medians of every step kind, measured round-robin (one step of each kind per round)."""
-    from dehazekit.adapt.api import candidate_list
+    from dehazekit.adapt.backbone import candidate_list
 
     deepest = candidate_list(base, "auto")[-args.top_k :]
     steppers = {

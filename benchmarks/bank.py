@@ -92,7 +92,7 @@ def make_adapter(base, folder: Path, blocks_at: tuple[int, ...], seed: int) -> P
 
     import torch
 
-    from dehazekit.adapt.api import candidate_list
+    from dehazekit.adapt.backbone import candidate_list
     from dehazekit.lora import adapter_digest, inject_lora, merge_lora, save_adapter
     from dehazekit.models import save_model
 

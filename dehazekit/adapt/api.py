@@ -9,7 +9,6 @@ Flow (each stage checkpointed atomically so ``resume=True`` continues an interru
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,18 +19,18 @@ import torch
 from torch import Tensor, nn
 
 from dehazekit.accel import Accelerator
+from dehazekit.adapt.backbone import candidate_list, check_default_backbone, load_backbone
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
 from dehazekit.adapt.distributed import Dist
 from dehazekit.adapt.run import ProgressFn, _resume_state, _Run
-from dehazekit.catalog import WEIGHTS_RANDOM, missing_weights_error
+from dehazekit.catalog import WEIGHTS_DEFAULT
 from dehazekit.runtimes.errors import ConfigError, ParityError
 from dehazekit.runtimes.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
 MERGE_ATOL = 1e-5
-DEFAULT_WEIGHTS = "default"  # --weights default: the model bundled with the package
 
 
 @dataclass
@@ -55,55 +54,6 @@ class AdaptResult:
     @property
     def recommended(self) -> bool:
         return self.guard is None or bool(self.guard["recommended"])
-
-
-def load_backbone(config: AdaptConfig, backbone: nn.Module | None = None) -> nn.Module:
-    """The frozen base network in eval mode, in its deploy form (e.g. DEA-Net without DEConv)."""
-    from dehazekit.backbones import create_backbone
-
-    if backbone is not None:
-        model = copy.deepcopy(backbone)  # never put LoRA into the caller's module
-    elif config.weights is None:
-        raise missing_weights_error(str(config.backbone))
-    elif config.weights == WEIGHTS_RANDOM:
-        log.warning("--weights random: adapting %s from RANDOM initial weights (tests only)", config.backbone)
-        model = create_backbone(config.backbone)
-    else:
-        model = _load_weights(str(config.backbone), config.weights)
-    if hasattr(model, "reparameterize"):
-        model = model.reparameterize()
-    for param in model.parameters():
-        param.requires_grad_(False)
-    return model.eval()
-
-
-def _load_weights(name: str, weights: str) -> nn.Module:
-    """A saved model folder/file (its model.json must name ``name``) or an official checkpoint."""
-    import inspect
-
-    from dehazekit.backbones import get_spec
-    from dehazekit.models import load_model
-    from dehazekit.runtimes.errors import CheckpointMismatchError
-
-    if weights == DEFAULT_WEIGHTS:
-        return load_model(None, backbone=name)
-    try:
-        return load_model(weights, backbone=name)
-    except CheckpointMismatchError:
-        # Official training checkpoints (e.g. DEA-Net with DEConv) only fit the training form; load
-        # that form, and load_backbone folds it into the deploy form LoRA is injected into.
-        if "form" not in inspect.signature(get_spec(name).factory).parameters:
-            raise
-        log.info("%s does not fit the deploy form of %s; loading the training form", weights, name)
-        return load_model(weights, backbone=name, form="train")
-
-
-def candidate_list(model: nn.Module, preset: str) -> list[str]:
-    from dehazekit.backbones import candidate_blocks, spec_of
-
-    if preset == "auto":
-        preset = "bilalora" if "bilalora" in spec_of(model).presets else "all"
-    return candidate_blocks(model, preset)
 
 
 def _check_k(config: AdaptConfig, count: int) -> None:
@@ -192,32 +142,9 @@ def _resolve_config(
     config = config.replace(**overrides) if overrides else config
     if not config.backbone:
         raise ConfigError.build("no backbone given", fix="pass backbone='dea' (or --backbone NAME)")
-    if config.weights == DEFAULT_WEIGHTS:
-        _check_default_backbone(str(config.backbone))
+    if config.weights == WEIGHTS_DEFAULT:
+        check_default_backbone(str(config.backbone))
     return config
-
-
-def _check_default_backbone(backbone: str) -> None:
-    """Fail before any data or training when --weights default does not fit --backbone."""
-    from dehazekit.models import MODEL_META, default_model_path
-    from dehazekit.runtimes.errors import ModelFileError
-    from dehazekit.runtimes.meta import ModelMeta
-
-    meta_file = default_model_path() / MODEL_META
-    if not meta_file.is_file():
-        raise ModelFileError.build(
-            "no default model is installed",
-            got=str(meta_file.parent),
-            fix="pass --weights PATH, or reinstall dehazekit with its assets",
-        )
-    default = ModelMeta.load(meta_file).backbone
-    if backbone != default:
-        raise ConfigError.build(
-            f"--weights default is the bundled {default} model; it does not fit --backbone {backbone}",
-            got=backbone,
-            expected=default,
-            fix=f"use --backbone {default}, or pass --weights PATH for {backbone}",
-        )
 
 
 def adapt(

@@ -22,7 +22,7 @@ def make_base(folder: Path, seed: int = 0) -> torch.nn.Module:
 
 def make_adapter(base: torch.nn.Module, folder: Path, blocks_at: tuple[int, ...], seed: int) -> Path:
     """adapter.json/.safetensors + merged model.safetensors/.json; LoRA on candidate blocks ``blocks_at``."""
-    from dehazekit.adapt.api import candidate_list
+    from dehazekit.adapt.backbone import candidate_list
     from dehazekit.lora import adapter_digest, inject_lora, merge_lora, save_adapter
     from dehazekit.models import save_model
 

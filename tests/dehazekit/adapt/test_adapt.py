@@ -152,7 +152,7 @@ def test_resume_refuses_other_settings(hazy_dir: Path, tmp_path: Path) -> None:
 
 
 def test_weights_official_train_form_and_saved_model_folder(hazy_dir: Path, tmp_path: Path) -> None:
-    from dehazekit.adapt.api import load_backbone
+    from dehazekit.adapt.backbone import load_backbone
     from dehazekit.backbones import create_backbone
 
     torch.manual_seed(3)
