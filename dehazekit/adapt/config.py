@@ -58,7 +58,7 @@ SCHEDULES = {
 
 
 _SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(Schedule))
-_SELF_LABELLED = ("rehaze", "offline")  # objectives whose label --rehaze-teacher picks
+_SELF_LABELLED = ("rehaze", "offline", "airswap")  # objectives whose label --rehaze-teacher picks
 # dehazekit.objectives.rehaze.TEACHERS, written out: argument errors must come before torch is imported
 # (tests/dehazekit/cli/test_first_hour.py); tests/dehazekit/adapt/test_config_cli.py keeps them equal.
 REHAZE_TEACHERS = ("self", "base")

@@ -45,3 +45,14 @@ def test_fingerprint_ignores_output_only_fields() -> None:
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != AdaptConfig(backbone="tiny-gunet", seed=1).fingerprint()
     assert AdaptConfig(prompts=[("a", "b")]).to_dict()["prompts"] == [["a", "b"]]
+
+
+def test_every_objective_whose_label_the_teacher_flag_picks_gets_the_self_label_schedule() -> None:
+    from dehazekit.adapt.config import SCHEDULES, schedule_for
+    from dehazekit.objectives.base import list_objectives, objective_option_fields
+
+    labelled = [n for n in list_objectives() if "rehaze_teacher" in objective_option_fields(n).values()]
+    assert {"rehaze", "offline", "airswap"} <= set(labelled)
+    for name in labelled:
+        assert schedule_for(name, "self") == SCHEDULES["self-label"], name
+        assert schedule_for(name, "base") == SCHEDULES["clip-free"], name
