@@ -23,6 +23,12 @@ went from +0.2 dB to -6.2 dB on O-HAZE 35 with luma past GT (132 vs 103 on O-HAZ
 label stays put, so a run can be long enough to fix the real-haze darkening: at 16 + 48 steps it
 gains up to +2 dB and brings luma near GT (benchmarks/README.md, "A fixed label").
 
+``airswap`` (``label_airlight``): the label is the labeller's output on the same content and
+transmission re-hazed with a grey airlight from its training range, so the base's habit of darkening
+any picture cancels and only the target's airlight is taught. Measured and not the default: it stops
+the over-brightening of haze the base already handles, and with it most of the brightening that the
+too-dark real rows need (benchmarks/README.md, "A label that teaches only the airlight").
+
 The objective calls the network being adapted, so ``adapt`` hands it over with ``attach(model)``
 (a generic hook: search and fine-tuning still only call ``objective(hazy, out)``).
 """
