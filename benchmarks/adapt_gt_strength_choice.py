@@ -1,0 +1,87 @@
+"""Could a per-run strength fix per-row luma? Replayed on the strength seeds, no new training.
+
+Every `results/adapt_gt_strength_seed*.json` scores the shipped adapter at several strengths. Per
+seed, three ways to pick one strength per row are compared over the 16 rows (mean dPSNR, rows whose
+mean luma is within 10% of GT's, worst done-when row):
+
+    fixed   the product's 0.75
+    pull    from the `airswap` label's brightness pull on the adaptation images (GT-free;
+            `adapt_gt_label_signal.py`): clip((pull - 1) / 0.2, 0.5, 1), rounded down to a scored strength
+    oracle  the strength with the best PSNR against GT (an upper bound, not a method)
+
+plus how many rows any scored strength puts within 10% of GT's luma.
+
+    python benchmarks/adapt_gt_strength_choice.py --out benchmarks/results/adapt_gt_strength_choice
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _column(strength: float) -> str:
+    return "lora:offline" if strength == 1.0 else f"lora:offline@{strength:g}"
+
+
+def _within(row: dict, column: str) -> bool:
+    gt = row["means"]["none"]["gt_luma"]
+    return abs(row["means"][column]["luma"] - gt) <= 0.1 * gt
+
+
+def seed_summary(rows: list[dict], pull: dict[str, float]) -> dict:
+    strengths = sorted({1.0} | {float(k.split("@")[1]) for k in rows[0]["delta_psnr"] if "@" in k})
+    picks = {
+        "fixed": lambda r: 0.75,
+        "pull": lambda r: max(
+            s for s in strengths if s <= max(0.5, min(1.0, (pull[r["task"]] - 1) / 0.2)) + 1e-9
+        ),
+        "oracle": lambda r: max(strengths, key=lambda s: r["delta_psnr"][_column(s)]),
+    }
+    done_when = [r for r in rows if not r["task"].startswith(("bedde", "ohaze:transductive"))]
+    out = {"strengths": strengths}
+    for name, pick in picks.items():
+        chosen = {r["task"]: _column(pick(r)) for r in rows}
+        out[name] = {
+            "mean_dpsnr": sum(r["delta_psnr"][chosen[r["task"]]] for r in rows) / len(rows),
+            "luma_within": sum(_within(r, chosen[r["task"]]) for r in rows),
+            "worst_done_when": min(r["delta_psnr"][chosen[r["task"]]] for r in done_when),
+        }
+    out["luma_within_any"] = sum(any(_within(r, _column(s)) for s in strengths) for r in rows)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    signal = json.loads((RESULTS / "adapt_gt_label_signal.json").read_text())["rows"]
+    pull = {r["task"]: r["airswap_pull"] for r in signal}
+    seeds = {}
+    for path in sorted(RESULTS.glob("adapt_gt_strength_seed*.json")):
+        seeds[path.stem.rsplit("seed", 1)[1]] = seed_summary(json.loads(path.read_text())["summary"], pull)
+    lines = [
+        "| seed | fixed 0.75 | pull-chosen | GT oracle | rows any strength puts within 10% |",
+        "|---|---|---|---|---|",
+    ]
+    for seed, s in seeds.items():
+        cells = [
+            f"{s[k]['mean_dpsnr']:+.3f}, {s[k]['luma_within']}, {s[k]['worst_done_when']:+.2f}"
+            for k in ("fixed", "pull", "oracle")
+        ]
+        lines.append(f"| {seed} | {' | '.join(cells)} | {s['luma_within_any']} |")
+    text = (
+        "cells: mean dPSNR over 16 rows, rows within 10% of GT luma, worst done-when row\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    args.out.with_suffix(".json").write_text(json.dumps(seeds, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
