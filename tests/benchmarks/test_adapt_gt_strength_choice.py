@@ -30,15 +30,19 @@ def test_each_pick_uses_its_own_strength_and_any_strength_counts_luma() -> None:
         _row("synth:dense", {0.5: (0.3, 105.0), 0.75: (0.1, 115.0), 1.0: (-0.2, 125.0)}),
         # a transductive row: not a done-when row, so not in the worst
         _row("bedde:chengdu", {0.5: (-1.0, 60.0), 0.75: (-2.0, 60.0), 1.0: (-3.0, 60.0)}),
+        # right at 0.75 only; a pull of 1.15 asks for 0.75
+        _row("crops:I-HAZE:fold0", {0.5: (0.0, 80.0), 0.75: (0.05, 95.0), 1.0: (0.1, 120.0)}),
     ]
-    pull = {"ohaze:eval27": 1.3, "synth:dense": 1.02, "bedde:chengdu": 1.1}
+    pull = {"ohaze:eval27": 1.3, "synth:dense": 1.02, "bedde:chengdu": 1.1, "crops:I-HAZE:fold0": 1.15}
     out = seed_summary(rows, pull)
     assert out["strengths"] == [0.5, 0.75, 1.0]
-    assert out["fixed"] == {"mean_dpsnr": (0.5 + 0.1 - 2.0) / 3, "luma_within": 0, "worst_done_when": 0.1}
-    # pull: 1.3 -> 1, 1.02 -> 0.5 (clipped up), 1.1 -> 0.5 (rounded down from 0.5 exactly)
-    assert out["pull"]["luma_within"] == 2 and abs(out["pull"]["mean_dpsnr"] - (0.8 + 0.3 - 1.0) / 3) < 1e-12
-    assert out["oracle"]["worst_done_when"] == 0.3
-    assert out["luma_within_any"] == 2
+    assert out["fixed"]["luma_within"] == 1 and out["fixed"]["worst_done_when"] == 0.05
+    assert abs(out["fixed"]["mean_dpsnr"] - (0.5 + 0.1 - 2.0 + 0.05) / 4) < 1e-12
+    # pull: 1.3 -> 1, 1.02 -> 0.5 (clipped up), 1.1 -> 0.5, 1.15 -> 0.75
+    assert out["pull"]["luma_within"] == 3
+    assert abs(out["pull"]["mean_dpsnr"] - (0.8 + 0.3 - 1.0 + 0.05) / 4) < 1e-12
+    assert out["oracle"]["worst_done_when"] == 0.1
+    assert out["luma_within_any"] == 3
 
 
 def test_label_signal_reports_a_pull_per_label_and_what_gt_asks() -> None:
