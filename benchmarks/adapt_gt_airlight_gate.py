@@ -70,7 +70,10 @@ def main() -> None:
     args = ap.parse_args()
     airlight = eval_airlights()
     seeds = {}
-    for path in sorted((BENCH / "results").glob("adapt_gt_strength_seed*.json")):
+    for path in sorted(
+        (BENCH / "results").glob("adapt_gt_strength_seed*.json"),
+        key=lambda p: int(p.stem.rsplit("seed", 1)[1]),
+    ):
         records = json.loads(path.read_text())["records"]
         seeds[path.stem.rsplit("seed", 1)[1]] = {
             str(tau): seed_summary(records, args.column, airlight, tau) for tau in [None, *args.taus]

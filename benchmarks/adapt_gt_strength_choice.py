@@ -61,7 +61,9 @@ def main() -> None:
     signal = json.loads((RESULTS / "adapt_gt_label_signal.json").read_text())["rows"]
     pull = {r["task"]: r["airswap_pull"] for r in signal}
     seeds = {}
-    for path in sorted(RESULTS.glob("adapt_gt_strength_seed*.json")):
+    for path in sorted(
+        RESULTS.glob("adapt_gt_strength_seed*.json"), key=lambda p: int(p.stem.rsplit("seed", 1)[1])
+    ):
         seeds[path.stem.rsplit("seed", 1)[1]] = seed_summary(json.loads(path.read_text())["summary"], pull)
     lines = [
         "| seed | fixed 0.75 | pull-chosen | GT oracle | rows any strength puts within 10% |",
