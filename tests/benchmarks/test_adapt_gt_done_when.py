@@ -1,0 +1,42 @@
+"""Issue 17's done-when counted per seed (benchmarks/adapt_gt_done_when.py) on made-up rows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from adapt_gt_done_when import violations  # noqa: E402
+
+FAMILIES = ("O-HAZE", "I-HAZE", "Dense-HAZE", "NH-HAZE-2020")
+SYNTH = ("patchy", "dust", "dense", "depth")
+
+
+def _rows(**changes: float) -> list[dict]:
+    """Every row gains 0.2 dB at strength 0.5, except the tasks given (name with '_' for ':')."""
+    tasks = ["ohaze:eval27", "ohaze:eval35", "ohaze:transductive", "bedde:chengdu"]
+    tasks += [f"crops:{f}:fold{k}" for f in FAMILIES for k in (0, 1)] + [f"synth:{d}" for d in SYNTH]
+    delta = {t: 0.2 for t in tasks}
+    delta.update({k.replace("__", "-").replace("_", ":"): v for k, v in changes.items()})
+    return [{"task": t, "delta_psnr": {"lora:offline@0.5": d}} for t, d in delta.items()]
+
+
+def test_a_seed_that_meets_everything_has_no_violation() -> None:
+    assert violations(_rows(bedde_chengdu=-3.0, ohaze_transductive=-1.0), 0.5) == []
+
+
+def test_each_item_and_each_loss_above_the_bound_counts() -> None:
+    rows = _rows(
+        ohaze_eval35=-0.13,  # does not gain, and loses more than 0.1 dB: two violations
+        **{"crops_O__HAZE_fold0": -0.3, "crops_I__HAZE_fold0": -0.5},  # two families' means below 0
+        synth_dense=-0.05,  # a synthetic domain not gaining, within the bound: 3 of 4 still gain
+    )
+    assert violations(rows, 0.5) == [
+        "ohaze:eval35 does not gain",
+        "fewer than 3 crop families gain",
+        "ohaze:eval35 loses -0.13 dB",
+        "crops:O-HAZE:fold0 loses -0.30 dB",
+        "crops:I-HAZE:fold0 loses -0.50 dB",
+    ]
