@@ -49,10 +49,10 @@ class Schedule:
 # Strength: CLIP-free runs merge 0.75 of the trained delta (WiSE-FT style; benchmarks/README.md,
 # "Adapter strength"). On five seeds of the ground-truth benchmark the whole delta shipped losses of
 # 0.13-0.17 dB on three; 0.75 shipped none above 0.09 dB for 0.03 dB less mean gain (+0.41 vs +0.44),
-# passing the rule registered before the fresh seeds. Eleven seeds later: 0.75 shipped four losses of
-# 0.13-0.29 dB (seeds 7-9), 0.5 none but 0.1 dB less gain and no gain on O-HAZE 35 at seed 9; the rule
-# registered for 0.5 was not met, so 0.75 stays ("Fresh seeds 7 and 8"). h2c and the self label: not
-# measured, whole delta.
+# passing the rule registered before the fresh seeds. Over fifteen seeds: 0.75 shipped four losses of
+# 0.13-0.29 dB in 210 runs (seeds 7-9), 0.5 none but 0.1 dB less gain; the two rules registered for
+# 0.5 were not met (seeds 9-10) and tied (seeds 11-14), so 0.75 stays ("Fresh seeds 7 and 8").
+# h2c and the self label: not measured, whole delta.
 SCHEDULES = {
     "h2c": Schedule(300, 600, 224, 1e-4, 44.0, 1.0),
     "clip-free": Schedule(16, 48, 96, 1e-3, 30.0, 0.75),
