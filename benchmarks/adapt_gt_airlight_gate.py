@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-DONE_WHEN_EXCLUDED = ("bedde", "ohaze:transductive")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapt_gt_seeds import NOT_DONE_WHEN, luma_close, strength_seed_files, write_replay  # noqa: E402
 
 
 def eval_airlights() -> dict[tuple[str, str], float]:
@@ -47,13 +46,13 @@ def gated_row(record: dict, column: str, airlight: dict, tau: float | None) -> d
     luma, gt = np.mean([p["luma"] for p in picked]), np.mean([p["gt_luma"] for p in picked])
     return {
         "dpsnr": float(np.mean([p["psnr"] for p in picked]) - np.mean([x["psnr"] for x in none.values()])),
-        "luma_within": bool(abs(luma - gt) <= 0.1 * gt),
+        "luma_within": luma_close(luma, gt),
     }
 
 
 def seed_summary(records: list[dict], column: str, airlight: dict, tau: float | None) -> dict:
     rows = {r["task"]: gated_row(r, column, airlight, tau) for r in records}
-    done_when = [v["dpsnr"] for k, v in rows.items() if not k.startswith(DONE_WHEN_EXCLUDED)]
+    done_when = [v["dpsnr"] for k, v in rows.items() if not k.startswith(NOT_DONE_WHEN)]
     return {
         "mean_dpsnr": float(np.mean([v["dpsnr"] for v in rows.values()])),
         "luma_within": sum(v["luma_within"] for v in rows.values()),
@@ -69,11 +68,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     airlight = eval_airlights()
+    paths = strength_seed_files()
     seeds = {}
-    for path in sorted(
-        (BENCH / "results").glob("adapt_gt_strength_seed*.json"),
-        key=lambda p: int(p.stem.rsplit("seed", 1)[1]),
-    ):
+    for path in paths:
         records = json.loads(path.read_text())["records"]
         seeds[path.stem.rsplit("seed", 1)[1]] = {
             str(tau): seed_summary(records, args.column, airlight, tau) for tau in [None, *args.taus]
@@ -88,8 +85,7 @@ def main() -> None:
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     head = f"cells ({args.column}; tau None = no gate): mean dPSNR over 16 rows, rows within 10% of GT luma, "
     text = head + "worst done-when row, BeDDE\n\n" + "\n".join(lines) + "\n"
-    args.out.with_suffix(".json").write_text(json.dumps(seeds, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(text)
+    write_replay(args.out, seeds, text, paths)
     print(text)
 
 

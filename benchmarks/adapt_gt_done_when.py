@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-NOT_DONE_WHEN = ("bedde", "ohaze:transductive")
-BOUND_DB = 0.1
-
-
-def _column(strength: float) -> str:
-    return "lora:offline" if strength == 1.0 else f"lora:offline@{strength:g}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapt_gt_seeds import (  # noqa: E402
+    BOUND_DB,
+    NOT_DONE_WHEN,
+    strength_column,
+    strength_seed_files,
+    write_replay,
+)
 
 
 def violations(rows: list[dict], strength: float) -> list[str]:
     """Each missed done-when item of one seed at one strength, as a short reason."""
-    delta = {r["task"]: r["delta_psnr"][_column(strength)] for r in rows}
+    delta = {r["task"]: r["delta_psnr"][strength_column(strength)] for r in rows}
     missed = [f"{t} does not gain" for t in ("ohaze:eval27", "ohaze:eval35") if delta[t] <= 0]
     families: dict[str, list[float]] = defaultdict(list)
     for task, d in delta.items():
@@ -48,14 +50,12 @@ def main() -> None:
     ap.add_argument("--strengths", type=float, nargs="+", default=[0.5, 0.75])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    paths = sorted(
-        RESULTS.glob("adapt_gt_strength_seed*.json"), key=lambda p: int(p.stem.rsplit("seed", 1)[1])
-    )
+    paths = strength_seed_files()
     seeds = {}
     for path in paths:
         rows = json.loads(path.read_text())["summary"]
         seeds[path.stem.rsplit("seed", 1)[1]] = {
-            str(s): violations(rows, s) for s in args.strengths if _column(s) in rows[0]["delta_psnr"]
+            str(s): violations(rows, s) for s in args.strengths if strength_column(s) in rows[0]["delta_psnr"]
         }
     lines = ["| seed | " + " | ".join(f"strength {s:g}" for s in args.strengths) + " |"]
     lines.append("|---" * (len(args.strengths) + 1) + "|")
@@ -64,8 +64,7 @@ def main() -> None:
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     totals = {str(s): sum(len(v.get(str(s), [])) for v in seeds.values()) for s in args.strengths}
     text = "\n".join(lines) + f"\n\nviolations in all: {totals}\n"
-    args.out.with_suffix(".json").write_text(json.dumps({"seeds": seeds, "totals": totals}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(text)
+    write_replay(args.out, {"seeds": seeds, "totals": totals}, text, paths)
     print(text)
 
 

@@ -16,7 +16,6 @@ benchmarks/adapt_gt.py, that pull (on the adaptation images) with what GT asks o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,18 +25,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _luma(x: torch.Tensor) -> float:
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return float((x * weights).sum(1).mean() * 255)
-
-
 @torch.no_grad()
 def task_row(model: torch.nn.Module, task, label_airlight: float, draws: int) -> dict:
-    from adapt_gt import _luma as luma_hwc
-    from adapt_gt import dehaze
+    from adapt_gt import _luma, dehaze
 
     from dehazekit.backbones import forward_padded
-    from dehazekit.objectives.rehaze import estimate_airlight, random_transmission
+    from dehazekit.objectives.rehaze import RehazeObjective
+
+    rehaze = RehazeObjective()  # offline's re-haze: its transmission draws and airlight estimate
+
+    def luma(x: torch.Tensor) -> float:
+        return _luma(x[0].permute(1, 2, 0).numpy())
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return forward_padded(model, x).clamp(0, 1)
@@ -46,15 +44,14 @@ def task_row(model: torch.nn.Module, task, label_airlight: float, draws: int) ->
     for hazy in task.adapt:
         x = torch.from_numpy(np.ascontiguousarray(hazy, dtype=np.float32)).permute(2, 0, 1)[None]
         clear = run(x)
-        air = estimate_airlight(x)[..., None, None]
         for _ in range(draws):
-            t = random_transmission((1, *clear.shape[-2:]), (0.4, 1.6), 0.15, 0.35)
-            own = run(clear * t + air * (1 - t))
+            t = rehaze.transmission(clear)
+            own = run(rehaze.rehaze(x, clear, t))
             grey = run(clear * t + label_airlight * (1 - t))
-            sums += (_luma(clear), _luma(own), _luma(grey))
+            sums += (luma(clear), luma(own), luma(grey))
     label, own, grey = sums / (len(task.adapt) * draws)
-    base = np.mean([luma_hwc(dehaze(model, hazy)) for _, hazy, _ in task.evals])
-    gt = np.mean([luma_hwc(g) for _, _, g in task.evals])
+    base = np.mean([_luma(dehaze(model, hazy)) for _, hazy, _ in task.evals])
+    gt = np.mean([_luma(g) for _, _, g in task.evals])
     return {
         "task": task.name,
         "gt_asks": float(gt / base),
@@ -81,23 +78,26 @@ def table(rows: list[dict]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
-    ap.add_argument("--label-airlight", type=float, default=0.825)
+    ap.add_argument("--label-airlight", type=float, default=None, help="default: airswap's")
     ap.add_argument("--draws", type=int, default=4, help="transmission draws per adaptation image")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     from adapt_gt import MODES, build_tasks
+    from adapt_gt_seeds import write_replay
 
     from dehazekit.models import load_model
+    from dehazekit.objectives.rehaze import AIRSWAP_LABEL_AIRLIGHT
 
+    if args.label_airlight is None:
+        args.label_airlight = AIRSWAP_LABEL_AIRLIGHT
     torch.manual_seed(args.seed)
     model = load_model(args.model, backbone="gunet-t").eval()
     rows = [task_row(model, t, args.label_airlight, args.draws) for t in build_tasks(MODES["default"], None)]
     meta = {"model": args.model, "label_airlight": args.label_airlight, "draws": args.draws}
     meta["seed"] = args.seed
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     text = "\n".join(table(rows)) + "\n"
-    args.out.with_suffix(".md").write_text(text)
+    write_replay(args.out, {"meta": meta, "rows": rows}, text, [])
     print(text)
 
 

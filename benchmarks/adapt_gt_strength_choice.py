@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _column(strength: float) -> str:
-    return "lora:offline" if strength == 1.0 else f"lora:offline@{strength:g}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapt_gt_seeds import (  # noqa: E402
+    NOT_DONE_WHEN,
+    RESULTS,
+    luma_close,
+    strength_column,
+    strength_seed_files,
+    write_replay,
+)
 
 
 def _within(row: dict, column: str) -> bool:
-    gt = row["means"]["none"]["gt_luma"]
-    return abs(row["means"][column]["luma"] - gt) <= 0.1 * gt
+    return luma_close(row["means"][column]["luma"], row["means"]["none"]["gt_luma"])
 
 
 def seed_summary(rows: list[dict], pull: dict[str, float]) -> dict:
@@ -39,18 +43,18 @@ def seed_summary(rows: list[dict], pull: dict[str, float]) -> dict:
         "pull": lambda r: max(
             s for s in strengths if s <= max(0.5, min(1.0, (pull[r["task"]] - 1) / 0.2)) + 1e-9
         ),
-        "oracle": lambda r: max(strengths, key=lambda s: r["delta_psnr"][_column(s)]),
+        "oracle": lambda r: max(strengths, key=lambda s: r["delta_psnr"][strength_column(s)]),
     }
-    done_when = [r for r in rows if not r["task"].startswith(("bedde", "ohaze:transductive"))]
+    done_when = [r for r in rows if not r["task"].startswith(NOT_DONE_WHEN)]
     out = {"strengths": strengths}
     for name, pick in picks.items():
-        chosen = {r["task"]: _column(pick(r)) for r in rows}
+        chosen = {r["task"]: strength_column(pick(r)) for r in rows}
         out[name] = {
             "mean_dpsnr": sum(r["delta_psnr"][chosen[r["task"]]] for r in rows) / len(rows),
             "luma_within": sum(_within(r, chosen[r["task"]]) for r in rows),
             "worst_done_when": min(r["delta_psnr"][chosen[r["task"]]] for r in done_when),
         }
-    out["luma_within_any"] = sum(any(_within(r, _column(s)) for s in strengths) for r in rows)
+    out["luma_within_any"] = sum(any(_within(r, strength_column(s)) for s in strengths) for r in rows)
     return out
 
 
@@ -60,10 +64,9 @@ def main() -> None:
     args = ap.parse_args()
     signal = json.loads((RESULTS / "adapt_gt_label_signal.json").read_text())["rows"]
     pull = {r["task"]: r["airswap_pull"] for r in signal}
+    paths = strength_seed_files()
     seeds = {}
-    for path in sorted(
-        RESULTS.glob("adapt_gt_strength_seed*.json"), key=lambda p: int(p.stem.rsplit("seed", 1)[1])
-    ):
+    for path in paths:
         seeds[path.stem.rsplit("seed", 1)[1]] = seed_summary(json.loads(path.read_text())["summary"], pull)
     lines = [
         "| seed | fixed 0.75 | pull-chosen | GT oracle | rows any strength puts within 10% |",
@@ -80,8 +83,7 @@ def main() -> None:
         + "\n".join(lines)
         + "\n"
     )
-    args.out.with_suffix(".json").write_text(json.dumps(seeds, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(text)
+    write_replay(args.out, seeds, text, [*paths, RESULTS / "adapt_gt_label_signal.json"])
     print(text)
 
 

@@ -75,6 +75,8 @@ def random_transmission(
 
 
 TEACHERS = ("self", "base")
+# airswap's label airlight: grey, inside the bundled model's training range (the mean of its presets)
+AIRSWAP_LABEL_AIRLIGHT = 0.825
 
 
 class RehazeObjective(nn.Module):
@@ -201,7 +203,7 @@ def make_rehaze(
 
 
 @register_objective("airswap", options={"teacher": "rehaze_teacher"})
-def make_airswap(teacher: str = "base", label_airlight: float = 0.825) -> RehazeObjective:
+def make_airswap(teacher: str = "base", label_airlight: float = AIRSWAP_LABEL_AIRLIGHT) -> RehazeObjective:
     """rehaze whose label is the labeller's output on the same re-hazed content with a grey airlight
-    inside its training range (0.825: the mean of the bundled model's presets)."""
+    inside its training range."""
     return make_rehaze(teacher=teacher, label_airlight=label_airlight)
