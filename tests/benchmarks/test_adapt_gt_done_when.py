@@ -8,7 +8,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from adapt_gt_done_when import violations  # noqa: E402
+from adapt_gt_done_when import losses, pick_bound_first, violations  # noqa: E402
 
 FAMILIES = ("O-HAZE", "I-HAZE", "Dense-HAZE", "NH-HAZE-2020")
 SYNTH = ("patchy", "dust", "dense", "depth")
@@ -40,3 +40,22 @@ def test_each_item_and_each_loss_above_the_bound_counts() -> None:
         "crops:O-HAZE:fold0 loses -0.30 dB",
         "crops:I-HAZE:fold0 loses -0.50 dB",
     ]
+
+
+def test_losses_count_only_done_when_runs_beyond_the_bound() -> None:
+    rows = _rows(bedde_chengdu=-3.0, ohaze_transductive=-1.0, ohaze_eval35=-0.11, synth_dust=-0.1)
+    assert losses(rows, 0.5) == 1  # -0.10 is within the bound; BeDDE and transductive are not done-when
+
+
+def test_bound_first_pick_puts_losses_before_violations_and_gain() -> None:
+    totals = {
+        "0.5": {"losses": 0, "violations": 3, "mean_dpsnr": 0.30},
+        "0.75": {"losses": 1, "violations": 1, "mean_dpsnr": 0.45},
+    }
+    assert pick_bound_first(totals) == "0.5"
+    totals["0.75"]["losses"] = 0
+    assert pick_bound_first(totals) == "0.75"  # fewer violations
+    totals["0.75"]["violations"] = 3
+    assert pick_bound_first(totals) == "0.75"  # same counts: the higher mean gain
+    totals["0.5"]["mean_dpsnr"] = 0.5
+    assert pick_bound_first(totals) == "0.5"
