@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adapt_gt_seeds import NOT_DONE_WHEN, luma_close, strength_seed_files, write_replay  # noqa: E402
+from adapt_gt_seeds import NOT_DONE_WHEN, luma_close, seed_of, strength_seed_files, write_replay  # noqa: E402
 
 
 def eval_airlights() -> dict[tuple[str, str], float]:
@@ -72,7 +72,7 @@ def main() -> None:
     seeds = {}
     for path in paths:
         records = json.loads(path.read_text())["records"]
-        seeds[path.stem.rsplit("seed", 1)[1]] = {
+        seeds[str(seed_of(path))] = {
             str(tau): seed_summary(records, args.column, airlight, tau) for tau in [None, *args.taus]
         }
     lines = ["| seed | " + " | ".join(f"tau {t}" for t in seeds[next(iter(seeds))]) + " |"]

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapt_gt_seeds import (  # noqa: E402
     BOUND_DB,
     NOT_DONE_WHEN,
+    seed_of,
     strength_column,
     strength_seed_files,
     write_replay,
@@ -40,18 +41,21 @@ def violations(rows: list[dict], strength: float) -> list[str]:
         missed.append("fewer than 3 crop families gain")
     if sum(d > 0 for t, d in delta.items() if t.startswith("synth:")) < 3:
         missed.append("fewer than 3 synthetic domains gain")
-    missed += [
-        f"{t} loses {d:+.2f} dB"
-        for t, d in delta.items()
-        if not t.startswith(NOT_DONE_WHEN) and d < -BOUND_DB
+    return missed + [f"{t} loses {d:+.2f} dB" for t, d in losing(rows, strength)]
+
+
+def losing(rows: list[dict], strength: float) -> list[tuple[str, float]]:
+    """Done-when runs of one seed that lose more than the bound at ``strength``, with their change."""
+    column = strength_column(strength)
+    return [
+        (r["task"], r["delta_psnr"][column])
+        for r in rows
+        if not r["task"].startswith(NOT_DONE_WHEN) and r["delta_psnr"][column] < -BOUND_DB
     ]
-    return missed
 
 
 def losses(rows: list[dict], strength: float) -> int:
-    """Done-when runs of one seed that lose more than the bound at ``strength``."""
-    column = strength_column(strength)
-    return sum(not r["task"].startswith(NOT_DONE_WHEN) and r["delta_psnr"][column] < -BOUND_DB for r in rows)
+    return len(losing(rows, strength))
 
 
 def pick_bound_first(totals: dict[str, dict[str, float]]) -> str:
@@ -66,15 +70,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", help="count only these seeds (default: every seed)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    paths = strength_seed_files()
+    every_seed = strength_seed_files()
+    paths = every_seed
     if args.seeds:
-        paths = [p for p in paths if int(p.stem.rsplit("seed", 1)[1]) in args.seeds]
+        paths = [p for p in paths if seed_of(p) in args.seeds]
         if len(paths) != len(set(args.seeds)):
             raise SystemExit(f"--seeds {args.seeds}: only {len(paths)} result files exist; run the others")
     seeds, summaries = {}, {}
     for path in paths:
         rows = json.loads(path.read_text())["summary"]
-        seed = path.stem.rsplit("seed", 1)[1]
+        seed = str(seed_of(path))
         summaries[seed] = rows
         seeds[seed] = {
             str(s): violations(rows, s) for s in args.strengths if strength_column(s) in rows[0]["delta_psnr"]
@@ -94,7 +99,7 @@ def main() -> None:
     scored = {s: t for s, t in totals.items() if t["seeds"] == len(seeds)}
     pick = pick_bound_first(scored) if scored else None
     text += f"\nbound-first pick among the strengths scored on every seed: {pick}\n"
-    write_replay(args.out, {"seeds": seeds, "totals": totals, "bound_first_pick": pick}, text, paths)
+    write_replay(args.out, {"seeds": seeds, "totals": totals, "bound_first_pick": pick}, text, every_seed)
     print(text)
 
 

@@ -22,10 +22,14 @@ def luma_close(luma: float, gt_luma: float) -> bool:
     return bool(abs(luma - gt_luma) <= LUMA_SHARE * gt_luma)
 
 
+def seed_of(path: Path) -> int:
+    """The seed in a strength seed's file name (``adapt_gt_strength_seed12.json`` -> 12)."""
+    return int(path.stem.rsplit("seed", 1)[1])
+
+
 def strength_seed_files() -> list[Path]:
     """The strength seeds' result files, in seed order (10 after 9)."""
-    files = RESULTS.glob("adapt_gt_strength_seed*.json")
-    return sorted(files, key=lambda p: int(p.stem.rsplit("seed", 1)[1]))
+    return sorted(RESULTS.glob("adapt_gt_strength_seed*.json"), key=seed_of)
 
 
 def write_replay(out: Path, data: dict, text: str, inputs: list[Path]) -> None:

@@ -26,6 +26,7 @@ from adapt_gt_seeds import (  # noqa: E402
     NOT_DONE_WHEN,
     RESULTS,
     luma_close,
+    seed_of,
     strength_column,
     strength_seed_files,
     write_replay,
@@ -67,7 +68,7 @@ def main() -> None:
     paths = strength_seed_files()
     seeds = {}
     for path in paths:
-        seeds[path.stem.rsplit("seed", 1)[1]] = seed_summary(json.loads(path.read_text())["summary"], pull)
+        seeds[str(seed_of(path))] = seed_summary(json.loads(path.read_text())["summary"], pull)
     lines = [
         "| seed | fixed 0.75 | pull-chosen | GT oracle | rows any strength puts within 10% |",
         "|---|---|---|---|---|",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
@@ -59,3 +61,20 @@ def test_bound_first_pick_puts_losses_before_violations_and_gain() -> None:
     assert pick_bound_first(totals) == "0.75"  # same counts: the higher mean gain
     totals["0.5"]["mean_dpsnr"] = 0.5
     assert pick_bound_first(totals) == "0.5"
+
+
+def test_seeds_filter_still_refuses_to_overwrite_any_seed_file(tmp_path, monkeypatch) -> None:
+    import json
+
+    import adapt_gt_done_when
+    import adapt_gt_seeds
+
+    for seed in (15, 16):
+        (tmp_path / f"adapt_gt_strength_seed{seed}.json").write_text(json.dumps({"summary": _rows()}))
+    monkeypatch.setattr(adapt_gt_seeds, "RESULTS", tmp_path)
+    target = tmp_path / "adapt_gt_strength_seed16"
+    argv = ["x", "--strengths", "0.5", "--seeds", "15", "--out", str(target)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="would overwrite the input"):
+        adapt_gt_done_when.main()
+    assert json.loads(target.with_suffix(".json").read_text()) == {"summary": _rows()}
