@@ -8,12 +8,13 @@ so a soup doubles the adaptation time.
 
     OMP_NUM_THREADS=1 python benchmarks/adapt_gt_soup.py --task crops:O-HAZE:fold0 \
         --seeds 7 8 0 1 2 3 4 5 6 9 --out benchmarks/results/adapt_gt_soup_crops_ohaze_fold0
+
+Writes OUT.json (every run and soup) and OUT.md (mean / worst / count beyond the 0.1 dB bound).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import adapt_gt  # noqa: E402
+from adapt_gt_seeds import BOUND_DB, strength_seed_files, write_replay  # noqa: E402
 
 STRENGTHS = (0.5, 0.75, 1.0)
 
@@ -71,6 +73,26 @@ def run(task_name: str, seeds: list[int]) -> dict:
     return result
 
 
+def summary_table(result: dict) -> str:
+    """Per strength: mean, worst and count beyond the bound of the single runs and of the soups."""
+
+    def cell(gains: list[float]) -> str:
+        beyond = sum(g < -BOUND_DB for g in gains)
+        return f"{np.mean(gains):+.3f} / {min(gains):+.2f} / {beyond} of {len(gains)}"
+
+    lines = [
+        f"{result['task']}: dPSNR vs no adaptation; mean / worst / beyond {BOUND_DB} dB",
+        "",
+        "| strength | single runs | soups of two |",
+        "|---|---|---|",
+    ]
+    for a in STRENGTHS:
+        single = [g[str(a)] for g in result["single"].values()]
+        soups = [g[str(a)] for g in result["soup"].values()]
+        lines.append(f"| {a:g} | {cell(single)} | {cell(soups)} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", required=True, help="an adapt_gt task name, e.g. ohaze:eval35")
@@ -82,8 +104,9 @@ def main() -> None:
     torch.set_num_threads(1)
     result = run(args.task, args.seeds)
     result["command"] = "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/adapt_gt_soup.py", *sys.argv[1:]])
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["soup"], indent=1))
+    table = summary_table(result)
+    write_replay(args.out, result, table, strength_seed_files())
+    print(table)
 
 
 if __name__ == "__main__":
