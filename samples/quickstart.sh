@@ -5,7 +5,7 @@
 #   bash samples/quickstart.sh            # outputs in runs/quickstart/
 #
 # adapt runs offline's own schedule (16 search + 48 fine-tune steps on 96 px crops, guard on, merged at
-# strength 0.6): the setting measured on benchmarks/adapt_gt.py, not a shortened demo. With CLIP
+# strength 0.5): the setting measured on benchmarks/adapt_gt.py, not a shortened demo. With CLIP
 # weights, --objective h2c gets BiLaLoRA's 300 + 600 steps on 224 px crops instead.
 set -euo pipefail
 

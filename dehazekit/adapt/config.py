@@ -46,15 +46,16 @@ class Schedule:
 # run shipped a loss of more than 0.07 dB, while 96 fine-tune steps shipped -0.38 dB on one domain.
 # rehaze with its own output as label (--rehaze-teacher self) keeps the schedule measured for it:
 # on 16 + 48 steps with 30 dB it shipped -0.48 and -0.37 dB (benchmarks/README.md, same section).
-# Strength: CLIP-free runs merge 0.6 of the trained delta (WiSE-FT style; benchmarks/README.md,
-# "Adapter strength"). The whole delta lost more than 0.1 dB on the ground-truth benchmark's done-when
-# rows in 17 of 322 runs (23 seeds); 0.75, the default before, in 7. The rule registered before fresh
-# seeds 15-22 puts that bound first and picked 0.6 (0 runs beyond it, vs 3 at 0.75; 0.5 also 0 but
-# 0.05 dB less mean gain): "Seeds 15-22". Over seeds 2-30, 0.6 lost more than 0.1 dB twice in 406 runs.
+# Strength: CLIP-free runs merge 0.5 of the trained delta (WiSE-FT style; benchmarks/README.md,
+# "Adapter strength", "The bound is hard"). Issue 17 asks that adaptation never lose more than 0.1 dB
+# on the ground-truth benchmark's done-when rows. Over seeds 0-30 only 0.5 held that in every run (0 of
+# 434); 0.6, picked first by the bound-first rule on seeds 15-22, broke it twice in 406 (the same rule
+# on the next fresh seeds, 23-30, picks 0.5), 0.75 in 8, the whole delta in 20. 0.5 costs 0.05 dB of
+# mean gain against 0.6.
 # h2c and the self label: not measured, whole delta.
 SCHEDULES = {
     "h2c": Schedule(300, 600, 224, 1e-4, 44.0, 1.0),
-    "clip-free": Schedule(16, 48, 96, 1e-3, 30.0, 0.6),
+    "clip-free": Schedule(16, 48, 96, 1e-3, 30.0, 0.5),
     "self-label": Schedule(4, 12, 96, 1e-3, 44.0, 1.0),
 }
 
@@ -308,7 +309,7 @@ class AdaptConfig:
         value = self.strength
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
             raise ConfigError.build(
-                "--strength must be in (0, 1]", got=value, fix="1 ships the whole adapter, e.g. 0.6"
+                "--strength must be in (0, 1]", got=value, fix="1 ships the whole adapter, e.g. 0.5"
             )
         for name in ("lora_alpha", "lr_w", "lr_alpha"):
             value = getattr(self, name)

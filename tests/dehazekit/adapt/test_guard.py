@@ -258,10 +258,11 @@ def test_cli_strength_reaches_the_adapter_and_the_verdict_line(hazy_dir: Path, t
 
     args = ["adapt", "--images", str(hazy_dir), "--backbone", "tiny-gunet", "--weights", "random"]
     args += ["--objective", "offline", "--search-steps", "1", "--finetune-steps", "1", "--size", "32"]
-    result = CliRunner().invoke(app, [*args, "--strength", "0.5", "--out", str(tmp_path / "o")])
+    # 0.7 is not offline's default, so only the flag can put it there
+    result = CliRunner().invoke(app, [*args, "--strength", "0.7", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
-    assert "merged at strength 0.5" in result.output
-    assert json.loads((tmp_path / "o" / "adapter.json").read_text())["strength"] == 0.5
+    assert "merged at strength 0.7" in result.output
+    assert json.loads((tmp_path / "o" / "adapter.json").read_text())["strength"] == 0.7
     bad = CliRunner().invoke(app, [*args, "--strength", "2", "--out", str(tmp_path / "p")])
     assert bad.exit_code != 0 and "--strength must be in (0, 1]" in bad.output
     assert "Traceback" not in bad.output and not (tmp_path / "p").exists()
