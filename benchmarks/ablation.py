@@ -72,10 +72,11 @@ class Run:
         self.curves: dict[str, list[tuple[float, float]]] = {}
 
     def base(self) -> torch.nn.Module:
+        from dehazekit.catalog import WEIGHTS_SYNTHETIC, bundled_model_dir
         from dehazekit.models import load_model
 
         torch.manual_seed(self.args.seed)
-        model = load_model(None, backbone="gunet-t").eval().to(self.device)
+        model = load_model(bundled_model_dir(WEIGHTS_SYNTHETIC), backbone="gunet-t").eval().to(self.device)
         for p in model.parameters():
             p.requires_grad_(False)
         return model

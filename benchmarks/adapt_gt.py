@@ -32,6 +32,7 @@ import adapt_gt_tasks as tasks_mod
 from adapt_gt_report import write_outputs
 
 from dehazekit.adapt.config import schedule_for
+from dehazekit.catalog import WEIGHTS_SYNTHETIC, bundled_model_dir
 from dehazekit.metrics.psnr_ssim import ssim_torch
 
 log = logging.getLogger("adapt_gt")
@@ -71,6 +72,11 @@ MODES = {
         "folds": 2,
     },
 }
+
+
+def base_weights(mode: dict) -> Path:
+    """The model every method starts from: --model, else the bundled model adapt is measured from."""
+    return Path(mode["model"]) if mode.get("model") else bundled_model_dir(WEIGHTS_SYNTHETIC)
 
 
 def build_tasks(mode: dict, only: list[str] | None) -> list[tasks_mod.Task]:
@@ -181,7 +187,7 @@ def run_lora(task, objective: str, mode: dict, seed: int) -> dict:
         paths = _write_pngs(task.adapt, Path(tmp) / "images")
         config = AdaptConfig(
             backbone="gunet-t",
-            weights=mode.get("model") or "default",
+            weights=mode.get("model") or WEIGHTS_SYNTHETIC,
             objective=objective,
             size=mode["size"],
             search_steps=mode["search"],
@@ -231,7 +237,7 @@ def run_full(task, objective: str | None, mode: dict, seed: int, lr: float = 2e-
     from dehazekit.objectives import attach_network, create_objective
 
     torch.manual_seed(seed)
-    model = load_model(mode.get("model"), backbone="gunet-t").eval()
+    model = load_model(base_weights(mode), backbone="gunet-t").eval()
     obj = None
     if objective is not None:
         obj = create_objective(objective)
@@ -269,7 +275,7 @@ def interpolate(base: torch.nn.Module, adapted: torch.nn.Module, alpha: float) -
 def run_task(task, mode: dict, methods: list[str], fade_params, seed: int) -> dict:
     from dehazekit.models import load_model
 
-    base = load_model(mode.get("model"), backbone="gunet-t")
+    base = load_model(base_weights(mode), backbone="gunet-t")
     record = {
         "task": task.name,
         "family": task.family,

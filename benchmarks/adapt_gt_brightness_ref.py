@@ -46,11 +46,11 @@ def estimated_gain(hazy: np.ndarray, out: np.ndarray) -> float:
 
 
 def eval_rows() -> list[dict]:
-    from adapt_gt import MODES, build_tasks, dehaze
+    from adapt_gt import MODES, base_weights, build_tasks, dehaze
 
     from dehazekit.models import load_model
 
-    model = load_model(None, backbone="gunet-t")
+    model = load_model(base_weights(MODES["default"]), backbone="gunet-t")
     rows = []
     for task in build_tasks(MODES["default"], None):
         if task.protocol == "transductive" and not task.name.startswith("bedde"):

@@ -52,9 +52,10 @@ def _patch() -> None:
         result = orig_check(self, model, step)
         rec = _STATE["rec"]
         if "hazy" not in rec:
+            from dehazekit.catalog import WEIGHTS_SYNTHETIC, bundled_model_dir
             from dehazekit.models import load_model
 
-            base = load_model(None, backbone="gunet-t").eval()
+            base = load_model(bundled_model_dir(WEIGHTS_SYNTHETIC), backbone="gunet-t").eval()
             rec["hazy"] = [x.numpy() for x in self.holdout]
             rec["base"] = [_out(base, x) for x in self.holdout]
             rec["psnr_none"], rec["psnr_gain_none"] = _mean_scores(base)

@@ -77,13 +77,13 @@ def table(rows: list[dict]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    ap.add_argument("--model", default=None, help="model folder (default: the bundled one adapt starts from)")
     ap.add_argument("--label-airlight", type=float, default=None, help="default: airswap's")
     ap.add_argument("--draws", type=int, default=4, help="transmission draws per adaptation image")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    from adapt_gt import MODES, build_tasks
+    from adapt_gt import MODES, base_weights, build_tasks
     from adapt_gt_seeds import write_replay
 
     from dehazekit.models import load_model
@@ -92,7 +92,7 @@ def main() -> None:
     if args.label_airlight is None:
         args.label_airlight = AIRSWAP_LABEL_AIRLIGHT
     torch.manual_seed(args.seed)
-    model = load_model(args.model, backbone="gunet-t").eval()
+    model = load_model(args.model or base_weights(MODES["default"]), backbone="gunet-t").eval()
     rows = [task_row(model, t, args.label_airlight, args.draws) for t in build_tasks(MODES["default"], None)]
     meta = {"model": args.model, "label_airlight": args.label_airlight, "draws": args.draws}
     meta["seed"] = args.seed

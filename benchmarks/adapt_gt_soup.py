@@ -48,7 +48,7 @@ def run(task_name: str, seeds: list[int]) -> dict:
 
     mode = {**adapt_gt.MODES["default"], "model": None, "adapt_overrides": {"strength": 1.0}}
     task = next(t for t in adapt_gt.build_tasks(mode, [task_name]) if t.name == task_name)
-    base = load_model(None, backbone="gunet-t")
+    base = load_model(adapt_gt.base_weights(mode), backbone="gunet-t")
 
     def mean_psnr(model: torch.nn.Module) -> float:
         return float(np.mean([r["psnr"] for r in adapt_gt.evaluate(model, task, None)]))

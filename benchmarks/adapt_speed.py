@@ -207,7 +207,7 @@ def main() -> None:
     from dehazekit.adapt.backbone import load_backbone
 
     task = load_task(args.task, args.side, (6, 3))
-    base = load_backbone(AdaptConfig(backbone="gunet-t", weights="default"))
+    base = load_backbone(AdaptConfig(backbone="gunet-t", weights="synthetic"))
     record: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "command": _command(), "runs": {}}
     data = _data(task, args)
     record["base_psnr"] = psnr(base, task)
@@ -318,7 +318,7 @@ def _add_costs(args) -> None:
     torch.set_num_threads(1)
     records = [json.loads(p.read_text()) for p in args.costs_into]
     selected = records[0]["runs"]["lora"]["selected"]
-    base = load_backbone(AdaptConfig(backbone="gunet-t", weights="default"))
+    base = load_backbone(AdaptConfig(backbone="gunet-t", weights="synthetic"))
     task = load_task(args.task, args.side, (6, 3))
     data = _data(task, args)
     costs = interleaved_costs(base, data, args, selected, args.cost_rounds)

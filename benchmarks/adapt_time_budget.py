@@ -44,7 +44,7 @@ def run_once(images: Path, budget_s: float, size: int, batch: int) -> dict:
         result = dehazekit.adapt(
             str(images),
             "gunet",
-            weights="default",
+            weights="synthetic",
             objective="dcp",
             size=size,
             batch_size=batch,

@@ -114,11 +114,12 @@ def make_adapter(base, folder: Path, blocks_at: tuple[int, ...], seed: int) -> P
 def prepare(workdir: Path, n: int) -> None:
     import torch
 
+    from dehazekit.catalog import WEIGHTS_SYNTHETIC, bundled_model_dir
     from dehazekit.exporters.bank import build_bank
     from dehazekit.exporters.onnx_export import export_onnx
-    from dehazekit.models import default_model_path, load_model
+    from dehazekit.models import load_model
 
-    base = load_model(default_model_path())
+    base = load_model(bundled_model_dir(WEIGHTS_SYNTHETIC))  # build_bank's default base
     blocks = [(0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (1, 5, 6), (2, 3, 7)]
     folders = []
     for i in range(n):

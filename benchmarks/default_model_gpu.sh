@@ -64,7 +64,9 @@ train_and_pick() {  # TRAIN_SECONDS
   log "training done: $(ls "$OUT"/runs/*/model.safetensors 2>/dev/null | wc -l) models"
   pids=()
   for name in bundled "${!VARIANTS[@]}"; do
-    local model=()
+    # the candidates are synthetic-only retrains: they compete with `synthetic`, the bundled model when
+    # this rule was registered (benchmarks/default_model.md, "Two bundled models")
+    local model=(--model dehazekit/assets/synthetic)
     [ "$name" != bundled ] && model=(--model "$OUT/runs/$name")
     [ "$name" != bundled ] && [ ! -f "$OUT/runs/$name/model.safetensors" ] && continue
     OMP_NUM_THREADS=$threads timeout 200 python3 tools/eval_default_model.py --sets probe,ohaze,crops,synth \

@@ -22,10 +22,13 @@ MODEL_META = "model.json"
 
 
 def default_model_path() -> Path:
-    """Folder of the model shipped inside the package (dehazekit/assets/default/)."""
-    from importlib.resources import files
+    """Folder of the bundled default model (dehazekit/assets/default/), the one `run` uses.
 
-    return Path(str(files("dehazekit"))) / "assets" / "default"
+    ``catalog.bundled_model_dir("synthetic")`` is the other bundled model, the one adapt starts from.
+    """
+    from dehazekit.catalog import WEIGHTS_DEFAULT, bundled_model_dir
+
+    return bundled_model_dir(WEIGHTS_DEFAULT)
 
 
 def meta_for(model: nn.Module, **fields: Any) -> ModelMeta:

@@ -167,18 +167,19 @@ def build_bank(
     adapters: Sequence[str],
     out: str | Path,
     *,
-    base: str | Path = "default",
+    base: str | Path = "synthetic",
     haze: Mapping[str, float] | None = None,
     force: bool = False,
 ) -> Path:
     """Write the bank folder ``out`` (atomically: built beside it, then renamed). Returns ``out``."""
-    from dehazekit.models import default_model_path, load_model
+    from dehazekit.catalog import BUNDLED_MODELS, bundled_model_dir
+    from dehazekit.models import load_model
 
     out, haze = Path(out), dict(haze or {})
     if out.exists() and not force:
         raise ConfigError.build("bank folder exists", got=str(out), fix="pass --force or another --out")
     named = parse_named(adapters)
-    base_path = default_model_path() if str(base) == "default" else Path(base)
+    base_path = bundled_model_dir(str(base)) if str(base) in BUNDLED_MODELS else Path(base)
     _refuse_replacing_inputs(out, [folder for _, folder in named] + [base_path])
     base_model = load_model(base_path)
     base_state = _state(base_model)

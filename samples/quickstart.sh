@@ -21,7 +21,7 @@ step() {  # step NAME COMMAND...: run one command and report how long it took
     echo "==> $name took $((SECONDS - start)) s"
 }
 
-step adapt "$DEHAZEKIT" adapt --images samples/images --backbone gunet-t --weights default \
+step adapt "$DEHAZEKIT" adapt --images samples/images --backbone gunet-t --weights synthetic \
     --objective offline --out "$OUT"
 step export "$DEHAZEKIT" export "$OUT"
 step run "$DEHAZEKIT" run samples/video/hazy_rocket.mp4 --model "$OUT/model.onnx" --out "$OUT/dehazed.mp4"

@@ -9,6 +9,8 @@ Sets (all read from ../shared/data, never trained on):
 - ``synth``: the pretraining validation set (hash-held-out clean photos, 24 crops of 128 px per preset,
   the same seeds as ``dehazekit pretrain``'s validation).
 - ``real``: every photo of ../shared/data/real_hazy (no GT): luma, clipping, colour cast, FADE.
+- ``video``: 8 evenly spaced frames of each real fog clip in ../shared/data/video (no GT; no model
+  was trained or recalibrated on them), at --real-max-side: luma, clipping, colour cast, FADE.
 Per image: PSNR, SSIM, mean luma (Rec.601, 0-255), clipped fraction (channel values at 0 / 255),
 blue - red (channel means, 0-255), FADE; for the input, the output and (when paired) the GT.
 """
@@ -121,6 +123,32 @@ def eval_real(model, max_side: int, fade_params) -> list[dict]:
     ]
 
 
+def video_frames(path: Path, count: int, max_side: int) -> list[tuple[str, np.ndarray]]:
+    """``count`` evenly spaced upright frames of a clip, downscaled to ``max_side`` (Lanczos)."""
+    from PIL import Image
+
+    from dehazekit.runtimes.media import decode_video_frames, open_video
+
+    container, stream = open_video(path)
+    with container:
+        frames = [image for image, _ in decode_video_frames(container, stream)]
+    picks = np.unique(np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int))
+    out = []
+    for i in picks:
+        img = Image.fromarray(frames[i])
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        out.append((f"{path.name}#{i:04d}", np.asarray(img, dtype=np.uint8)))
+    return out
+
+
+def eval_video(model, max_side: int, fade_params, per_clip: int = 8) -> list[dict]:
+    recs = []
+    for clip in sorted((SHARED / "data" / "video").glob("*.mp4")):
+        for name, frame in video_frames(clip, per_clip, max_side):
+            recs.append(_record(model, name, frame, None, fade_params))
+    return recs
+
+
 def streak_probe(model) -> dict[str, float]:
     """Flat sky (0.8) with a dark tower (0.35, 16 px wide) rising from the bottom to row 120 of 256.
 
@@ -210,6 +238,9 @@ def main() -> None:
     if "real" in sets:
         recs = eval_real(model, args.real_max_side, fade_params)
         result["real"] = {"images": recs, "mean": mean(recs)}
+    if "video" in sets:
+        recs = eval_video(model, args.real_max_side, fade_params)
+        result["video"] = {"images": recs, "mean": mean(recs)}
     result["wall_s"] = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -221,6 +252,7 @@ def _blocks(result: dict) -> list[tuple[str, dict]]:
     blocks += [(f"crops {f}", b) for f, b in result.get("crops", {}).items()]
     blocks += [(f"synthetic {p}", b) for p, b in result.get("synth", {}).items()]
     blocks += [("real_hazy (no GT)", result.get("real"))]
+    blocks += [("real fog video frames (no GT)", result.get("video"))]
     return [(n, b) for n, b in blocks if b]
 
 

@@ -19,12 +19,12 @@ import torch
 from torch import Tensor, nn
 
 from dehazekit.accel import Accelerator
-from dehazekit.adapt.backbone import candidate_list, check_default_backbone, load_backbone
+from dehazekit.adapt.backbone import candidate_list, load_backbone
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.adapt.data import UnpairedHazy
 from dehazekit.adapt.distributed import Dist
 from dehazekit.adapt.run import ProgressFn, _resume_state, _Run
-from dehazekit.catalog import WEIGHTS_DEFAULT
+from dehazekit.catalog import BUNDLED_MODELS, check_bundled_weights
 from dehazekit.runtimes.errors import ConfigError, ParityError
 from dehazekit.runtimes.progress import StageProgress
 
@@ -142,8 +142,8 @@ def _resolve_config(
     config = config.replace(**overrides) if overrides else config
     if not config.backbone:
         raise ConfigError.build("no backbone given", fix="pass backbone='dea' (or --backbone NAME)")
-    if config.weights == WEIGHTS_DEFAULT:
-        check_default_backbone(str(config.backbone))
+    if config.weights in BUNDLED_MODELS:
+        check_bundled_weights(str(config.weights), str(config.backbone))
     return config
 
 
@@ -156,8 +156,8 @@ def adapt(
 ) -> AdaptResult:
     """Adapt ``backbone`` to the real hazy ``images`` (folder, list of paths or video file).
 
-    ``backbone``: a registered name (weights from ``config.weights``; "default" is the bundled
-    model, whose backbone must match) or a module built by
+    ``backbone``: a registered name (weights from ``config.weights``; "synthetic" and "default" are
+    the bundled models, whose backbone must match) or a module built by
     ``create_backbone``/``load_model`` (copied, never modified). ``overrides`` replace config fields.
     ``progress`` receives one dict per step: stage, step, total, step_s (that step's seconds) and its
     losses; by default steady progress lines (step, rate, ETA, loss) go to logging. A run of more than

@@ -12,8 +12,14 @@ import logging
 from torch import nn
 
 from dehazekit.adapt.config import AdaptConfig
-from dehazekit.catalog import WEIGHTS_DEFAULT, WEIGHTS_RANDOM, missing_weights_error
-from dehazekit.runtimes.errors import ConfigError
+from dehazekit.catalog import (
+    BUNDLED_MODELS,
+    WEIGHTS_DEFAULT,
+    WEIGHTS_RANDOM,
+    WEIGHTS_SYNTHETIC,
+    bundled_model_dir,
+    missing_weights_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,15 @@ def _load_weights(name: str, weights: str) -> nn.Module:
     from dehazekit.models import load_model
     from dehazekit.runtimes.errors import CheckpointMismatchError
 
-    if weights == WEIGHTS_DEFAULT:
-        return load_model(None, backbone=name)
+    if weights in BUNDLED_MODELS:
+        if weights == WEIGHTS_DEFAULT:
+            log.warning(
+                "--weights %s already carries an adaptation to real haze; adapting it again overshot on "
+                "the ground-truth benchmark (O-HAZE 35 -1.1 dB). --weights %s is the measured start",
+                WEIGHTS_DEFAULT,
+                WEIGHTS_SYNTHETIC,
+            )
+        return load_model(bundled_model_dir(weights), backbone=name)
     try:
         return load_model(weights, backbone=name)
     except CheckpointMismatchError:
@@ -65,26 +78,3 @@ def candidate_list(model: nn.Module, preset: str) -> list[str]:
     if preset == "auto":
         preset = "bilalora" if "bilalora" in spec_of(model).presets else "all"
     return candidate_blocks(model, preset)
-
-
-def check_default_backbone(backbone: str) -> None:
-    """Fail before any data or training when --weights default does not fit --backbone."""
-    from dehazekit.models import MODEL_META, default_model_path
-    from dehazekit.runtimes.errors import ModelFileError
-    from dehazekit.runtimes.meta import ModelMeta
-
-    meta_file = default_model_path() / MODEL_META
-    if not meta_file.is_file():
-        raise ModelFileError.build(
-            "no default model is installed",
-            got=str(meta_file.parent),
-            fix="pass --weights PATH, or reinstall dehazekit with its assets",
-        )
-    default = ModelMeta.load(meta_file).backbone
-    if backbone != default:
-        raise ConfigError.build(
-            f"--weights default is the bundled {default} model; it does not fit --backbone {backbone}",
-            got=backbone,
-            expected=default,
-            fix=f"use --backbone {default}, or pass --weights PATH for {backbone}",
-        )

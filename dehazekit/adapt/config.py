@@ -95,7 +95,8 @@ class AdaptConfig:
 
     ``candidates``: which blocks get gated LoRA in Stage 1: "auto" (the backbone's ``bilalora``
     preset when it has one, else all candidates), "all", or another preset name.
-    ``weights``: a model folder, an official checkpoint, "default" (the bundled model) or "random".
+    ``weights``: a model folder, an official checkpoint, a bundled model ("synthetic": trained on
+    synthetic haze only, the measured start; "default": the recalibrated model `run` uses) or "random".
     ``prompts``: an H2C prompt preset ("default", "day", "night") or a list of (hazy, clear) pairs.
     ``checkpoint_every``: steps between atomic checkpoints in ``out/checkpoint`` (0 = never).
     ``guard``: do-no-harm guard (dehazekit.adapt.guard) on a held-out ``guard_holdout`` share of the
@@ -111,7 +112,8 @@ class AdaptConfig:
     weights: str | None = field(
         default=None,
         metadata=_help(
-            "Model folder, official checkpoint, 'default' (bundled model) or 'random' (tests only)."
+            "Model folder, official checkpoint, 'synthetic' (bundled, trained on synthetic haze: the "
+            "measured start), 'default' (bundled, recalibrated on real haze) or 'random' (tests only)."
         ),
     )
     objective: str = field(

@@ -142,13 +142,8 @@ def make_config(given: dict[str, Any]) -> Any:
 
 def check_arguments(images: Path, config: Any) -> None:
     """Cheap checks that must fail before torch loads or CLIP is touched (a second, not 15)."""
-    from dehazekit.catalog import (
-        WEIGHTS_DEFAULT,
-        WEIGHTS_RANDOM,
-        default_model_backbone,
-        missing_weights_error,
-    )
-    from dehazekit.runtimes.errors import ConfigError, InputError, ModelFileError
+    from dehazekit.catalog import BUNDLED_MODELS, WEIGHTS_RANDOM, check_bundled_weights, missing_weights_error
+    from dehazekit.runtimes.errors import InputError, ModelFileError
 
     if not images.exists():
         raise InputError.build(
@@ -160,23 +155,13 @@ def check_arguments(images: Path, config: Any) -> None:
     weights = config.weights
     if weights is None:
         raise missing_weights_error(config.backbone)
-    if weights == WEIGHTS_DEFAULT:
-        bundled = default_model_backbone()
-        if bundled is None:
-            raise ModelFileError.build("no default model is installed", fix="pass --weights PATH")
-        if bundled != config.backbone:
-            raise ConfigError.build(
-                f"--weights default is the bundled {bundled} model; it does not fit "
-                f"--backbone {config.backbone}",
-                got=config.backbone,
-                expected=bundled,
-                fix=f"use --backbone {bundled}, or pass --weights PATH for {config.backbone}",
-            )
+    if weights in BUNDLED_MODELS:
+        check_bundled_weights(weights, config.backbone)
     elif weights != WEIGHTS_RANDOM and not Path(weights).exists():
         raise ModelFileError.build(
             "--weights does not exist",
             got=weights,
-            expected="a model folder, a checkpoint file, 'default' or 'random'",
+            expected=f"a model folder, a checkpoint file, {', '.join(map(repr, BUNDLED_MODELS))} or 'random'",
         )
     _check_clip(config)
 
@@ -267,13 +252,15 @@ def _print_result(result: Any) -> None:
 
 def _guard_outputs(images: Path, config: Any) -> None:
     """Refuse an --out whose files would replace the input images or the weights adapted from."""
-    from dehazekit.catalog import WEIGHTS_DEFAULT, WEIGHTS_RANDOM
+    from dehazekit.catalog import BUNDLED_MODELS, WEIGHTS_RANDOM, bundled_model_dir
     from dehazekit.cli.guard import clean_stale_temporaries, guard_outputs, model_files
 
     out = Path(config.out)
     written = ("model.safetensors", "model.json", "adapter.safetensors", "adapter.json")
     weights = config.weights
-    source = Path(weights) if weights not in (None, WEIGHTS_DEFAULT, WEIGHTS_RANDOM) else None
+    source = bundled_model_dir(weights) if weights in BUNDLED_MODELS else None
+    if weights not in (None, WEIGHTS_RANDOM, *BUNDLED_MODELS):
+        source = Path(weights)
     guard_outputs([out / name for name in written], [images, *model_files(source)], folders=[out / "report"])
     clean_stale_temporaries(out, recursive=True)
 

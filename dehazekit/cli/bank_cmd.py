@@ -35,7 +35,12 @@ def build(
         ..., help="Adapter folders from `dehazekit adapt` (NAME=DIR to name one)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Bank folder to write."),
-    base: str = typer.Option("default", "--base", help="The base model the adapters were made from."),
+    base: str = typer.Option(
+        "synthetic",
+        "--base",
+        help="The base model the adapters were made from: a model folder, or a bundled model "
+        "(synthetic, where adapt starts; default).",
+    ),
     haze: list[str] = typer.Option(
         [],
         "--haze",

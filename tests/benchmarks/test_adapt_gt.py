@@ -121,3 +121,13 @@ def test_quick_mode_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "q.json").read_text())["summary"]
     assert {s["task"] for s in summary} == {"synth:patchy", "ohaze:eval27", "crops:O-HAZE:fold0"}
+
+
+def test_the_benchmark_adapts_the_model_adapt_starts_from() -> None:
+    """Every adapt_gt number is about `adapt --weights synthetic`, not the recalibrated default."""
+    from adapt_gt import base_weights
+
+    from dehazekit.catalog import WEIGHTS_SYNTHETIC, bundled_model_dir
+
+    assert base_weights({"model": None}) == bundled_model_dir(WEIGHTS_SYNTHETIC)
+    assert base_weights({"model": "/m"}) == Path("/m")

@@ -1,5 +1,5 @@
-"""The quickstart flow (samples/quickstart.sh) on the bundled default model and the shipped samples:
-adapt (Python API, weights="default") -> `dehazekit export` -> `dehazekit run`, with tiny step counts."""
+"""The quickstart flow (samples/quickstart.sh) on the bundled synthetic-haze model and the shipped samples:
+adapt (Python API, weights="synthetic") -> `dehazekit export` -> `dehazekit run`, with tiny step counts."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_quickstart_adapt_export_run(tmp_path: Path) -> None:
     result = adapt(
         IMAGES,
         backbone="gunet-t",
-        weights="default",
+        weights="synthetic",
         objective="dcp",
         search_steps=2,
         finetune_steps=2,

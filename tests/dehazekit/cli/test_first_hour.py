@@ -54,7 +54,7 @@ def test_mission_command_as_written_names_every_way_to_weights(tmp_path: Path) -
     assert proc.returncode == 2, out
     assert "Traceback" not in out and "torch is blocked" not in out
     assert "convir-s" in out  # the family name resolved to its documented default variant
-    assert "--weights default" in out and "dehazekit pretrain" in out and "--weights random" in out
+    assert "--weights synthetic" in out and "dehazekit pretrain" in out and "--weights random" in out
     assert "github.com/c-yn/ConvIR" in out  # where the official checkpoints come from
     assert not (tmp_path / "adapt_out").exists()
     print(f"time to the error: {seconds:.2f} s")
@@ -107,7 +107,7 @@ def test_offline_clip_error_comes_before_torch(tmp_path: Path) -> None:
     assert "torch is blocked" not in out and not (tmp_path / "adapt_out").exists()
 
 
-def test_gunet_with_default_weights_adapts_and_reports_progress_when_piped(tmp_path: Path) -> None:
+def test_gunet_with_bundled_weights_adapts_and_reports_progress_when_piped(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     result = runner.invoke(
         app,
@@ -118,7 +118,7 @@ def test_gunet_with_default_weights_adapts_and_reports_progress_when_piped(tmp_p
             "--backbone",
             "gunet",
             "--weights",
-            "default",
+            "synthetic",
             "--objective",
             "dcp",
             "--search-steps",
