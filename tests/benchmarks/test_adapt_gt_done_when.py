@@ -44,6 +44,26 @@ def test_each_item_and_each_loss_above_the_bound_counts() -> None:
     ]
 
 
+def test_ohaze_read_as_one_leave_one_out_family_gains_on_the_mean_of_its_folds() -> None:
+    one_fold_down = _rows(ohaze_eval35=-0.05, ohaze_eval27=0.3)  # mean +0.125: the family gains
+    assert violations(one_fold_down, 0.5, ohaze_as_family=True) == []
+    assert violations(one_fold_down, 0.5) == ["ohaze:eval35 does not gain"]
+    both_down = _rows(ohaze_eval35=-0.05, ohaze_eval27=0.04)  # mean -0.005
+    assert violations(both_down, 0.5, ohaze_as_family=True) == ["O-HAZE 27/35 leave-one-out does not gain"]
+    # a fold beyond the bound still counts as a loss, whatever the family's mean
+    beyond = _rows(ohaze_eval35=-0.15, ohaze_eval27=0.9)
+    assert violations(beyond, 0.5, ohaze_as_family=True) == ["ohaze:eval35 loses -0.15 dB"]
+
+
+def test_mean_luma_over_the_rows_must_be_within_ten_percent_of_gt() -> None:
+    rows = _rows()
+    for r in rows:
+        r["means"] = {"none": {"gt_luma": 100.0}, "lora:offline@0.5": {"luma": 91.0}}
+    assert violations(rows, 0.5) == []
+    rows[0]["means"]["lora:offline@0.5"]["luma"] = 91.0 - 16 * 1.5  # the mean drops to 89.5
+    assert violations(rows, 0.5) == ["mean luma not within 10% of GT's"]
+
+
 def test_losses_count_only_done_when_runs_beyond_the_bound() -> None:
     rows = _rows(bedde_chengdu=-3.0, ohaze_transductive=-1.0, ohaze_eval35=-0.11, synth_dust=-0.1)
     assert losses(rows, 0.5) == 1  # -0.10 is within the bound; BeDDE and transductive are not done-when
