@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quickstart: adapt the bundled default model (gunet-t) to the sample hazy photos, export it to a
-# verified ONNX, and dehaze the sample video with it. Measured: 45 s on an idle 2-core CPU.
+# verified ONNX, and dehaze the sample video with it. Measured: 50 s on an idle 2-core CPU.
 #
 #   bash samples/quickstart.sh            # outputs in runs/quickstart/
 #
