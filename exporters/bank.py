@@ -32,6 +32,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from dehazekit.catalog import BUNDLED_MODELS, WEIGHTS_SYNTHETIC, bundled_model_dir
 from dehazekit.runtimes.bank import BANK_FORMAT, MANIFEST, adapter_file
 from dehazekit.runtimes.errors import ConfigError, DehazeKitError, ExportError, ModelFileError, OutputError
 
@@ -167,12 +168,11 @@ def build_bank(
     adapters: Sequence[str],
     out: str | Path,
     *,
-    base: str | Path = "synthetic",
+    base: str | Path = WEIGHTS_SYNTHETIC,  # where adapt starts, so where its adapters come from
     haze: Mapping[str, float] | None = None,
     force: bool = False,
 ) -> Path:
     """Write the bank folder ``out`` (atomically: built beside it, then renamed). Returns ``out``."""
-    from dehazekit.catalog import BUNDLED_MODELS, bundled_model_dir
     from dehazekit.models import load_model
 
     out, haze = Path(out), dict(haze or {})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from dehazekit.catalog import WEIGHTS_SYNTHETIC
 from dehazekit.cli.console import cli_errors, console
 
 bank_app = typer.Typer(
@@ -36,7 +37,7 @@ def build(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Bank folder to write."),
     base: str = typer.Option(
-        "synthetic",
+        WEIGHTS_SYNTHETIC,
         "--base",
         help="The base model the adapters were made from: a model folder, or a bundled model "
         "(synthetic, where adapt starts; default).",

@@ -167,3 +167,19 @@ def test_tensorrt_refit_matches_onnxruntime(bank_setup):
             engine.use(name)
             ort.use(name)
             np.testing.assert_allclose(engine.infer(x), ort.infer(x), atol=1e-3, rtol=0)
+
+
+def test_default_base_is_the_bundled_model_adapt_starts_from(tmp_path):
+    """An adapter made from `adapt --weights synthetic` banks without --base; `default` refuses it."""
+    from dehazekit.catalog import WEIGHTS_DEFAULT, WEIGHTS_SYNTHETIC, bundled_model_dir
+    from dehazekit.exporters.bank import build_bank
+    from dehazekit.models import load_model
+    from dehazekit.runtimes.errors import ConfigError
+
+    if not (bundled_model_dir(WEIGHTS_SYNTHETIC) / "model.safetensors").is_file():
+        pytest.skip("no bundled synthetic model in this checkout")
+    adapter = make_adapter(load_model(bundled_model_dir(WEIGHTS_SYNTHETIC)), tmp_path / "a", (0,), seed=1)
+    bank = build_bank([f"fog={adapter}"], tmp_path / "bank")
+    assert json.loads((bank / "bank.json").read_text())["adapters"]["base"]["source"].endswith("synthetic")
+    with pytest.raises(ConfigError, match="not adapted from this base"):
+        build_bank([f"fog={adapter}"], tmp_path / "bank2", base=WEIGHTS_DEFAULT)
