@@ -123,29 +123,18 @@ def eval_real(model, max_side: int, fade_params) -> list[dict]:
     ]
 
 
-def video_frames(path: Path, count: int, max_side: int) -> list[tuple[str, np.ndarray]]:
-    """``count`` evenly spaced upright frames of a clip, downscaled to ``max_side`` (Lanczos)."""
+def eval_video(model, max_side: int, fade_params, per_clip: int = 8) -> list[dict]:
+    """``per_clip`` evenly spaced frames of each clip (the frames `adapt` would take), at ``max_side``."""
     from PIL import Image
 
-    from dehazekit.runtimes.media import decode_video_frames, open_video
+    from dehazekit.adapt.data import load_video_frames
 
-    container, stream = open_video(path)
-    with container:
-        frames = [image for image, _ in decode_video_frames(container, stream)]
-    picks = np.unique(np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int))
-    out = []
-    for i in picks:
-        img = Image.fromarray(frames[i])
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        out.append((f"{path.name}#{i:04d}", np.asarray(img, dtype=np.uint8)))
-    return out
-
-
-def eval_video(model, max_side: int, fade_params, per_clip: int = 8) -> list[dict]:
     recs = []
     for clip in sorted((SHARED / "data" / "video").glob("*.mp4")):
-        for name, frame in video_frames(clip, per_clip, max_side):
-            recs.append(_record(model, name, frame, None, fade_params))
+        for item in load_video_frames(clip, per_clip):
+            frame = Image.fromarray(np.asarray(item.pixels))
+            frame.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            recs.append(_record(model, item.name, np.asarray(frame, dtype=np.uint8), None, fade_params))
     return recs
 
 

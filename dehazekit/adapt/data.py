@@ -66,7 +66,8 @@ def _load_images(paths: Sequence[Path], report: LoadReport) -> list[Item]:
     return items
 
 
-def _load_video(path: Path, frames: int) -> list[Item]:
+def load_video_frames(path: Path, frames: int) -> list[Item]:
+    """Up to ``frames`` evenly spaced upright RGB frames of a video (memory bounded), named NAME#INDEX."""
     try:
         import av
     except ImportError as exc:
@@ -179,7 +180,7 @@ class UnpairedHazy:
         if path.is_dir():
             return _load_images([p for p in path.iterdir() if p.is_file() and not self._held(p)], self.report)
         if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-            return _load_video(path, video_frames)
+            return load_video_frames(path, video_frames)
         if path.is_file():
             return _load_images([path], self.report)
         raise InputError.build(

@@ -81,11 +81,11 @@ def test_rotated_phone_clip_comes_out_upright(tmp_path, identity_onnx, rotation,
 
 
 def test_adapt_sees_rotated_clip_frames_upright(tmp_path):
-    from dehazekit.adapt.data import _load_video
+    from dehazekit.adapt.data import load_video_frames
 
     src = tmp_path / "phone.mp4"
     stored = make_clip(src, count=4, rotation=-90)
-    items = _load_video(src, frames=2)
+    items = load_video_frames(src, frames=2)
     for item in items:
         index = int(item.name.split("#")[1])
         assert item.pixels.shape == (48, 32, 3)
