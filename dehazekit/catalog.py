@@ -134,6 +134,13 @@ def bundled_model_dir(name: str = WEIGHTS_DEFAULT) -> Path:
     return Path(str(files("dehazekit"))) / "assets" / name
 
 
+def weights_source(weights: str | None) -> Path | None:
+    """The file or folder --weights reads: a bundled model's folder, the path given, or None (random)."""
+    if weights is None or weights == WEIGHTS_RANDOM:
+        return None
+    return bundled_model_dir(weights) if weights in BUNDLED_MODELS else Path(weights)
+
+
 def bundled_model_backbone(name: str = WEIGHTS_DEFAULT) -> str | None:
     """Backbone of a bundled model, read from its model.json (no torch), or None when it is missing."""
     import json

@@ -13,12 +13,11 @@ from torch import nn
 
 from dehazekit.adapt.config import AdaptConfig
 from dehazekit.catalog import (
-    BUNDLED_MODELS,
     WEIGHTS_DEFAULT,
     WEIGHTS_RANDOM,
     WEIGHTS_SYNTHETIC,
-    bundled_model_dir,
     missing_weights_error,
+    weights_source,
 )
 
 log = logging.getLogger(__name__)
@@ -52,25 +51,24 @@ def _load_weights(name: str, weights: str) -> nn.Module:
     from dehazekit.models import load_model
     from dehazekit.runtimes.errors import CheckpointMismatchError
 
-    if weights in BUNDLED_MODELS:
-        if weights == WEIGHTS_DEFAULT:
-            log.warning(
-                "--weights %s already carries an adaptation to real haze; adapting it again overshot on "
-                "the ground-truth benchmark (O-HAZE 35 -0.5 dB at strength 0.5). --weights %s is the "
-                "measured start",
-                WEIGHTS_DEFAULT,
-                WEIGHTS_SYNTHETIC,
-            )
-        return load_model(bundled_model_dir(weights), backbone=name)
+    if weights == WEIGHTS_DEFAULT:
+        log.warning(
+            "--weights %s already carries an adaptation to real haze; adapting it again overshot on "
+            "the ground-truth benchmark (O-HAZE 35 -0.5 dB at strength 0.5). --weights %s is the "
+            "measured start",
+            WEIGHTS_DEFAULT,
+            WEIGHTS_SYNTHETIC,
+        )
+    source = weights_source(weights)
     try:
-        return load_model(weights, backbone=name)
+        return load_model(source, backbone=name)
     except CheckpointMismatchError:
         # Official training checkpoints (e.g. DEA-Net with DEConv) only fit the training form; load
         # that form, and load_backbone folds it into the deploy form LoRA is injected into.
         if "form" not in inspect.signature(get_spec(name).factory).parameters:
             raise
         log.info("%s does not fit the deploy form of %s; loading the training form", weights, name)
-        return load_model(weights, backbone=name, form="train")
+        return load_model(source, backbone=name, form="train")
 
 
 def candidate_list(model: nn.Module, preset: str) -> list[str]:

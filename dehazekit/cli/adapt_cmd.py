@@ -252,15 +252,12 @@ def _print_result(result: Any) -> None:
 
 def _guard_outputs(images: Path, config: Any) -> None:
     """Refuse an --out whose files would replace the input images or the weights adapted from."""
-    from dehazekit.catalog import BUNDLED_MODELS, WEIGHTS_RANDOM, bundled_model_dir
+    from dehazekit.catalog import weights_source
     from dehazekit.cli.guard import clean_stale_temporaries, guard_outputs, model_files
 
     out = Path(config.out)
     written = ("model.safetensors", "model.json", "adapter.safetensors", "adapter.json")
-    weights = config.weights
-    source = bundled_model_dir(weights) if weights in BUNDLED_MODELS else None
-    if weights not in (None, WEIGHTS_RANDOM, *BUNDLED_MODELS):
-        source = Path(weights)
+    source = weights_source(config.weights)
     guard_outputs([out / name for name in written], [images, *model_files(source)], folders=[out / "report"])
     clean_stale_temporaries(out, recursive=True)
 

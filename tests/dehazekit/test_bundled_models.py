@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,3 +77,19 @@ def test_adapt_starts_from_the_model_it_names(caplog: pytest.LogCaptureFixture) 
         default = load_backbone(AdaptConfig(backbone="gunet-t", weights=WEIGHTS_DEFAULT))
     assert _same_weights(default, load_model(None))
     assert "--weights synthetic is the measured start" in caplog.text
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_adapt_never_writes_over_the_bundled_model_it_starts_from(name: str) -> None:
+    from typer.testing import CliRunner
+
+    from dehazekit.cli.main import app
+
+    _installed(name)
+    folder = bundled_model_dir(name)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    images = Path(__file__).resolve().parents[2] / "samples" / "images"
+    args = ["adapt", "--images", str(images), "--backbone", "gunet-t", "--weights", name]
+    result = CliRunner().invoke(app, [*args, "--objective", "offline", "--out", str(folder)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
