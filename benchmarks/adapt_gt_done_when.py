@@ -132,7 +132,9 @@ def _totals(summaries: dict[str, list[dict]], seeds: dict[str, dict], strength: 
     return {
         "seeds": len(scored),
         "violations": sum(len(seeds[seed][str(strength)]) for seed in scored),
-        "violations_loo": sum(len(violations(summaries[seed], strength, True)) for seed in scored),
+        "violations_loo": sum(
+            len(violations(summaries[seed], strength, ohaze_as_family=True)) for seed in scored
+        ),
         "losses": sum(losses(summaries[seed], strength) for seed in scored),
         "mean_dpsnr": sum(deltas) / len(deltas) if deltas else float("nan"),
     }
